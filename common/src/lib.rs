@@ -1,4 +1,21 @@
 //! Shared by every sfsync binary: Salesforce value types, the message envelope, the AMQP
 //! topology, the database schema, configuration and telemetry.
+//!
+//! # Layout
+//! - [`sfid`], [`sftime`]: Salesforce Ids and datetimes, parsed at the edge.
+//! - [`message`]: the page message both sides agree on.
+//! - [`topology`], [`amqp`]: exchanges and queues, and connecting to the broker.
+//! - [`schema`]: names and types where Salesforce meets PostgreSQL.
+//! - [`db`]: migrations and the control connection.
+//! - [`config`], [`telemetry`], [`shutdown`]: process plumbing.
 
+pub mod amqp;
+pub mod config;
+pub mod db;
+pub mod message;
+pub mod schema;
 pub mod sfid;
+pub mod sftime;
+pub mod shutdown;
+pub mod telemetry;
+pub mod topology;

@@ -1,0 +1,123 @@
+//! Settings both binaries share: where the broker and the database are.
+//!
+//! URLs hold passwords, so they are kept as [`SecretString`] from the moment they are read, and
+//! only [`redact_url`]'s form of them is ever printed.
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// Broker and database locations, from flags or the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    /// RabbitMQ URL. The vhost is the path (`%2f` is the default vhost `/`); use `amqps://` for
+    /// TLS.
+    #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
+    pub amqp_url: SecretString,
+
+    /// PostgreSQL URL, e.g. `postgres://user:password@host:5432/db?sslmode=require`.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
+    pub database_url: SecretString,
+}
+
+/// clap value parser that never lets the plain value out again.
+pub fn parse_secret(s: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(s.to_owned()))
+}
+
+/// A setting whose value cannot be used; the message names the setting and the fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct SettingError {
+    pub setting: &'static str,
+    pub problem: String,
+}
+
+/// Parses a URL setting and checks its scheme, without echoing a password in the error.
+pub fn check_url(
+    setting: &'static str,
+    value: &SecretString,
+    schemes: &[&str],
+    example: &str,
+) -> Result<Url, SettingError> {
+    let url = Url::parse(value.expose_secret()).map_err(|e| SettingError {
+        setting,
+        problem: format!("not a valid URL ({e}); expected something like {example}"),
+    })?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(SettingError {
+            setting,
+            problem: format!(
+                "scheme {:?} is not one of {}; expected something like {example}",
+                url.scheme(),
+                schemes.join(", ")
+            ),
+        });
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(SettingError {
+            setting,
+            problem: format!(
+                "{} has no host; expected something like {example}",
+                redact_url(&url)
+            ),
+        });
+    }
+    Ok(url)
+}
+
+/// The URL with its password replaced by `***`, safe to log.
+pub fn redact_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    // Query parameters may carry passwords too (`?password=`): show their names only.
+        // (Values are masked, not dropped, so the shape of the URL stays recognisable.)
+    if shown.query().is_some() {
+        let names: Vec<String> = shown.query_pairs().map(|(k, _)| format!("{k}=***")).collect();
+        shown.set_query(Some(&names.join("&")));
+    }
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_urls_name_the_setting_and_hide_the_password() {
+        let err = check_url(
+            "AMQP_URL",
+            &"http://u:hunter2@h/".into(),
+            &["amqp", "amqps"],
+            "amqp://guest:guest@localhost:5672/%2f",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("AMQP_URL: scheme \"http\" is not one of amqp, amqps"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        let err = check_url(
+            "DATABASE_URL",
+            &"not a url hunter2".into(),
+            &["postgres", "postgresql"],
+            "postgres://…",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("DATABASE_URL: not a valid URL"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn redaction_hides_passwords() {
+        let url =
+            Url::parse("postgres://me:hunter2@db:5432/x?sslmode=require&password=hunter3").unwrap();
+        let shown = redact_url(&url);
+        assert_eq!(shown, "postgres://me:***@db:5432/x?sslmode=***&password=***");
+    }
+}

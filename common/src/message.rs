@@ -1,0 +1,83 @@
+//! The contract between producer and workers: one AMQP message per Salesforce page.
+//!
+//! The body keeps the records exactly as Salesforce returned them (all queried fields), so a
+//! mapping fix plus a replay needs no new call to Salesforce. The headers name the object, run,
+//! page and record count so that an operator can find a page without decoding its body.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Content type of every page message.
+pub const CONTENT_TYPE: &str = "application/json";
+/// AMQP `type` property of a page message; a worker refuses other types.
+pub const PAGE_MESSAGE_TYPE: &str = "sfsync.page.v1";
+/// Version of the body layout, carried in the body too so that a stray message can be told apart.
+pub const PAGE_FORMAT_VERSION: u32 = 1;
+
+/// Header names (AMQP header table keys).
+pub mod header {
+    pub const OBJECT: &str = "sfsync-object";
+    pub const RUN_ID: &str = "sfsync-run-id";
+    pub const PAGE: &str = "sfsync-page";
+    pub const RECORD_COUNT: &str = "sfsync-record-count";
+}
+
+/// One page of records of one object, as published by the producer.
+///
+/// `R` is the records array: the producer passes Salesforce's JSON through untouched
+/// (`&RawValue`), the worker decodes it into maps.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageMessage<R> {
+    /// Always [`PAGE_FORMAT_VERSION`].
+    pub format: u32,
+    /// Salesforce API name of the object, e.g. `Contact`.
+    pub object: String,
+    /// The producer run that published this page.
+    pub run_id: Uuid,
+    /// 1-based page number within the run.
+    pub page: u64,
+    /// The records as Salesforce returned them.
+    pub records: R,
+}
+
+/// The AMQP `message_id` of a page: unique per (run, page), stable across re-publishes.
+pub fn page_message_id(run_id: Uuid, page: u64) -> String {
+    format!("{run_id}/{page}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::value::RawValue;
+
+    #[test]
+    fn raw_records_pass_through_unchanged() {
+        let records =
+            RawValue::from_string(r#"[{"Id":"003000000000001AAA","Amount":9.9213206E7}]"#.into())
+                .unwrap();
+        let msg = PageMessage {
+            format: PAGE_FORMAT_VERSION,
+            object: "Contact".into(),
+            run_id: Uuid::nil(),
+            page: 3,
+            records: &*records,
+        };
+        let body = serde_json::to_string(&msg).unwrap();
+        assert!(
+            body.contains(r#""records":[{"Id":"003000000000001AAA","Amount":9.9213206E7}]"#),
+            "{body}"
+        );
+        let back: PageMessage<Vec<serde_json::Map<String, serde_json::Value>>> =
+            serde_json::from_str(&body).unwrap();
+        assert_eq!(back.page, 3);
+        assert_eq!(back.records[0]["Id"], "003000000000001AAA");
+    }
+
+    #[test]
+    fn message_from_elsewhere_is_refused() {
+        let err = serde_json::from_str::<PageMessage<serde_json::Value>>(r#"{"hello":"world"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field `hello`"), "{err}");
+    }
+}
