@@ -1,0 +1,97 @@
+//! The `sfsync.runs` rows the producer keeps, and the `status` report that joins them with the
+//! workers' `sfsync.page_results`.
+
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Records the start of a run.
+///
+/// # Errors
+/// The database refused the insert.
+pub async fn start(pool: &PgPool, run_id: Uuid, object: &str) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO sfsync.runs (run_id, object) VALUES ($1, $2)")
+        .bind(run_id)
+        .bind(object)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Updates the published counters while the run goes on.
+///
+/// # Errors
+/// The database refused the update.
+pub async fn progress(pool: &PgPool, run_id: Uuid, pages: u64, records: u64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sfsync.runs SET pages_published = $2, records_published = $3 WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .bind(pages as i64)
+    .bind(records as i64)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks the run finished: `published` when every page was confirmed, else `failed` with the reason.
+///
+/// # Errors
+/// The database refused the update.
+pub async fn finish(
+    pool: &PgPool,
+    run_id: Uuid,
+    pages: u64,
+    records: u64,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sfsync.runs SET pages_published = $2, records_published = $3, finished_at = now(),
+                status = CASE WHEN $4::text IS NULL THEN 'published' ELSE 'failed' END, error = $4
+          WHERE run_id = $1",
+    )
+    .bind(run_id)
+    .bind(pages as i64)
+    .bind(records as i64)
+    .bind(error)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// One line of `producer status`.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RunStatus {
+    pub run_id: Uuid,
+    pub object: String,
+    pub status: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub finished_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub pages_published: i64,
+    pub records_published: i64,
+    pub pages_processed: i64,
+    pub records_stored: i64,
+    pub records_dead: i64,
+    pub error: Option<String>,
+}
+
+/// The newest runs with what the workers have done of them.
+///
+/// # Errors
+/// The query failed.
+pub async fn status(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<RunStatus>> {
+    sqlx::query_as::<_, RunStatus>(
+        "SELECT r.run_id, r.object, r.status, r.started_at, r.finished_at, r.pages_published, r.records_published,
+                count(p.page)::bigint AS pages_processed,
+                coalesce(sum(p.records_stored), 0)::bigint AS records_stored,
+                coalesce(sum(p.records_dead), 0)::bigint AS records_dead,
+                r.error
+           FROM sfsync.runs r LEFT JOIN sfsync.page_results p USING (run_id)
+          GROUP BY r.run_id
+          ORDER BY r.started_at DESC
+          LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,275 @@
+//! The REST client: authenticated GETs with bounded, jittered retries, one token refresh on
+//! `INVALID_SESSION_ID`, and the calls sfsync needs (describe, query, queryMore).
+
+use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
+use bytes::Bytes;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use tokio::sync::RwLock;
+
+use super::auth::{Credentials, Session, login, transport_detail};
+use super::error::SfError;
+
+/// Retry policy for transient failures (network, 5xx, 429): bounded and jittered so that many
+/// producers do not retry in step.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    pub max_retries: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            min_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            max_retries: 6,
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_retries)
+            .with_jitter()
+    }
+}
+
+/// An authenticated connection to one org.
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    credentials: Credentials,
+    session: RwLock<Session>,
+    api_version: String,
+    retry: RetryPolicy,
+}
+
+/// One field of a describe result; only what sfsync uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DescribeField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub sf_type: String,
+}
+
+/// The parts of `GET /sobjects/{Object}/describe` that sfsync uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Describe {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub queryable: bool,
+    pub fields: Vec<DescribeField>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SalesforceClient {
+    /// Logs in (retrying transient failures) and returns a ready client.
+    ///
+    /// # Errors
+    /// Bad credentials ([`SfError::Login`]), bad settings, or an org unreachable after retries.
+    pub async fn connect(
+        credentials: Credentials,
+        api_version: &str,
+        retry: RetryPolicy,
+    ) -> Result<Self, SfError> {
+        if !api_version
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            || !api_version.contains('.')
+        {
+            return Err(SfError::Config(format!(
+                "SF_API_VERSION: {api_version:?} is not an API version such as 62.0"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(15))
+            .timeout(Duration::from_secs(300))
+            .user_agent(concat!("sfsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| SfError::Config(format!("cannot build the HTTP client: {e}")))?;
+        let session = (|| login(&http, &credentials))
+            .retry(retry.backoff())
+            .when(SfError::is_transient)
+            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce login failed; retrying."))
+            .await?;
+        tracing::info!(instance_url = %session.instance_url, "Logged in to Salesforce.");
+        Ok(Self {
+            http,
+            credentials,
+            session: RwLock::new(session),
+            api_version: api_version.to_owned(),
+            retry,
+        })
+    }
+
+    /// `/services/data/v62.0`
+    pub fn data_path(&self) -> String {
+        format!("/services/data/v{}", self.api_version)
+    }
+
+    /// GETs a path under the instance (`/services/data/...`), retrying transient failures and
+    /// refreshing an expired token once per attempt.
+    ///
+    /// # Errors
+    /// Salesforce's own errors (not retried), or transient failures that outlasted the retries.
+    pub async fn get(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Bytes, SfError> {
+        (|| self.get_once_refreshing(path_and_query, headers))
+            .retry(self.retry.backoff())
+            .when(SfError::is_transient)
+            .adjust(|e, planned| match e {
+                // Honour Retry-After when Salesforce (or a proxy) sends one, within reason.
+                SfError::Transient { retry_after: Some(after), .. } => Some((*after).min(Duration::from_secs(120))),
+                _ => planned,
+            })
+            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying."))
+            .await
+    }
+
+    async fn get_once_refreshing(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Bytes, SfError> {
+        match self.get_once(path_and_query, headers).await {
+            Err(e) if e.is_session_expired() && self.credentials.can_refresh() => {
+                tracing::info!("Salesforce session expired; logging in again.");
+                let fresh = login(&self.http, &self.credentials).await?;
+                *self.session.write().await = fresh;
+                self.get_once(path_and_query, headers).await
+            }
+            Err(e) if e.is_session_expired() => Err(SfError::Config(format!(
+                "{e}. SF_ACCESS_TOKEN cannot be refreshed: set SF_LOGIN_URL, SF_CLIENT_ID and SF_CLIENT_SECRET so sfsync can log in again"
+            ))),
+            other => other,
+        }
+    }
+
+    async fn get_once(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Bytes, SfError> {
+        let (url, token) = {
+            let session = self.session.read().await;
+            (
+                format!(
+                    "{}{}",
+                    session.instance_url.as_str().trim_end_matches('/'),
+                    path_and_query
+                ),
+                session.access_token.clone(),
+            )
+        };
+        let mut request = self.http.get(&url).bearer_auth(token.expose_secret());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let shown = shown_url(&url);
+        let response = request.send().await.map_err(|e| SfError::Transient {
+            url: shown.clone(),
+            detail: transport_detail(&e),
+            retry_after: None,
+        })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_secs);
+        if let Some(usage) = response
+            .headers()
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+        {
+            tracing::trace!(usage, "Salesforce API usage.");
+        }
+        let body = response.bytes().await.map_err(|e| SfError::Transient {
+            url: shown.clone(),
+            detail: transport_detail(&e),
+            retry_after: None,
+        })?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(SfError::from_response(&shown, status, retry_after, &body))
+        }
+    }
+
+    /// Describes one object.
+    ///
+    /// # Errors
+    /// The object does not exist (a message naming it), or the call failed.
+    pub async fn describe(&self, object: &str) -> Result<Describe, SfError> {
+        let path = format!("{}/sobjects/{object}/describe", self.data_path());
+        let body = self.get(&path, &[]).await.map_err(|e| match e {
+            SfError::Api { status: 404, .. } => SfError::Config(format!("object {object:?} does not exist in this org (describe answered NOT_FOUND); check --object against Setup > Object Manager")),
+            other => other,
+        })?;
+        serde_json::from_slice(&body).map_err(|e| SfError::Protocol {
+            url: path,
+            detail: format!("describe result not understood: {e}"),
+        })
+    }
+
+    /// Runs SOQL through `query` (or `queryAll`, which includes deleted records) and returns
+    /// the first page's raw body.
+    ///
+    /// # Errors
+    /// Salesforce refused the query, or the call failed after retries.
+    pub async fn query(
+        &self,
+        soql: &str,
+        include_deleted: bool,
+        batch_size: u32,
+    ) -> Result<Bytes, SfError> {
+        let resource = if include_deleted { "queryAll" } else { "query" };
+        let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+        let path = format!("{}/{resource}?q={encoded}", self.data_path());
+        self.get(
+            &path,
+            &[("Sforce-Query-Options", format!("batchSize={batch_size}"))],
+        )
+        .await
+    }
+
+    /// Fetches the page a `nextRecordsUrl` points at (a path relative to the instance).
+    ///
+    /// # Errors
+    /// The locator is invalid or expired (`INVALID_QUERY_LOCATOR`), or the call failed.
+    pub async fn query_more(
+        &self,
+        next_records_url: &str,
+        batch_size: u32,
+    ) -> Result<Bytes, SfError> {
+        if !next_records_url.starts_with("/services/data/") {
+            return Err(SfError::Protocol {
+                url: next_records_url.to_owned(),
+                detail: "nextRecordsUrl is not a /services/data/ path".into(),
+            });
+        }
+        self.get(
+            next_records_url,
+            &[("Sforce-Query-Options", format!("batchSize={batch_size}"))],
+        )
+        .await
+    }
+}
+
+/// The URL without its query string, for messages (the query holds a long SOQL statement).
+fn shown_url(url: &str) -> String {
+    url.split_once('?').map_or(url, |(path, _)| path).to_owned()
+}

@@ -1,0 +1,186 @@
+//! Creates and extends the target table of an object from its describe result. Additive only:
+//! a column is added when Salesforce has a new field, never dropped or retyped, so a user's
+//! own changes to the table (indexes, wider types) survive.
+
+use common::schema::{
+    FieldPlan, NameError, TARGET_SCHEMA, check_api_name, column_name, plan_for_type,
+    qualified_table, quote_ident,
+};
+// Names in these statements passed check_api_name and are quoted; types come from a fixed list.
+use sqlx::{AssertSqlSafe, PgPool};
+
+use crate::salesforce::Describe;
+
+/// The fields to query and store, in describe order, and those left out with the reason.
+#[derive(Debug, Clone)]
+pub struct FieldSelection {
+    /// (Salesforce field name, PostgreSQL column type)
+    pub columns: Vec<(String, &'static str)>,
+    pub skipped: Vec<(String, &'static str)>,
+}
+
+impl FieldSelection {
+    pub fn field_names(&self) -> Vec<&str> {
+        self.columns.iter().map(|(name, _)| name.as_str()).collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error(
+        "object {object} has no {field} field; sfsync needs Id and SystemModstamp to upsert safely"
+    )]
+    MissingField { object: String, field: &'static str },
+    #[error("object {0} is not queryable in this org")]
+    NotQueryable(String),
+    #[error("cannot create or extend table {table}: {source}")]
+    Database { table: String, source: sqlx::Error },
+}
+
+/// Chooses the fields to sync from a describe result.
+///
+/// # Errors
+/// A name breaks Salesforce's rules, or the object lacks Id or SystemModstamp.
+pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> {
+    check_api_name("object", &describe.name)?;
+    if !describe.queryable {
+        return Err(TableError::NotQueryable(describe.name.clone()));
+    }
+    let mut columns = Vec::new();
+    let mut skipped = Vec::new();
+    for field in &describe.fields {
+        check_api_name("field", &field.name)?;
+        match plan_for_type(&field.sf_type) {
+            FieldPlan::Column(pg_type) => columns.push((field.name.clone(), pg_type)),
+            FieldPlan::Skip(why) => skipped.push((field.name.clone(), why)),
+        }
+    }
+    for required in ["Id", "SystemModstamp"] {
+        if !columns
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case(required))
+        {
+            return Err(TableError::MissingField {
+                object: describe.name.clone(),
+                field: required,
+            });
+        }
+    }
+    Ok(FieldSelection { columns, skipped })
+}
+
+/// Creates `salesforce.<object>` if needed and adds any missing column.
+///
+/// Runs under a transaction-scoped advisory lock, so producers starting at once do not race on
+/// `CREATE SCHEMA`/`CREATE TABLE`.
+///
+/// # Errors
+/// The database refused a statement.
+pub async fn ensure_table(
+    pool: &PgPool,
+    object: &str,
+    selection: &FieldSelection,
+) -> Result<(), TableError> {
+    let table = qualified_table(object);
+    let db_err = |source| TableError::Database {
+        table: table.clone(),
+        source,
+    };
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sfsync.schema'))")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_ident(TARGET_SCHEMA)
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    // Heroku Connect's layout: a local serial id, the 18-char sfid (unique, the upsert key),
+    // the two columns every upsert relies on, and sfsync's own bookkeeping columns.
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+            id bigserial PRIMARY KEY,
+            sfid varchar(18) NOT NULL UNIQUE,
+            systemmodstamp timestamptz NOT NULL,
+            isdeleted boolean NOT NULL DEFAULT false,
+            _sfsync_run_id uuid,
+            _sfsync_synced_at timestamptz NOT NULL DEFAULT now()
+        )"
+    );
+    sqlx::query(AssertSqlSafe(create))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    for (field, pg_type) in &selection.columns {
+        let column = column_name(field);
+        if matches!(column.as_str(), "sfid" | "systemmodstamp" | "isdeleted") {
+            continue;
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {} {pg_type}",
+            quote_ident(&column)
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::DescribeField;
+
+    fn describe(fields: &[(&str, &str)]) -> Describe {
+        Describe {
+            name: "Contact".into(),
+            queryable: true,
+            fields: fields
+                .iter()
+                .map(|(n, t)| DescribeField {
+                    name: (*n).into(),
+                    sf_type: (*t).into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn selects_storable_fields_and_says_why_others_are_skipped() {
+        let sel = select_fields(&describe(&[
+            ("Id", "id"),
+            ("SystemModstamp", "datetime"),
+            ("MailingAddress", "address"),
+            ("LastName", "string"),
+        ]))
+        .unwrap();
+        assert_eq!(sel.field_names(), ["Id", "SystemModstamp", "LastName"]);
+        assert_eq!(sel.skipped[0].0, "MailingAddress");
+    }
+
+    #[test]
+    fn refuses_objects_without_modstamp_or_with_bad_names() {
+        assert!(matches!(
+            select_fields(&describe(&[("Id", "id")])),
+            Err(TableError::MissingField {
+                field: "SystemModstamp",
+                ..
+            })
+        ));
+        assert!(matches!(
+            select_fields(&describe(&[
+                ("Id", "id"),
+                ("SystemModstamp", "datetime"),
+                ("x; drop", "string")
+            ])),
+            Err(TableError::Name(_))
+        ));
+    }
+}

@@ -1,0 +1,87 @@
+//! Turning a delivery into a page: checks that the message is an sfsync page and borrows the
+//! records' values as raw JSON, so numbers keep every digit Salesforce sent.
+
+use std::collections::HashMap;
+
+use common::{
+    message::{PAGE_FORMAT_VERSION, PAGE_MESSAGE_TYPE, PageMessage},
+    schema::check_api_name,
+};
+use serde_json::value::RawValue;
+
+use crate::error::{ErrorClass, PageError};
+
+/// One record: field name (as Salesforce cased it) to raw JSON value.
+pub type RawRecord<'a> = HashMap<&'a str, &'a RawValue>;
+
+/// A decoded page, borrowing from the delivery's body.
+pub type Page<'a> = PageMessage<Vec<RawRecord<'a>>>;
+
+/// Decodes and checks a page message.
+///
+/// # Errors
+/// [`ErrorClass::Decode`] when the message is not an sfsync page: another `type`, a body that
+/// is not JSON or has another shape, an unknown format version, or an object name that breaks
+/// Salesforce's identifier rules.
+pub fn decode<'a>(message_type: Option<&str>, body: &'a [u8]) -> Result<Page<'a>, PageError> {
+    if let Some(t) = message_type
+        && t != PAGE_MESSAGE_TYPE
+    {
+        return Err(PageError::permanent(
+            ErrorClass::Decode,
+            format!(
+                "message type {t:?} is not {PAGE_MESSAGE_TYPE:?}; is something else publishing to this queue?"
+            ),
+        ));
+    }
+    let page: Page<'a> = serde_json::from_slice(body).map_err(|e| {
+        PageError::permanent(
+            ErrorClass::Decode,
+            format!("body is not an sfsync page: {e}"),
+        )
+    })?;
+    if page.format != PAGE_FORMAT_VERSION {
+        return Err(PageError::permanent(
+            ErrorClass::Decode,
+            format!(
+                "page format {} is not supported (this worker reads format {PAGE_FORMAT_VERSION}); upgrade the worker",
+                page.format
+            ),
+        ));
+    }
+    check_api_name("object", &page.object)
+        .map_err(|e| PageError::permanent(ErrorClass::Decode, e.to_string()))?;
+    Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_page_keeping_raw_values() {
+        let body = br#"{"format":1,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[{"Id":"003000000000001AAA","Score":9.9213206E7,"Name":"a\nb"}]}"#;
+        let page = decode(Some(PAGE_MESSAGE_TYPE), body).unwrap();
+        assert_eq!(page.records[0]["Score"].get(), "9.9213206E7");
+        assert_eq!(page.records[0]["Name"].get(), r#""a\nb""#);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_page() {
+        let cases: [(Option<&str>, &[u8], &str); 4] = [
+            (Some("other.type"), b"{}", "message type \"other.type\""),
+            (None, b"not json", "body is not an sfsync page"),
+            (None, br#"{"format":2,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[]}"#, "page format 2"),
+            (None, br#"{"format":1,"object":"Contact;drop","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[]}"#, "not a valid Salesforce API name"),
+        ];
+        for (t, body, want) in cases {
+            match decode(t, body) {
+                Err(PageError::Permanent {
+                    class: ErrorClass::Decode,
+                    message,
+                }) => assert!(message.contains(want), "{message}"),
+                other => panic!("{want}: {other:?}"),
+            }
+        }
+    }
+}
