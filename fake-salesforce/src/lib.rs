@@ -1,1 +1,155 @@
-//! fake-salesforce
+//! A deterministic fake Salesforce org over HTTP, faithful enough for real client libraries:
+//! OAuth token endpoint, REST query/queryAll with paging cursors, describe and limits.
+//!
+//! # Layout
+//! - [`data`]: object metadata, the deterministic record generator and the store.
+//! - [`soql`]: the SOQL subset (parser and evaluator).
+//! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface.
+//! - [`render`]: JSON page rendering, the hot path.
+//!
+//! Tests start an org with [`spawn`] and inspect it through [`Org`]'s methods.
+
+pub mod auth;
+pub mod calendar;
+pub mod cursor;
+pub mod data;
+pub mod describe;
+pub mod error;
+mod org;
+pub mod render;
+pub mod routes;
+pub mod soql;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use org::Org;
+
+/// Everything that shapes an org: its data and its credentials.
+#[derive(Debug, Clone)]
+pub struct OrgConfig {
+    /// Number of generated Account records.
+    pub accounts: u32,
+    /// Number of generated Contact records.
+    pub contacts: u32,
+    /// Same seed, same data, byte for byte.
+    pub seed: u64,
+    pub client_id: String,
+    pub client_secret: String,
+    pub username: String,
+    pub password: String,
+    /// The one refresh token the `refresh_token` grant accepts.
+    pub refresh_token: String,
+    /// Daily API request limit; calls past it get 403 `REQUEST_LIMIT_EXCEEDED`.
+    pub api_limit: u64,
+    /// How long a query locator stays valid after the query ran.
+    pub locator_ttl: Duration,
+    /// `instance_url` handed out with tokens; `None` derives it from the request's Host.
+    pub instance_url: Option<String>,
+}
+
+impl Default for OrgConfig {
+    fn default() -> Self {
+        OrgConfig {
+            accounts: 100,
+            contacts: 1000,
+            seed: 1,
+            client_id: "demo".to_owned(),
+            client_secret: "demo".to_owned(),
+            username: "demo@example.com".to_owned(),
+            password: "demo".to_owned(),
+            refresh_token: "demo-refresh".to_owned(),
+            api_limit: 1_000_000,
+            locator_ttl: Duration::from_secs(2 * 24 * 3600),
+            instance_url: None,
+        }
+    }
+}
+
+/// Serves `org` on `listener` until `shutdown` completes.
+///
+/// # Errors
+/// When the listener fails.
+pub async fn serve(
+    listener: TcpListener,
+    org: Arc<Org>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    axum::serve(listener, routes::router(org))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving the fake Salesforce org")
+}
+
+/// An org served on a local port in a background task; stopped on drop.
+#[derive(Debug)]
+pub struct FakeOrg {
+    addr: SocketAddr,
+    org: Arc<Org>,
+    stop: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts an org on `127.0.0.1:0` in a background task.
+///
+/// # Errors
+/// When no local port can be bound.
+pub async fn spawn(config: OrgConfig) -> anyhow::Result<FakeOrg> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding 127.0.0.1:0 for the fake Salesforce org")?;
+    let addr = listener.local_addr()?;
+    let org = Arc::new(Org::new(config));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(serve(
+        listener,
+        Arc::clone(&org),
+        stop.clone().cancelled_owned(),
+    ));
+    Ok(FakeOrg {
+        addr,
+        org,
+        stop,
+        task: Some(task),
+    })
+}
+
+impl FakeOrg {
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn org(&self) -> &Arc<Org> {
+        &self.org
+    }
+
+    /// Stops accepting requests and waits for the server task to end.
+    ///
+    /// # Errors
+    /// When the server task failed.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        match self.task.take() {
+            Some(task) => task.await.context("joining the fake org's server task")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for FakeOrg {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

@@ -1,0 +1,77 @@
+//! `fake-salesforce`: serves a deterministic fake Salesforce org until Ctrl-C or SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser;
+use fake_salesforce::{Org, OrgConfig};
+use tokio_util::sync::CancellationToken;
+
+/// A deterministic fake Salesforce org (OAuth, REST query/queryAll, describe, limits).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on (use 0.0.0.0:8080 to accept connections from other hosts).
+    #[arg(long, env = "FAKE_SF_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Number of Account records to generate.
+    #[arg(long, env = "FAKE_SF_ACCOUNTS", default_value_t = 100)]
+    accounts: u32,
+    /// Number of Contact records to generate.
+    #[arg(long, env = "FAKE_SF_CONTACTS", default_value_t = 1000)]
+    contacts: u32,
+    /// Data seed: the same seed always produces the same records.
+    #[arg(long, env = "FAKE_SF_SEED", default_value_t = 1)]
+    seed: u64,
+    /// OAuth client id (consumer key) the token endpoint accepts.
+    #[arg(long, env = "FAKE_SF_CLIENT_ID", default_value = "demo")]
+    client_id: String,
+    /// OAuth client secret (consumer secret) the token endpoint accepts.
+    #[arg(long, env = "FAKE_SF_CLIENT_SECRET", default_value = "demo")]
+    client_secret: String,
+    /// Username for the password grant.
+    #[arg(long, env = "FAKE_SF_USERNAME", default_value = "demo@example.com")]
+    username: String,
+    /// Password for the password grant.
+    #[arg(long, env = "FAKE_SF_PASSWORD", default_value = "demo")]
+    password: String,
+    /// Refresh token the refresh_token grant accepts.
+    #[arg(long, env = "FAKE_SF_REFRESH_TOKEN", default_value = "demo-refresh")]
+    refresh_token: String,
+    /// Daily API request limit; calls past it get 403 REQUEST_LIMIT_EXCEEDED.
+    #[arg(long, env = "FAKE_SF_API_LIMIT", default_value_t = 1_000_000)]
+    api_limit: u64,
+    /// Seconds a query locator (nextRecordsUrl) stays valid.
+    #[arg(long, env = "FAKE_SF_LOCATOR_TTL_SECS", default_value_t = 2 * 24 * 3600)]
+    locator_ttl_secs: u64,
+    /// instance_url returned with tokens (default: http:// plus the request's Host header).
+    #[arg(long, env = "FAKE_SF_INSTANCE_URL")]
+    instance_url: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    common::telemetry::init("info");
+    let args = Args::parse();
+    let config = OrgConfig {
+        accounts: args.accounts,
+        contacts: args.contacts,
+        seed: args.seed,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        username: args.username,
+        password: args.password,
+        refresh_token: args.refresh_token,
+        api_limit: args.api_limit,
+        locator_ttl: Duration::from_secs(args.locator_ttl_secs),
+        instance_url: args.instance_url,
+    };
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, accounts = config.accounts, contacts = config.contacts, seed = config.seed, "Fake Salesforce org listening.");
+    let stop = CancellationToken::new();
+    common::shutdown::cancel_on_signal(stop.clone());
+    fake_salesforce::serve(listener, Arc::new(Org::new(config)), stop.cancelled_owned()).await
+}

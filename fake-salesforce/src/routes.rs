@@ -1,0 +1,347 @@
+//! HTTP routing: the OAuth endpoint, the version list, and the versioned REST resources
+//! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde_json::json;
+
+use crate::auth;
+use crate::cursor::Cursor;
+use crate::data::schema::object_by_name;
+use crate::describe;
+use crate::error::{ApiError, json_response};
+use crate::org::Org;
+use crate::render;
+use crate::soql::eval::{self, Tables};
+use crate::soql::{self, SelectItem, Selection};
+
+/// API versions advertised by `GET /services/data/`; any `vNN.N` is accepted in paths.
+const VERSIONS: std::ops::RangeInclusive<u32> = 50..=62;
+/// REST page size bounds and default for `Sforce-Query-Options: batchSize=N`.
+const BATCH_MIN: usize = 200;
+const BATCH_MAX: usize = 2000;
+
+static LIMIT_INFO: HeaderName = HeaderName::from_static("sforce-limit-info");
+
+/// The whole HTTP surface of the fake org.
+pub fn router(org: Arc<Org>) -> Router {
+    Router::new()
+        .route("/services/oauth2/token", post(auth::token))
+        .route("/services/data", get(versions))
+        .route("/services/data/", get(versions))
+        .route("/services/data/{*rest}", any(data_api))
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(org)
+}
+
+/// `GET /services/data/`: no auth, no usage counted, no `Sforce-Limit-Info`.
+async fn versions() -> Response {
+    let list: Vec<_> = VERSIONS
+        .map(|v| {
+            let k = v - 50;
+            let season = ["Winter", "Spring", "Summer"][(k % 3) as usize];
+            json!({
+                "label": format!("{season} '{}", 21 + k / 3),
+                "url": format!("/services/data/v{v}.0"),
+                "version": format!("{v}.0"),
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, json!(list).to_string())
+}
+
+/// Everything under `/services/data/vXX.X/`: authenticate, count the call, dispatch, and
+/// stamp `Sforce-Limit-Info` on whatever comes back.
+async fn data_api(
+    State(org): State<Arc<Org>>,
+    method: Method,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if !auth::bearer(&headers).is_some_and(|t| org.tokens().is_valid(t)) {
+        return ApiError::invalid_session().into_response();
+    }
+    let (used, mut response) = match org.count_call() {
+        Ok(used) => {
+            let response = dispatch(&org, &method, &rest, &headers, query.as_deref())
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+            (used, response)
+        }
+        Err(used) => (used, ApiError::limit_exceeded().into_response()),
+    };
+    let info = format!("api-usage={used}/{}", org.config().api_limit);
+    if let Ok(value) = HeaderValue::from_str(&info) {
+        response.headers_mut().insert(LIMIT_INFO.clone(), value);
+    }
+    response
+}
+
+enum Resource<'a> {
+    Index,
+    Limits,
+    Global,
+    SObject(&'a str),
+    Describe(&'a str),
+    Record(&'a str, &'a str),
+    Query { all: bool },
+    QueryMore(&'a str),
+}
+
+async fn dispatch(
+    org: &Arc<Org>,
+    method: &Method,
+    rest: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let Some((&version, path)) = segments.split_first() else {
+        return Err(ApiError::not_found());
+    };
+    if !is_version(version) {
+        return Err(ApiError::not_found());
+    }
+    let resource = match path {
+        [] => Resource::Index,
+        ["limits"] => Resource::Limits,
+        ["sobjects"] => Resource::Global,
+        ["sobjects", o] => Resource::SObject(o),
+        ["sobjects", o, "describe"] => Resource::Describe(o),
+        ["sobjects", o, id] => Resource::Record(o, id),
+        ["query"] => Resource::Query { all: false },
+        ["queryAll"] => Resource::Query { all: true },
+        ["query" | "queryAll", locator] => Resource::QueryMore(locator),
+        _ => return Err(ApiError::not_found()),
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return Err(ApiError::method_not_allowed(method.as_str()));
+    }
+    let params: Vec<(String, String)> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let ok = |body: serde_json::Value| json_response(StatusCode::OK, body.to_string());
+    let base = format!("/services/data/{version}");
+    match resource {
+        Resource::Index => Ok(ok(json!({
+            "limits": format!("{base}/limits"),
+            "query": format!("{base}/query"),
+            "queryAll": format!("{base}/queryAll"),
+            "sobjects": format!("{base}/sobjects"),
+        }))),
+        Resource::Limits => Ok(ok(limits(org))),
+        Resource::Global => Ok(ok(describe::global(version))),
+        Resource::Describe(o) => {
+            let def = object_by_name(o).ok_or_else(ApiError::not_found)?;
+            Ok(ok(describe::object(def, version)))
+        }
+        Resource::SObject(o) => {
+            let def = object_by_name(o).ok_or_else(ApiError::not_found)?;
+            let global = describe::global(version);
+            let entry = global["sobjects"]
+                .as_array()
+                .and_then(|a| a.iter().find(|s| s["name"] == def.name).cloned());
+            Ok(ok(json!({"objectDescribe": entry, "recentItems": []})))
+        }
+        Resource::Record(o, id) => record(org, o, id, param("fields"), version),
+        Resource::Query { all } => {
+            let q = param("q").ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MALFORMED_QUERY",
+                    "A query string has to be specified",
+                )
+            })?;
+            let batch = batch_size(headers);
+            let org = Arc::clone(org);
+            let version = version.to_owned();
+            // Filtering and sorting a large table is CPU work; keep it off the reactor.
+            tokio::task::spawn_blocking(move || run_query(&org, &version, &q, all, batch))
+                .await
+                .map_err(|e| {
+                    ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "UNKNOWN_EXCEPTION",
+                        e.to_string(),
+                    )
+                })?
+        }
+        Resource::QueryMore(locator) => {
+            let (id, cursor, offset) = org
+                .cursors()
+                .get(locator)
+                .ok_or_else(ApiError::invalid_locator)?;
+            let tables = Tables::new(org.store(), cursor.object);
+            Ok(page(&tables, &cursor, &id, offset, version))
+        }
+    }
+}
+
+/// `vNN.N`, any numbers.
+fn is_version(s: &str) -> bool {
+    s.strip_prefix('v')
+        .and_then(|v| v.split_once('.'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
+}
+
+/// `Sforce-Query-Options: batchSize=N`, clamped to what Salesforce allows.
+fn batch_size(headers: &HeaderMap) -> usize {
+    headers
+        .get("sforce-query-options")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split(',')
+                .filter_map(|o| o.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("batchSize"))
+                .and_then(|(_, n)| n.trim().parse::<usize>().ok())
+        })
+        .map_or(BATCH_MAX, |n| n.clamp(BATCH_MIN, BATCH_MAX))
+}
+
+fn run_query(
+    org: &Org,
+    version: &str,
+    soql: &str,
+    all: bool,
+    batch: usize,
+) -> Result<Response, ApiError> {
+    let query = soql::parse(soql).inspect_err(|e| {
+        tracing::debug!(code = e.code, soql, "Refused a query.");
+    })?;
+    let tables = Tables::new(org.store(), query.object);
+    let indices = eval::run(&query, &tables, all);
+    tracing::debug!(soql, all, total = indices.len(), "Ran a query.");
+    let Selection::Fields(select) = query.selection else {
+        let body = format!(
+            r#"{{"totalSize":{},"done":true,"records":[]}}"#,
+            indices.len()
+        );
+        return Ok(json_response(StatusCode::OK, body));
+    };
+    if indices.len() <= batch {
+        let body = render::write_page(&tables, &select, &indices, indices.len(), None, version);
+        return Ok(json_response(StatusCode::OK, body));
+    }
+    let cursor = Arc::new(Cursor::new(query.object, select, indices, batch));
+    let id = org.cursors().open_shared(Arc::clone(&cursor));
+    Ok(page(&tables, &cursor, &id, 0, version))
+}
+
+/// One page of an open cursor, starting at `offset`.
+fn page(tables: &Tables<'_>, cursor: &Cursor, id: &str, offset: usize, version: &str) -> Response {
+    let total = cursor.indices.len();
+    let end = (offset + cursor.batch).min(total);
+    let next = (end < total).then(|| format!("/services/data/{version}/query/{id}-{end}"));
+    let body = render::write_page(
+        tables,
+        &cursor.select,
+        &cursor.indices[offset..end],
+        total,
+        next.as_deref(),
+        version,
+    );
+    json_response(StatusCode::OK, body)
+}
+
+/// `GET /sobjects/{Object}/{Id}[?fields=A,B]`.
+fn record(
+    org: &Org,
+    object: &str,
+    id: &str,
+    fields: Option<String>,
+    version: &str,
+) -> Result<Response, ApiError> {
+    let def = object_by_name(object).ok_or_else(ApiError::not_found)?;
+    let tables = Tables::new(org.store(), def.kind);
+    let index = common::sfid::SalesforceId::parse(id)
+        .ok()
+        .and_then(|id| tables.main.index_of(&id))
+        .filter(|&i| !tables.main.is_deleted(i))
+        .ok_or_else(ApiError::not_found)?;
+    let select: Vec<SelectItem> = match fields {
+        None => (0..def.fields.len()).map(SelectItem::Field).collect(),
+        Some(list) => list
+            .split(',')
+            .map(|name| {
+                def.field_index(name.trim())
+                    .map(SelectItem::Field)
+                    .ok_or_else(|| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "INVALID_FIELD",
+                            format!(
+                                "No such column '{}' on sobject of type {}",
+                                name.trim(),
+                                def.name
+                            ),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let mut body = String::new();
+    render::write_record(&mut body, &tables, &select, index, version);
+    Ok(json_response(StatusCode::OK, body))
+}
+
+/// `GET /limits`: the daily API counter plus fixed headroom for the rest.
+fn limits(org: &Org) -> serde_json::Value {
+    let max = org.config().api_limit;
+    let remaining = max.saturating_sub(org.api_usage());
+    let fixed = |m: u64| json!({"Max": m, "Remaining": m});
+    json!({
+        "DailyApiRequests": {"Max": max, "Remaining": remaining},
+        "DailyBulkApiBatches": fixed(15_000),
+        "DailyBulkV2QueryFileStorageMB": fixed(976_562),
+        "DailyBulkV2QueryJobs": fixed(10_000),
+        "DataStorageMB": fixed(1_024),
+        "FileStorageMB": fixed(1_024),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_batch_sizes() {
+        assert!(is_version("v62.0"));
+        assert!(is_version("v9.1"));
+        assert!(!is_version("62.0"));
+        assert!(!is_version("v62"));
+        assert!(!is_version("vX.0"));
+        let mut h = HeaderMap::new();
+        assert_eq!(batch_size(&h), 2000);
+        h.insert(
+            "sforce-query-options",
+            HeaderValue::from_static("batchSize=50"),
+        );
+        assert_eq!(batch_size(&h), 200);
+        h.insert(
+            "sforce-query-options",
+            HeaderValue::from_static("batchSize=9999"),
+        );
+        assert_eq!(batch_size(&h), 2000);
+        h.insert(
+            "sforce-query-options",
+            HeaderValue::from_static("batchSize=700"),
+        );
+        assert_eq!(batch_size(&h), 700);
+    }
+}

@@ -1,0 +1,225 @@
+//! Evaluates a parsed query against a store snapshot: filter, the IsDeleted rule of
+//! query vs queryAll, ORDER BY, OFFSET and LIMIT, yielding matching record indices.
+
+use std::cmp::Ordering;
+
+use super::{Expr, FieldRef, Op, OrderKey, Query};
+use crate::data::{ObjectKind, Store, TableView, Value};
+
+/// The queried table and, for child-to-parent paths, its parent table.
+#[derive(Clone)]
+pub struct Tables<'a> {
+    pub main: TableView<'a>,
+    parent: Option<TableView<'a>>,
+}
+
+impl<'a> Tables<'a> {
+    pub fn new(store: &'a Store, object: ObjectKind) -> Self {
+        let parent = object
+            .def()
+            .fields
+            .iter()
+            .find_map(|f| f.reference_to)
+            .map(|p| store.view(p));
+        Tables {
+            main: store.view(object),
+            parent,
+        }
+    }
+
+    /// The parent record a reference field of record `index` points at, if any.
+    pub fn parent_of(&self, index: u32, via: usize) -> Option<(&TableView<'a>, u32)> {
+        let parent = self.parent.as_ref()?;
+        match self.main.value(index, via) {
+            Value::Id(id) => parent.index_of(&id).map(|p| (parent, p)),
+            _ => None,
+        }
+    }
+
+    pub fn value(&self, index: u32, field: FieldRef) -> Value {
+        match field {
+            FieldRef::Own(f) => self.main.value(index, f),
+            FieldRef::Parent { via, field } => self
+                .parent_of(index, via)
+                .map_or(Value::Null, |(t, p)| t.value(p, field)),
+        }
+    }
+}
+
+/// Indices of the records `query` returns, in result order. `include_deleted` is queryAll.
+pub fn run(query: &Query, tables: &Tables<'_>, include_deleted: bool) -> Vec<u32> {
+    let deleted_field = tables.main.object().def().is_deleted_field();
+    let mut hits: Vec<u32> = (0..tables.main.len())
+        .filter(|&i| include_deleted || tables.main.value(i, deleted_field) != Value::Bool(true))
+        .filter(|&i| query.filter.as_ref().is_none_or(|e| matches(e, tables, i)))
+        .collect();
+    sort(&mut hits, &query.order, tables);
+    let offset = query.offset.unwrap_or(0) as usize;
+    if offset > 0 {
+        hits.drain(..offset.min(hits.len()));
+    }
+    if let Some(limit) = query.limit {
+        hits.truncate(limit as usize);
+    }
+    hits
+}
+
+fn sort(hits: &mut Vec<u32>, order: &[OrderKey], tables: &Tables<'_>) {
+    // Records are generated in Id order, so ORDER BY Id (or nothing) needs no work.
+    let by_id = |k: &OrderKey| k.field == FieldRef::Own(0) && !k.descending;
+    if order.first().is_none_or(by_id) {
+        return;
+    }
+    let mut keyed: Vec<(Vec<Value>, u32)> = hits
+        .iter()
+        .map(|&i| (order.iter().map(|k| tables.value(i, k.field)).collect(), i))
+        .collect();
+    // Stable, so ties keep Id order and every run returns the same sequence.
+    keyed.sort_by(|(a, _), (b, _)| {
+        order
+            .iter()
+            .zip(a.iter().zip(b))
+            .map(|(k, (x, y))| compare(k, x, y))
+            .find(|o| o.is_ne())
+            .unwrap_or(Ordering::Equal)
+    });
+    *hits = keyed.into_iter().map(|(_, i)| i).collect();
+}
+
+fn compare(key: &OrderKey, a: &Value, b: &Value) -> Ordering {
+    match (a.is_null(), b.is_null()) {
+        (true, true) => Ordering::Equal,
+        (true, false) if key.nulls_last => Ordering::Greater,
+        (true, false) => Ordering::Less,
+        (false, true) if key.nulls_last => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        (false, false) => {
+            let o = a.soql_cmp(b).unwrap_or(Ordering::Equal);
+            if key.descending { o.reverse() } else { o }
+        }
+    }
+}
+
+fn matches(expr: &Expr, tables: &Tables<'_>, i: u32) -> bool {
+    match expr {
+        Expr::And(terms) => terms.iter().all(|t| matches(t, tables, i)),
+        Expr::Or(terms) => terms.iter().any(|t| matches(t, tables, i)),
+        Expr::Not(e) => !matches(e, tables, i),
+        Expr::Cmp { field, op, value } => compare_op(&tables.value(i, *field), *op, value),
+        Expr::In {
+            field,
+            values,
+            negated,
+        } => {
+            let v = tables.value(i, *field);
+            values.iter().any(|x| compare_op(&v, Op::Eq, x)) != *negated
+        }
+        Expr::Like { field, pattern } => match tables.value(i, *field) {
+            Value::Text(s) => like(&s, pattern),
+            _ => false,
+        },
+    }
+}
+
+/// SOQL comparison: `= null` and `!= null` test presence; `!=` against a value also matches
+/// nulls; ordering operators never match a null.
+fn compare_op(field: &Value, op: Op, literal: &Value) -> bool {
+    match (field.is_null(), literal.is_null()) {
+        (true, true) => op == Op::Eq,
+        (false, true) | (true, false) => op == Op::Ne,
+        (false, false) => {
+            let Some(o) = field.soql_cmp(literal) else {
+                return op == Op::Ne;
+            };
+            match op {
+                Op::Eq => o.is_eq(),
+                Op::Ne => o.is_ne(),
+                Op::Lt => o.is_lt(),
+                Op::Le => o.is_le(),
+                Op::Gt => o.is_gt(),
+                Op::Ge => o.is_ge(),
+            }
+        }
+    }
+}
+
+/// Case-insensitive LIKE: `%` any run, `_` one character, `\%` and `\_` literal.
+fn like(text: &str, pattern: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum P {
+        Any,
+        One,
+        Char(char),
+    }
+    let mut pat = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        pat.push(match c {
+            '%' => P::Any,
+            '_' => P::One,
+            '\\' => P::Char(chars.next().unwrap_or('\\')),
+            c => P::Char(c),
+        });
+    }
+    let text: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
+    let pat: Vec<P> = pat
+        .into_iter()
+        .flat_map(|p| match p {
+            P::Char(c) => c.to_lowercase().map(P::Char).collect::<Vec<_>>(),
+            p => vec![p],
+        })
+        .collect();
+    // Classic wildcard matching with backtracking to the last `%`.
+    let (mut t, mut p) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pat.get(p) {
+            Some(P::Any) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(P::One) => {
+                t += 1;
+                p += 1;
+            }
+            Some(P::Char(c)) if *c == text[t] => {
+                t += 1;
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pat[p..].iter().all(|x| *x == P::Any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("O'Brien", "o%"));
+        assert!(like("Zürich", "z_rich"));
+        assert!(like("Acme Foods Inc.", "%foods%"));
+        assert!(!like("Acme", "%foods%"));
+        assert!(like("100%", "100\\%"));
+        assert!(!like("1000", "100\\%"));
+    }
+
+    #[test]
+    fn null_semantics() {
+        let x = Value::Int(1);
+        assert!(compare_op(&Value::Null, Op::Eq, &Value::Null));
+        assert!(compare_op(&Value::Null, Op::Ne, &x));
+        assert!(!compare_op(&Value::Null, Op::Lt, &x));
+        assert!(compare_op(&x, Op::Ne, &Value::Null));
+        assert!(compare_op(&x, Op::Le, &Value::Number(1.0)));
+    }
+}

@@ -1,0 +1,486 @@
+//! Recursive-descent parser from tokens to a resolved [`Query`]: field names are checked
+//! against the object's metadata and literals against the field types, with Salesforce's
+//! error codes and messages.
+
+use std::borrow::Cow;
+
+use common::sfid::SalesforceId;
+
+use super::lexer::{Tok, Token, tokenize};
+use super::{Expr, FieldRef, OrderKey, Query, SelectItem, Selection, SoqlError};
+use crate::data::schema::object_by_name;
+use crate::data::{FieldType, ObjectDef, Value};
+
+/// Parses and resolves one SOQL statement.
+///
+/// # Errors
+/// `MALFORMED_QUERY`, `INVALID_TYPE`, `INVALID_FIELD` or `INVALID_QUERY_FILTER_OPERATOR`,
+/// worded as Salesforce words them.
+pub fn parse(soql: &str) -> Result<Query, SoqlError> {
+    let tokens = tokenize(soql)?;
+    Parser {
+        soql,
+        tokens,
+        at: 0,
+        object: None,
+    }
+    .query()
+}
+
+struct Parser<'a> {
+    soql: &'a str,
+    tokens: Vec<Token>,
+    at: usize,
+    object: Option<&'static ObjectDef>,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Token {
+        &self.tokens[self.at.min(self.tokens.len() - 1)]
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.peek().clone();
+        self.at += 1;
+        t
+    }
+
+    fn is_kw(&self, kw: &str) -> bool {
+        matches!(&self.peek().tok, Tok::Word(w) if w.eq_ignore_ascii_case(kw))
+    }
+
+    fn eat_kw(&mut self, kw: &str) -> bool {
+        let hit = self.is_kw(kw);
+        if hit {
+            self.at += 1;
+        }
+        hit
+    }
+
+    fn unexpected(&self) -> SoqlError {
+        let t = self.peek();
+        SoqlError::malformed(self.soql, t.pos, format!("unexpected token: {}", t.text))
+    }
+
+    fn expect_kw(&mut self, kw: &str) -> Result<(), SoqlError> {
+        if self.eat_kw(kw) {
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn expect(&mut self, tok: &Tok) -> Result<(), SoqlError> {
+        if &self.peek().tok == tok {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.unexpected())
+        }
+    }
+
+    fn word(&mut self) -> Result<(String, usize), SoqlError> {
+        match &self.peek().tok {
+            Tok::Word(w) if !is_reserved(w) => {
+                let r = (w.clone(), self.peek().pos);
+                self.at += 1;
+                Ok(r)
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn object(&self) -> &'static ObjectDef {
+        self.object
+            .expect("the FROM object is resolved before any field")
+    }
+
+    fn query(mut self) -> Result<Query, SoqlError> {
+        self.expect_kw("SELECT")?;
+        let count = self.is_kw("COUNT")
+            && self.tokens.get(self.at + 1).map(|t| &t.tok) == Some(&Tok::LParen);
+        let mut raw_fields = Vec::new();
+        if count {
+            self.at += 1;
+            self.expect(&Tok::LParen)?;
+            self.expect(&Tok::RParen)?;
+        } else {
+            loop {
+                raw_fields.push(self.word()?);
+                if self.peek().tok != Tok::Comma {
+                    break;
+                }
+                self.at += 1;
+            }
+        }
+        self.expect_kw("FROM")?;
+        let (name, pos) = self.word()?;
+        let Some(object) = object_by_name(&name) else {
+            return Err(SoqlError::at(
+                "INVALID_TYPE",
+                self.soql,
+                pos,
+                format!(
+                    "sObject type '{name}' is not supported. If you are attempting to use a \
+                     custom object, be sure to append the '__c' after the entity name. Please \
+                     reference your WSDL or the describe call for the appropriate names."
+                ),
+            ));
+        };
+        self.object = Some(object);
+        let selection = if count {
+            Selection::Count
+        } else {
+            Selection::Fields(self.select_items(&raw_fields)?)
+        };
+        let filter = if self.eat_kw("WHERE") {
+            Some(self.or_expr()?)
+        } else {
+            None
+        };
+        let mut order = Vec::new();
+        if self.eat_kw("ORDER") {
+            self.expect_kw("BY")?;
+            loop {
+                order.push(self.order_key()?);
+                if self.peek().tok != Tok::Comma {
+                    break;
+                }
+                self.at += 1;
+            }
+        }
+        let limit = if self.eat_kw("LIMIT") {
+            Some(self.count_literal()?)
+        } else {
+            None
+        };
+        let offset = if self.eat_kw("OFFSET") {
+            Some(self.count_literal()?)
+        } else {
+            None
+        };
+        if self.peek().tok != Tok::Eof {
+            return Err(self.unexpected());
+        }
+        Ok(Query {
+            object: object.kind,
+            selection,
+            filter,
+            order,
+            limit,
+            offset,
+        })
+    }
+
+    fn count_literal(&mut self) -> Result<u32, SoqlError> {
+        match &self.peek().tok {
+            Tok::Num(n) => {
+                let n = n.parse().map_err(|_| self.unexpected())?;
+                self.at += 1;
+                Ok(n)
+            }
+            _ => Err(self.unexpected()),
+        }
+    }
+
+    fn select_items(&self, raw: &[(String, usize)]) -> Result<Vec<SelectItem>, SoqlError> {
+        let mut items: Vec<SelectItem> = Vec::new();
+        let mut seen = Vec::new();
+        for (path, pos) in raw {
+            let field = self.resolve(path, *pos)?;
+            if seen.contains(&field) {
+                return Err(SoqlError::malformed(
+                    self.soql,
+                    *pos,
+                    format!("duplicate field selected: {path}"),
+                ));
+            }
+            seen.push(field);
+            match field {
+                FieldRef::Own(f) => items.push(SelectItem::Field(f)),
+                FieldRef::Parent { via, field } => {
+                    let existing = items.iter_mut().find_map(|item| match item {
+                        SelectItem::Parent { via: v, fields } if *v == via => Some(fields),
+                        _ => None,
+                    });
+                    match existing {
+                        Some(fields) => fields.push(field),
+                        None => items.push(SelectItem::Parent {
+                            via,
+                            fields: vec![field],
+                        }),
+                    }
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    /// Resolves `Field`, `Object.Field` or `Relationship.Field` on the FROM object.
+    fn resolve(&self, path: &str, pos: usize) -> Result<FieldRef, SoqlError> {
+        let object = self.object();
+        let mut parts: Vec<&str> = path.split('.').collect();
+        if parts.len() > 1 && parts[0].eq_ignore_ascii_case(object.name) {
+            parts.remove(0);
+        }
+        match parts.as_slice() {
+            [name] => object
+                .field_index(name)
+                .map(FieldRef::Own)
+                .ok_or_else(|| SoqlError::no_such_column(self.soql, pos, name, object.name)),
+            [relationship, name] => {
+                let bad_relationship = || {
+                    SoqlError::at(
+                        "INVALID_FIELD",
+                        self.soql,
+                        pos,
+                        format!(
+                            "Didn't understand relationship '{relationship}' in field path. If \
+                             you are attempting to use a custom relationship, be sure to append \
+                             the '__r' after the custom relationship name. Please reference your \
+                             WSDL or the describe call for the appropriate names."
+                        ),
+                    )
+                };
+                let via = object
+                    .relationship(relationship)
+                    .ok_or_else(bad_relationship)?;
+                let parent = object.fields[via]
+                    .reference_to
+                    .ok_or_else(bad_relationship)?
+                    .def();
+                let field = parent
+                    .field_index(name)
+                    .ok_or_else(|| SoqlError::no_such_column(self.soql, pos, name, parent.name))?;
+                Ok(FieldRef::Parent { via, field })
+            }
+            _ => Err(SoqlError::at(
+                "INVALID_FIELD",
+                self.soql,
+                pos,
+                format!(
+                    "Didn't understand relationship '{}' in field path.",
+                    parts[1]
+                ),
+            )),
+        }
+    }
+
+    fn field_def(&self, field: FieldRef) -> &'static crate::data::FieldDef {
+        let object = self.object();
+        match field {
+            FieldRef::Own(f) => &object.fields[f],
+            FieldRef::Parent { via, field } => {
+                let parent = object.fields[via]
+                    .reference_to
+                    .expect("resolve only builds Parent through reference fields");
+                &parent.def().fields[field]
+            }
+        }
+    }
+
+    fn order_key(&mut self) -> Result<OrderKey, SoqlError> {
+        let (path, pos) = self.word()?;
+        let field = self.resolve(&path, pos)?;
+        let def = self.field_def(field);
+        if !def.sortable() {
+            return Err(SoqlError::at(
+                "INVALID_FIELD",
+                self.soql,
+                pos,
+                format!("field '{}' can not be sorted in a query call", def.name),
+            ));
+        }
+        let descending = if self.eat_kw("DESC") {
+            true
+        } else {
+            self.eat_kw("ASC");
+            false
+        };
+        // Salesforce puts nulls first by default, whatever the direction.
+        let mut nulls_last = false;
+        if self.eat_kw("NULLS") {
+            if self.eat_kw("LAST") {
+                nulls_last = true;
+            } else {
+                self.expect_kw("FIRST")?;
+            }
+        }
+        Ok(OrderKey {
+            field,
+            descending,
+            nulls_last,
+        })
+    }
+
+    fn or_expr(&mut self) -> Result<Expr, SoqlError> {
+        let mut terms = vec![self.and_expr()?];
+        while self.eat_kw("OR") {
+            terms.push(self.and_expr()?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::Or(terms)
+        })
+    }
+
+    fn and_expr(&mut self) -> Result<Expr, SoqlError> {
+        let mut terms = vec![self.unary()?];
+        while self.eat_kw("AND") {
+            terms.push(self.unary()?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Expr::And(terms)
+        })
+    }
+
+    fn unary(&mut self) -> Result<Expr, SoqlError> {
+        if self.eat_kw("NOT") {
+            return Ok(Expr::Not(Box::new(self.unary()?)));
+        }
+        if self.peek().tok == Tok::LParen {
+            self.at += 1;
+            let e = self.or_expr()?;
+            self.expect(&Tok::RParen)?;
+            return Ok(e);
+        }
+        self.condition()
+    }
+
+    fn condition(&mut self) -> Result<Expr, SoqlError> {
+        let (path, pos) = self.word()?;
+        let field = self.resolve(&path, pos)?;
+        let def = self.field_def(field);
+        if !def.filterable {
+            return Err(SoqlError::at(
+                "INVALID_FIELD",
+                self.soql,
+                pos,
+                format!("field '{}' can not be filtered in a query call", def.name),
+            ));
+        }
+        let negated = self.is_kw("NOT")
+            && matches!(self.tokens.get(self.at + 1).map(|t| &t.tok), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"));
+        if negated {
+            self.at += 1;
+        }
+        if self.eat_kw("IN") {
+            self.expect(&Tok::LParen)?;
+            let mut values = Vec::new();
+            loop {
+                values.push(self.literal(def)?);
+                if self.peek().tok != Tok::Comma {
+                    break;
+                }
+                self.at += 1;
+            }
+            self.expect(&Tok::RParen)?;
+            return Ok(Expr::In {
+                field,
+                values,
+                negated,
+            });
+        }
+        if negated {
+            return Err(self.unexpected());
+        }
+        if self.eat_kw("LIKE") {
+            let t = self.next();
+            return match t.tok {
+                Tok::Str(pattern) if def.ty.is_text() => Ok(Expr::Like { field, pattern }),
+                _ => Err(SoqlError::at(
+                    "INVALID_FIELD",
+                    self.soql,
+                    t.pos,
+                    format!("invalid operator on {} field: LIKE", def.ty.api_name()),
+                )),
+            };
+        }
+        let op = match self.peek().tok {
+            Tok::Op(op) => op,
+            _ => return Err(self.unexpected()),
+        };
+        self.at += 1;
+        let value = self.literal(def)?;
+        Ok(Expr::Cmp { field, op, value })
+    }
+
+    /// Reads one literal and checks that it fits the field's type.
+    fn literal(&mut self, def: &crate::data::FieldDef) -> Result<Value, SoqlError> {
+        let t = self.next();
+        let ty = def.ty;
+        let type_error = || {
+            let (want, quotes) = match ty {
+                FieldType::DateTime => ("dateTime", "should not"),
+                FieldType::Date => ("date", "should not"),
+                FieldType::Boolean => ("boolean", "should not"),
+                FieldType::Int => ("int", "should not"),
+                FieldType::Double | FieldType::Currency => ("double", "should not"),
+                FieldType::Id | FieldType::Reference => ("id", "should"),
+                _ => ("string", "should"),
+            };
+            SoqlError::at(
+                "INVALID_FIELD",
+                self.soql,
+                t.pos,
+                format!(
+                    "value of filter criterion for field '{}' must be of type {want} and {quotes} be enclosed in quotes",
+                    def.name
+                ),
+            )
+        };
+        Ok(match t.tok {
+            Tok::Word(w) if w.eq_ignore_ascii_case("null") => Value::Null,
+            Tok::Word(w) if ty == FieldType::Boolean && w.eq_ignore_ascii_case("true") => {
+                Value::Bool(true)
+            }
+            Tok::Word(w) if ty == FieldType::Boolean && w.eq_ignore_ascii_case("false") => {
+                Value::Bool(false)
+            }
+            Tok::Str(s) if ty.is_text() => Value::Text(Cow::Owned(s)),
+            Tok::Str(s) if matches!(ty, FieldType::Id | FieldType::Reference) => {
+                let id = SalesforceId::parse(&s).map_err(|_| {
+                    SoqlError::at(
+                        "INVALID_QUERY_FILTER_OPERATOR",
+                        self.soql,
+                        t.pos,
+                        format!("invalid ID field: {s}"),
+                    )
+                })?;
+                Value::Id(id)
+            }
+            Tok::Num(n) if ty == FieldType::Int && !n.contains('.') => {
+                Value::Int(n.parse().map_err(|_| type_error())?)
+            }
+            Tok::Num(n)
+                if matches!(ty, FieldType::Int | FieldType::Double | FieldType::Currency) =>
+            {
+                Value::Number(n.parse().map_err(|_| type_error())?)
+            }
+            Tok::Date(d) if ty == FieldType::Date => Value::Date(d),
+            Tok::DateTime(ms) if ty == FieldType::DateTime => Value::DateTime(ms),
+            Tok::Word(_) | Tok::Str(_) | Tok::Num(_) | Tok::Date(_) | Tok::DateTime(_) => {
+                return Err(type_error());
+            }
+            _ => {
+                return Err(SoqlError::malformed(
+                    self.soql,
+                    t.pos,
+                    format!("unexpected token: {}", t.text),
+                ));
+            }
+        })
+    }
+}
+
+/// Keywords that cannot stand where a field or object name is expected.
+fn is_reserved(w: &str) -> bool {
+    const RESERVED: &[&str] = &[
+        "SELECT", "FROM", "WHERE", "AND", "OR", "NOT", "ORDER", "BY", "LIMIT", "OFFSET", "ASC",
+        "DESC", "NULLS", "IN", "LIKE", "GROUP", "HAVING",
+    ];
+    RESERVED.iter().any(|r| r.eq_ignore_ascii_case(w))
+}
