@@ -72,9 +72,12 @@ pub fn redact_url(url: &Url) -> String {
         let _ = shown.set_password(Some("***"));
     }
     // Query parameters may carry passwords too (`?password=`): show their names only.
-        // (Values are masked, not dropped, so the shape of the URL stays recognisable.)
+    // (Values are masked, not dropped, so the shape of the URL stays recognisable.)
     if shown.query().is_some() {
-        let names: Vec<String> = shown.query_pairs().map(|(k, _)| format!("{k}=***")).collect();
+        let names: Vec<String> = shown
+            .query_pairs()
+            .map(|(k, _)| format!("{k}=***"))
+            .collect();
         shown.set_query(Some(&names.join("&")));
     }
     shown.to_string()
@@ -118,6 +121,9 @@ mod tests {
         let url =
             Url::parse("postgres://me:hunter2@db:5432/x?sslmode=require&password=hunter3").unwrap();
         let shown = redact_url(&url);
-        assert_eq!(shown, "postgres://me:***@db:5432/x?sslmode=***&password=***");
+        assert_eq!(
+            shown,
+            "postgres://me:***@db:5432/x?sslmode=***&password=***"
+        );
     }
 }

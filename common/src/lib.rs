@@ -2,12 +2,12 @@
 //! topology, the database schema, configuration and telemetry.
 //!
 //! # Layout
-//! - [`sfid`], [`sftime`]: Salesforce Ids and datetimes, parsed at the edge.
+//! - [`sfid`], [`sftime`] — Salesforce Ids and datetimes, parsed at the edge.
 //! - [`message`]: the page message both sides agree on.
-//! - [`topology`], [`amqp`]: exchanges and queues, and connecting to the broker.
+//! - [`topology`], [`amqp`] — exchanges and queues, and connecting to the broker.
 //! - [`schema`]: names and types where Salesforce meets PostgreSQL.
 //! - [`db`]: migrations and the control connection.
-//! - [`config`], [`telemetry`], [`shutdown`]: process plumbing.
+//! - [`config`], [`telemetry`], [`shutdown`] — process plumbing.
 
 pub mod amqp;
 pub mod config;

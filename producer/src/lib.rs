@@ -1,12 +1,12 @@
 //! sfsync's producer: pulls Salesforce objects and publishes one message per page.
 //!
 //! # Layout
-//! - [`cli`]: flags and subcommands.
-//! - [`salesforce`]: login, describe, paged queries, error classes and retries.
-//! - [`soql`], [`tables`]: the query and the target table, both built from describe.
-//! - [`publisher`]: confirm-mode publishing with a window of outstanding confirms.
-//! - [`sync`]: one run of one object, from describe to the last confirm.
-//! - [`runs`]: the run rows and the `status` report.
+//! - [`cli`] — flags and subcommands.
+//! - [`salesforce`] — login, describe, paged queries, error classes and retries.
+//! - [`soql`], [`tables`] — the query and the target table, both built from describe.
+//! - [`publisher`] — confirm-mode publishing with a window of outstanding confirms.
+//! - [`sync`] — one run of one object, from describe to the last confirm.
+//! - [`runs`] — the run rows and the `status` report.
 
 pub mod cli;
 pub mod publisher;

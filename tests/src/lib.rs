@@ -1,1 +1,200 @@
-//! e2e test support
+//! Support for sfsync's end-to-end tests: a private database and RabbitMQ vhost per test, a
+//! fake org, and in-process producer and workers wired to them.
+//!
+//! Real services, no mocks: PostgreSQL from `SFSYNC_TEST_PG` (default
+//! `postgres://postgres@127.0.0.1:5432`) and RabbitMQ from `SFSYNC_TEST_AMQP` (default
+//! `amqp://guest:guest@127.0.0.1:5672`); vhosts are made with `rabbitmqctl`. Each test removes
+//! only what it made, also when it panics (in `Drop`).
+
+pub mod compare;
+
+use std::{process::Command, time::Duration};
+
+use secrecy::SecretString;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+fn pg_base() -> String {
+    std::env::var("SFSYNC_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn amqp_base() -> String {
+    std::env::var("SFSYNC_TEST_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672".into())
+}
+
+/// Logs go to the test output only when `TEST_LOG` is set.
+pub fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+/// A private database and vhost, dropped with the value.
+pub struct TestEnv {
+    pub name: String,
+    pub database_url: String,
+    pub amqp_url: String,
+    pub pool: PgPool,
+}
+
+fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .map_err(|e| anyhow::anyhow!("running rabbitmqctl {args:?}: {e}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
+impl TestEnv {
+    /// Creates database `sfsync_t_<id>` and vhost `sfsync_t_<id>`.
+    pub async fn new() -> anyhow::Result<Self> {
+        init_test_log();
+        let name = format!("sfsync_t_{}", Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&format!("{}/postgres", pg_base())).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        admin.close().await?;
+        rabbitmqctl(&["add_vhost", &name])?;
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"])?;
+        let database_url = format!("{}/{name}", pg_base());
+        let pool = PgPool::connect(&database_url).await?;
+        Ok(Self {
+            amqp_url: format!("{}/{name}", amqp_base()),
+            database_url,
+            pool,
+            name,
+        })
+    }
+
+    pub fn services(&self) -> common::config::ServiceArgs {
+        common::config::ServiceArgs {
+            amqp_url: SecretString::from(self.amqp_url.clone()),
+            database_url: SecretString::from(self.database_url.clone()),
+        }
+    }
+
+    /// Starts an in-process worker; cancel the token to stop it gracefully.
+    pub fn spawn_worker(&self, prefetch: u16, concurrency: u16) -> RunningWorker {
+        let cancel = CancellationToken::new();
+        let args = worker::WorkerArgs {
+            prefetch,
+            concurrency,
+            shutdown_timeout: Duration::from_secs(30),
+            services: self.services(),
+        };
+        let handle = tokio::spawn(worker::run(args, cancel.clone()));
+        RunningWorker { cancel, handle }
+    }
+
+    /// Producer arguments for `object` against a fake org.
+    pub fn sync_args(
+        &self,
+        org: &fake_salesforce::FakeOrg,
+        object: &str,
+    ) -> producer::cli::SyncArgs {
+        producer::cli::SyncArgs {
+            object: object.into(),
+            page_size: 2000,
+            confirm_window: 16,
+            no_progress: true,
+            salesforce: producer::salesforce::CredentialArgs {
+                sf_login_url: Some(org.base_url()),
+                sf_client_id: Some("demo".into()),
+                sf_client_secret: Some("demo".into()),
+                sf_username: None,
+                sf_password: None,
+                sf_instance_url: None,
+                sf_access_token: None,
+                sf_api_version: "62.0".into(),
+            },
+            services: self.services(),
+        }
+    }
+
+    /// Waits until workers have processed `pages` pages of `run_id`.
+    pub async fn wait_for_run(
+        &self,
+        run_id: Uuid,
+        pages: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let done: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM sfsync.page_results WHERE run_id = $1")
+                    .bind(run_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            if done as u64 >= pages {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "run {run_id}: {done} of {pages} pages processed after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Messages waiting in a queue of this test's vhost.
+    pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
+        let conn =
+            lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
+                .await?;
+        let channel = conn.create_channel().await?;
+        let q = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await?;
+        let _ = conn.close(200, "".into()).await;
+        Ok(q.message_count())
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Synchronous on purpose: Drop runs during a panic too, with no runtime to rely on.
+        let _ = Command::new("psql")
+            .args([
+                &format!("{}/postgres", pg_base()),
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+        let _ = rabbitmqctl(&["delete_vhost", &self.name]);
+    }
+}
+
+/// A worker running in this process.
+pub struct RunningWorker {
+    pub cancel: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningWorker {
+    /// Asks the worker to stop and waits; panics if it failed.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        self.handle
+            .await
+            .expect("worker task panicked")
+            .expect("worker failed");
+    }
+}

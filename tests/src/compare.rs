@@ -1,0 +1,107 @@
+//! Field-by-field comparison of a table against the org: every record present, every value
+//! equal in meaning (a `+0000` datetime equals the stored timestamptz, `9.9213206E7` equals
+//! the stored numeric).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+
+/// Rows of `salesforce.<table>` as JSON objects keyed by sfid.
+pub async fn table_rows(
+    pool: &PgPool,
+    table: &str,
+) -> anyhow::Result<HashMap<String, Map<String, Value>>> {
+    let rows: Vec<Value> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT to_jsonb(t) FROM salesforce.{table} t"
+    )))
+    .fetch_all(pool)
+    .await?;
+    let mut by_id = HashMap::new();
+    for row in rows {
+        if let Value::Object(map) = row {
+            let id = map["sfid"].as_str().unwrap_or_default().to_owned();
+            anyhow::ensure!(
+                by_id.insert(id.clone(), map).is_none(),
+                "sfid {id} stored twice"
+            );
+        }
+    }
+    Ok(by_id)
+}
+
+/// Whether a value from the org and one from the database mean the same.
+pub fn same_value(org: &Value, db: &Value) -> bool {
+    match (org, db) {
+        (Value::Null, Value::Null) => true,
+        (Value::String(a), Value::String(b)) if a == b => true,
+        (Value::String(a), Value::String(b)) => match (
+            common::sftime::parse_datetime(a),
+            common::sftime::parse_datetime(b),
+        ) {
+            (Ok(x), Ok(y)) => x == y,
+            _ => false,
+        },
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Bool(a), Value::Bool(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// Compares org records with table rows; returns one line per difference (empty when equal).
+pub fn differences(
+    org_records: impl IntoIterator<Item = Map<String, Value>>,
+    rows: &HashMap<String, Map<String, Value>>,
+) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let mut seen = 0usize;
+    for record in org_records {
+        seen += 1;
+        let id = record["Id"].as_str().unwrap_or_default();
+        let Some(row) = rows.get(id) else {
+            diffs.push(format!("{id}: missing from the table"));
+            continue;
+        };
+        for (field, value) in &record {
+            if field == "attributes" {
+                continue;
+            }
+            let column = common::schema::column_name(field);
+            let stored = row.get(&column).unwrap_or(&Value::Null);
+            if !same_value(value, stored) {
+                diffs.push(format!("{id}.{field}: org {value} != table {stored}"));
+            }
+        }
+    }
+    if rows.len() != seen {
+        diffs.push(format!(
+            "table has {} rows, org has {seen} records",
+            rows.len()
+        ));
+    }
+    diffs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_compare_by_meaning() {
+        assert!(same_value(
+            &json!("2013-05-20T20:49:32.000+0000"),
+            &json!("2013-05-20T20:49:32+00:00")
+        ));
+        assert!(!same_value(
+            &json!("2013-05-20T20:49:33.000+0000"),
+            &json!("2013-05-20T20:49:32+00:00")
+        ));
+        assert!(same_value(
+            &serde_json::from_str::<Value>("9.9213206E7").unwrap(),
+            &json!(99213206)
+        ));
+        assert!(!same_value(&json!("a"), &json!("b")));
+        assert!(!same_value(&json!(null), &json!("")));
+    }
+}
