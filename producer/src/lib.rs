@@ -73,7 +73,9 @@ pub async fn run_sync(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Re
         confirm_window: args.confirm_window as usize,
         progress: !args.no_progress,
     };
-    let result = sync::sync_object(&sf, &pool, channel, &options, cancel).await;
+    let result = sync::sync_object(&sf, &pool, channel.clone(), &options, cancel).await;
+    // Channel first: closing the connection under an open channel makes lapin log an error.
+    let _ = channel.close(200, "producer done".into()).await;
     let _ = connection.close(200, "producer done".into()).await;
     pool.close().await;
     result
