@@ -5,6 +5,7 @@
 //! - [`sfid`], [`sftime`] — Salesforce Ids and datetimes, parsed at the edge.
 //! - [`message`]: the page message both sides agree on.
 //! - [`topology`], [`amqp`] — exchanges and queues, and connecting to the broker.
+//! - [`dead_letter`] — what a message on the dead-letter queue says about its failure.
 //! - [`schema`]: names and types where Salesforce meets PostgreSQL.
 //! - [`db`]: migrations and the control connection.
 //! - [`config`], [`telemetry`], [`shutdown`] — process plumbing.
@@ -12,6 +13,7 @@
 pub mod amqp;
 pub mod config;
 pub mod db;
+pub mod dead_letter;
 pub mod message;
 pub mod schema;
 pub mod sfid;

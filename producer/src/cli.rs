@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use common::config::ServiceArgs;
 
-use crate::salesforce::CredentialArgs;
+use crate::{dlq::DlqFilter, salesforce::CredentialArgs};
 
 /// sfsync producer: pulls Salesforce objects page by page onto RabbitMQ, where sfsync workers
 /// upsert them into PostgreSQL (schema `salesforce`, one table per object).
@@ -21,6 +21,43 @@ pub enum Command {
     Sync(SyncArgs),
     /// Show recent runs: pages published, pages processed, records stored and dead-lettered.
     Status(StatusArgs),
+    /// Inspect, replay or purge the dead-letter queue (records that could not be stored).
+    Dlq(DlqArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+    #[command(flatten)]
+    pub services: ServiceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Counts by object and error class, then the records (Id, object, class, time, error).
+    /// Nothing is removed.
+    List {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// One JSON object per dead letter instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move matching dead letters back onto the work queue (after fixing the cause); each is
+    /// removed from the DLQ only once the work queue has confirmed it. Prints how many moved.
+    Replay {
+        #[command(flatten)]
+        filter: DlqFilter,
+    },
+    /// Delete matching dead letters for good. Without --yes, only says how many would go.
+    Purge {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Really delete them.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -7,8 +7,10 @@
 //! - [`publisher`] — confirm-mode publishing with a window of outstanding confirms.
 //! - [`sync`] — one run of one object, from describe to the last confirm.
 //! - [`runs`] — the run rows and the `status` report.
+//! - [`dlq`] — listing, replaying and purging dead letters.
 
 pub mod cli;
+pub mod dlq;
 pub mod publisher;
 pub mod runs;
 pub mod salesforce;
@@ -20,7 +22,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cli::{Command, StatusArgs, SyncArgs},
+    cli::{Command, DlqArgs, DlqCommand, StatusArgs, SyncArgs},
     salesforce::{Credentials, RetryPolicy, SalesforceClient},
     sync::{SyncOptions, SyncReport},
 };
@@ -40,6 +42,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
             Ok(())
         }
         Command::Status(args) => print_status(&args).await,
+        Command::Dlq(args) => run_dlq(&args).await,
     }
 }
 
@@ -115,4 +118,114 @@ async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `producer dlq …`
+///
+/// # Errors
+/// The broker is unreachable, or `purge` was asked without `--yes`.
+pub async fn run_dlq(args: &DlqArgs) -> anyhow::Result<()> {
+    let connection = common::amqp::connect(&args.services.amqp_url, "sfsync-dlq").await?;
+    {
+        let channel = connection.create_channel().await?;
+        common::topology::declare(&channel)
+            .await
+            .context("declaring the sfsync exchanges and queues")?;
+        let _ = channel.close(200, "declared".into()).await;
+    }
+    let result = match &args.command {
+        DlqCommand::List { filter, json } => {
+            let letters = dlq::list(&connection, filter).await?;
+            if *json {
+                for l in letters.iter().take(filter.limit.unwrap_or(usize::MAX)) {
+                    println!("{}", serde_json::to_string(l)?);
+                }
+            } else {
+                print_letters(&letters, filter.limit.unwrap_or(50));
+            }
+            Ok(())
+        }
+        DlqCommand::Replay { filter } => {
+            let moved = dlq::replay(&connection, filter).await?;
+            println!(
+                "replayed {moved} dead letters onto {}",
+                common::topology::WORK_QUEUE
+            );
+            Ok(())
+        }
+        DlqCommand::Purge { filter, yes: false } => {
+            let matching = dlq::list(&connection, filter)
+                .await?
+                .len()
+                .min(filter.limit.unwrap_or(usize::MAX));
+            Err(anyhow::anyhow!(
+                "{matching} dead letters match; nothing was deleted. Run again with --yes to delete them for good"
+            ))
+        }
+        DlqCommand::Purge { filter, yes: true } => {
+            let removed = dlq::purge(&connection, filter).await?;
+            println!("purged {removed} dead letters");
+            Ok(())
+        }
+    };
+    let _ = connection.close(200, "dlq done".into()).await;
+    result
+}
+
+fn print_letters(letters: &[dlq::Letter], shown: usize) {
+    println!("{} dead letters", letters.len());
+    for ((object, class), n) in dlq::summarize(letters) {
+        println!("  {n:>8}  {object:<20} {class}");
+    }
+    if letters.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<18}  {:<16} {:<10} {:<24} {:>3}  error",
+        "sfid", "object", "class", "failed_at", "try"
+    );
+    for l in letters.iter().take(shown) {
+        let i = &l.info;
+        println!(
+            "{:<18}  {:<16} {:<10} {:<24} {:>3}  {}",
+            i.sfid.as_deref().unwrap_or("-"),
+            i.object.as_deref().unwrap_or("-"),
+            i.error_class.as_deref().unwrap_or("-"),
+            i.failed_at.as_deref().unwrap_or("-"),
+            i.attempts,
+            i.error.as_deref().unwrap_or("-").replace('\n', " ")
+        );
+    }
+    if letters.len() > shown {
+        println!(
+            "… and {} more (--limit N shows more, --json gives all)",
+            letters.len() - shown
+        );
+    }
+}
+
+/// The `producer` binary: parse flags, log, run the command, one-line error and exit 1 on failure.
+pub fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    let cli = cli::Cli::parse();
+    common::telemetry::init("info,sqlx=warn,lapin=warn");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        common::shutdown::cancel_on_signal(cancel.clone());
+        match run(cli.command, cancel).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
 }

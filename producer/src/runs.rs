@@ -81,13 +81,18 @@ pub struct RunStatus {
 /// The query failed.
 pub async fn status(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<RunStatus>> {
     sqlx::query_as::<_, RunStatus>(
+        // Dead letters that a replay later stored count as stored, the rest as dead.
         "SELECT r.run_id, r.object, r.status, r.started_at, r.finished_at, r.pages_published, r.records_published,
-                count(p.page)::bigint AS pages_processed,
-                coalesce(sum(p.records_stored), 0)::bigint AS records_stored,
-                coalesce(sum(p.records_dead), 0)::bigint AS records_dead,
+                coalesce(p.pages, 0)::bigint AS pages_processed,
+                (coalesce(p.stored, 0) + coalesce(d.resolved, 0))::bigint AS records_stored,
+                coalesce(d.dead, 0)::bigint AS records_dead,
                 r.error
-           FROM sfsync.runs r LEFT JOIN sfsync.page_results p USING (run_id)
-          GROUP BY r.run_id
+           FROM sfsync.runs r
+           LEFT JOIN (SELECT run_id, count(*) AS pages, sum(records_stored) AS stored
+                        FROM sfsync.page_results GROUP BY run_id) p USING (run_id)
+           LEFT JOIN (SELECT run_id, count(*) FILTER (WHERE resolved_at IS NULL) AS dead,
+                             count(*) FILTER (WHERE resolved_at IS NOT NULL) AS resolved
+                        FROM sfsync.dead_letters GROUP BY run_id) d USING (run_id)
           ORDER BY r.started_at DESC
           LIMIT $1",
     )

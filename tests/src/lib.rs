@@ -182,6 +182,103 @@ impl Drop for TestEnv {
     }
 }
 
+impl TestEnv {
+    /// Polls `check` every 100 ms until it returns true, or fails after `timeout`.
+    pub async fn wait_until<F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: F,
+    ) -> anyhow::Result<()>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<bool>>,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if check().await? {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Rows in `salesforce.<table>`.
+    pub async fn count_rows(&self, table: &str) -> anyhow::Result<i64> {
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM salesforce.{table}"
+        )))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A connection to this test's vhost.
+    pub async fn amqp(&self) -> anyhow::Result<lapin::Connection> {
+        common::amqp::connect(&SecretString::from(self.amqp_url.clone()), "sfsync-test").await
+    }
+
+    /// Publishes pages of raw records straight onto the work queue, as a producer would.
+    /// The run is recorded in `sfsync.runs` the way the producer records it.
+    pub async fn publish_pages(
+        &self,
+        object: &str,
+        run_id: Uuid,
+        pages: &[Vec<serde_json::Value>],
+    ) -> anyhow::Result<()> {
+        common::db::migrate(&self.pool).await?;
+        producer::runs::start(&self.pool, run_id, object).await?;
+        let conn = self.amqp().await?;
+        let channel = conn.create_channel().await?;
+        common::topology::declare(&channel).await?;
+        let mut publisher = producer::publisher::PagePublisher::new(channel.clone(), 8).await?;
+        for (n, records) in pages.iter().enumerate() {
+            let page = n as u64 + 1;
+            let body = serde_json::to_vec(
+                &serde_json::json!({"format": 1, "object": object, "run_id": run_id, "page": page, "records": records}),
+            )?;
+            publisher
+                .publish(producer::publisher::OutgoingPage {
+                    object: object.into(),
+                    run_id,
+                    page,
+                    records: records.len() as u64,
+                    body,
+                })
+                .await?;
+        }
+        publisher.finish().await?;
+        let records = pages.iter().map(Vec::len).sum::<usize>() as u64;
+        producer::runs::finish(&self.pool, run_id, pages.len() as u64, records, None).await?;
+        let _ = channel.close(200, "".into()).await;
+        let _ = conn.close(200, "".into()).await;
+        Ok(())
+    }
+
+    /// Every letter on the dead-letter queue (left in place).
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<producer::dlq::Letter>> {
+        let conn = self.amqp().await?;
+        let letters = producer::dlq::list(&conn, &producer::dlq::DlqFilter::default()).await;
+        let _ = conn.close(200, "".into()).await;
+        letters
+    }
+
+    /// Environment for running sfsync binaries against this test's services.
+    pub fn process_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AMQP_URL", self.amqp_url.clone()),
+            ("DATABASE_URL", self.database_url.clone()),
+            (
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
+        ]
+    }
+}
+
 /// A worker running in this process.
 pub struct RunningWorker {
     pub cancel: CancellationToken,

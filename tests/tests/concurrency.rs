@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use e2e::TestEnv;
 use producer::{
-    publisher::{OutgoingPage, PagePublisher},
     salesforce::{Describe, DescribeField},
     tables,
 };
@@ -70,28 +69,8 @@ async fn eight_workers_on_overlapping_shuffled_pages_keep_the_newest_version() {
     let run_id = Uuid::now_v7();
 
     let workers: Vec<_> = (0..8).map(|_| env.spawn_worker(2, 1)).collect();
-    let conn = common::amqp::connect(&env.services().amqp_url, "test-publisher")
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    common::topology::declare(&channel).await.unwrap();
-    let mut publisher = PagePublisher::new(channel, 8).await.unwrap();
-    let pages: Vec<_> = records.chunks(PAGE).collect();
-    for (n, chunk) in pages.iter().enumerate() {
-        let page = n as u64 + 1;
-        let body = serde_json::to_vec(&json!({"format": 1, "object": "Contact", "run_id": run_id, "page": page, "records": chunk})).unwrap();
-        publisher
-            .publish(OutgoingPage {
-                object: "Contact".into(),
-                run_id,
-                page,
-                records: chunk.len() as u64,
-                body,
-            })
-            .await
-            .unwrap();
-    }
-    publisher.finish().await.unwrap();
+    let pages: Vec<Vec<serde_json::Value>> = records.chunks(PAGE).map(<[_]>::to_vec).collect();
+    env.publish_pages("Contact", run_id, &pages).await.unwrap();
     env.wait_for_run(run_id, pages.len() as u64, Duration::from_secs(120))
         .await
         .unwrap();

@@ -1,6 +1,5 @@
 //! The consume loop: per-consumer prefetch, at most `concurrency` pages in work, ack only after
-//! commit, reject (to the dead-letter exchange) only for permanent errors, and a graceful
-//! drain on shutdown.
+//! commit and after the page's dead letters are confirmed, and a graceful drain on shutdown.
 //!
 //! A transient failure is retried here, in-process, holding the delivery: on RabbitMQ 3.10
 //! every return of a delivery raises its delivery count, so requeueing on a database outage
@@ -13,10 +12,7 @@ use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use lapin::{
     message::Delivery,
-    options::{
-        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
-        BasicRejectOptions,
-    },
+    options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
     types::{FieldTable, ShortString},
 };
 use tokio::{sync::Semaphore, task::JoinSet};
@@ -24,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::WorkerArgs,
-    decode::decode,
+    dead_letter::{self, DeadLetterPublisher},
+    decode::{Page, decode},
     error::PageError,
-    store::{Stored, store_page},
+    store::{Booking, PageOutcome, store_page},
     table::TableShapes,
 };
 
@@ -34,6 +31,7 @@ use crate::{
 struct Context {
     pool: deadpool_postgres::Pool,
     shapes: TableShapes,
+    dead_letters: DeadLetterPublisher,
     /// Cancelled when the shutdown grace period is over: retries stop, and pages still in work
     /// are left unacked for redelivery.
     hard_stop: CancellationToken,
@@ -50,7 +48,8 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
     control.close().await;
     let pool = crate::pool::build(&args.services.database_url, usize::from(args.concurrency))?;
 
-    let connection = common::amqp::connect(&args.services.amqp_url, "sfsync-worker").await?;
+    let connection =
+        Arc::new(common::amqp::connect(&args.services.amqp_url, "sfsync-worker").await?);
     let channel = connection
         .create_channel()
         .await
@@ -81,9 +80,11 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
         "Worker consuming."
     );
 
+    let dead_letters = DeadLetterPublisher::new(connection.clone());
     let ctx = Arc::new(Context {
         pool,
         shapes: TableShapes::default(),
+        dead_letters,
         hard_stop: CancellationToken::new(),
     });
     let permits = Arc::new(Semaphore::new(usize::from(args.concurrency)));
@@ -148,7 +149,8 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
     result
 }
 
-/// Processes one delivery and settles it.
+/// Processes one delivery and settles it: store what can be stored, dead-letter the rest
+/// (confirmed), then ack. Nothing is acked before its dead letters are confirmed.
 async fn handle(delivery: Delivery, ctx: &Context) {
     let message_id = delivery
         .properties
@@ -156,51 +158,102 @@ async fn handle(delivery: Delivery, ctx: &Context) {
         .as_ref()
         .map(|s| s.to_string())
         .unwrap_or_default();
-    match process(&delivery, ctx).await {
-        Ok(stored) => {
-            tracing::debug!(
-                message_id,
-                records = stored.records,
-                rows_written = stored.rows_written,
-                "Page stored."
-            );
-            match delivery.acker.ack(BasicAckOptions::default()).await {
-                Ok(true) => {}
-                // Not sent (the channel was recovered since): the page will come again, harmlessly.
-                Ok(false) => {
-                    tracing::warn!(message_id, "Ack not sent; the page will be redelivered.")
-                }
-                Err(e) => {
-                    tracing::warn!(message_id, error = %e, "Ack failed; the page will be redelivered.")
-                }
-            }
-        }
+    let message_type = delivery.properties.kind().as_ref().map(|s| s.as_str());
+    let letters = match decode(message_type, &delivery.data) {
         Err(PageError::Permanent { class, message }) => {
-            tracing::error!(message_id, error_class = class.as_str(), error = %message, "Page cannot be stored; rejecting it to the dead-letter queue.");
-            if let Err(e) = delivery
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await
-            {
-                tracing::warn!(message_id, error = %e, "Reject failed; the page will be redelivered.");
+            tracing::error!(message_id, error_class = class.as_str(), error = %message, "Message is not an sfsync page; dead-lettering it whole.");
+            vec![dead_letter::for_message(
+                &delivery.data,
+                message_type,
+                &message_id,
+                class,
+                &message,
+            )]
+        }
+        Err(PageError::Transient(_)) => unreachable_transient(),
+        Ok(page) => {
+            let replay = dead_letter::replay_of(delivery.properties.headers().as_ref());
+            let (booking, attempts) = match replay {
+                Some((record_index, attempts)) => (
+                    Booking::Replay {
+                        record_index: record_index as i32,
+                    },
+                    attempts + 1,
+                ),
+                None => (Booking::Page, 1),
+            };
+            match store_with_retries(&page, booking, attempts as i32, ctx).await {
+                Ok(outcome) => {
+                    tracing::debug!(
+                        message_id,
+                        records = outcome.records,
+                        rows_written = outcome.rows_written,
+                        failed = outcome.failed.len(),
+                        "Page stored."
+                    );
+                    for f in &outcome.failed {
+                        tracing::error!(
+                            message_id, object = %page.object, page = page.page, record_index = f.index, sfid = f.sfid.as_deref().unwrap_or(""),
+                            error_class = f.class.as_str(), error = %f.message, "Record cannot be stored; dead-lettering it."
+                        );
+                    }
+                    dead_letter::for_records(
+                        &page,
+                        &outcome.failed,
+                        &message_id,
+                        replay.map(|(index, _)| index),
+                        attempts,
+                    )
+                }
+                Err(PageError::Transient(e)) => {
+                    tracing::warn!(message_id, error = %e, "Stopped retrying at shutdown; the page will be redelivered.");
+                    return;
+                }
+                Err(PageError::Permanent { class, message }) => {
+                    tracing::error!(message_id, error_class = class.as_str(), error = %message, "Page cannot even be booked; dead-lettering it whole.");
+                    vec![dead_letter::for_message(
+                        &delivery.data,
+                        message_type,
+                        &message_id,
+                        class,
+                        &message,
+                    )]
+                }
             }
         }
-        Err(PageError::Transient(e)) => {
-            tracing::warn!(message_id, error = %e, "Stopped retrying at shutdown; the page will be redelivered.");
+    };
+    if let Err(e) = ctx.dead_letters.send(&letters).await {
+        tracing::error!(message_id, error = %e, "Dead letters not confirmed; leaving the page unacked for redelivery.");
+        return;
+    }
+    match delivery.acker.ack(BasicAckOptions::default()).await {
+        Ok(true) => {}
+        // Not sent (the channel was recovered since): the page will come again, harmlessly.
+        Ok(false) => tracing::warn!(message_id, "Ack not sent; the page will be redelivered."),
+        Err(e) => {
+            tracing::warn!(message_id, error = %e, "Ack failed; the page will be redelivered.")
         }
     }
 }
 
-/// Decodes and stores a page, retrying transient failures until they pass or the hard stop.
-async fn process(delivery: &Delivery, ctx: &Context) -> Result<Stored, PageError> {
-    let message_type = delivery.properties.kind().as_ref().map(|s| s.as_str());
-    let page = decode(message_type, &delivery.data)?;
+/// `decode` never reports a transient error; keeps `handle`'s match total without a panic path.
+fn unreachable_transient() -> Vec<dead_letter::DeadLetter> {
+    Vec::new()
+}
+
+/// Stores a page, retrying transient failures until they pass or the hard stop.
+async fn store_with_retries(
+    page: &Page<'_>,
+    booking: Booking,
+    attempts: i32,
+    ctx: &Context,
+) -> Result<PageOutcome, PageError> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(30))
         .with_jitter()
         .without_max_times();
-    (|| store_page(&ctx.pool, &ctx.shapes, &page))
+    (|| store_page(&ctx.pool, &ctx.shapes, page, booking, attempts))
         .retry(backoff)
         .when(|e| matches!(e, PageError::Transient(_)) && !ctx.hard_stop.is_cancelled())
         .notify(|e, after| tracing::warn!(object = %page.object, page = page.page, error = %e, retry_in = ?after, "Storing a page failed; retrying."))

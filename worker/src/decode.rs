@@ -1,5 +1,6 @@
-//! Turning a delivery into a page: checks that the message is an sfsync page and borrows the
-//! records' values as raw JSON, so numbers keep every digit Salesforce sent.
+//! Turning a delivery into a page: checks that the message is an sfsync page and keeps each
+//! record as raw JSON, so a failed record can be dead-lettered exactly as Salesforce sent it
+//! and numbers keep every digit.
 
 use std::collections::HashMap;
 
@@ -11,11 +12,11 @@ use serde_json::value::RawValue;
 
 use crate::error::{ErrorClass, PageError};
 
-/// One record: field name (as Salesforce cased it) to raw JSON value.
+/// One record's fields: name (as Salesforce cased it) to raw JSON value.
 pub type RawRecord<'a> = HashMap<&'a str, &'a RawValue>;
 
-/// A decoded page, borrowing from the delivery's body.
-pub type Page<'a> = PageMessage<Vec<RawRecord<'a>>>;
+/// A decoded page, borrowing from the delivery's body; records are still raw.
+pub type Page<'a> = PageMessage<Vec<&'a RawValue>>;
 
 /// Decodes and checks a page message.
 ///
@@ -54,16 +55,31 @@ pub fn decode<'a>(message_type: Option<&str>, body: &'a [u8]) -> Result<Page<'a>
     Ok(page)
 }
 
+/// Splits one record into its fields.
+///
+/// # Errors
+/// The record is not a JSON object (or a field name holds escapes, which no API name does).
+pub fn fields<'a>(record: &'a RawValue) -> Result<RawRecord<'a>, String> {
+    serde_json::from_str(record.get())
+        .map_err(|e| format!("record is not a JSON object of fields: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn decodes_a_page_keeping_raw_values() {
-        let body = br#"{"format":1,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[{"Id":"003000000000001AAA","Score":9.9213206E7,"Name":"a\nb"}]}"#;
+        let body = br#"{"format":1,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[{"Id":"003000000000001AAA","Score":9.9213206E7,"Name":"a\nb"},7]}"#;
         let page = decode(Some(PAGE_MESSAGE_TYPE), body).unwrap();
-        assert_eq!(page.records[0]["Score"].get(), "9.9213206E7");
-        assert_eq!(page.records[0]["Name"].get(), r#""a\nb""#);
+        let first = fields(page.records[0]).unwrap();
+        assert_eq!(first["Score"].get(), "9.9213206E7");
+        assert_eq!(first["Name"].get(), r#""a\nb""#);
+        assert!(
+            fields(page.records[1])
+                .unwrap_err()
+                .starts_with("record is not a JSON object")
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub enum ErrorClass {
     Decode,
     /// A record's value cannot be mapped to its column (bad Id, bad datetime, NUL character).
     Mapping,
-    /// The database refused the data (a constraint, a value too long, an invalid value).
+    /// The database refused a value: too long, out of range, invalid for the column type.
+    Value,
+    /// A constraint or trigger in the database refused the row.
     Constraint,
     /// The target table is missing or not usable.
     Schema,
@@ -19,6 +21,7 @@ impl ErrorClass {
         match self {
             ErrorClass::Decode => "decode",
             ErrorClass::Mapping => "mapping",
+            ErrorClass::Value => "value",
             ErrorClass::Constraint => "constraint",
             ErrorClass::Schema => "schema",
         }
@@ -33,6 +36,17 @@ pub enum PageError {
     /// Retrying cannot help; the page (or record) goes to the dead-letter queue.
     #[error("{}: {message}", class.as_str())]
     Permanent { class: ErrorClass, message: String },
+}
+
+impl ErrorClass {
+    /// Whether an error of this class is about one record (so the rest of its page can be
+    /// stored) rather than about the whole page (a missing table or column).
+    pub fn is_per_record(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Mapping | ErrorClass::Value | ErrorClass::Constraint
+        )
+    }
 }
 
 impl PageError {
@@ -69,6 +83,8 @@ impl From<tokio_postgres::Error> for PageError {
         }
         let class = if code.starts_with("42") {
             ErrorClass::Schema
+        } else if code.starts_with("22") {
+            ErrorClass::Value
         } else {
             ErrorClass::Constraint
         };

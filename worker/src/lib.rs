@@ -6,13 +6,16 @@
 //! - [`decode`] — message → page, refusing what is not an sfsync page.
 //! - [`table`] — the target table's columns, cached.
 //! - [`copy_text`] — values in COPY text format.
-//! - [`store`] — COPY into a staging table, then one guarded, sorted upsert per page.
+//! - [`store`] — COPY into a staging table, then one guarded, sorted upsert per page, bisecting
+//!   around records the database refuses.
+//! - [`dead_letter`] — failed records and foreign messages onto the dead-letter queue, confirmed.
 //! - [`error`] — transient vs permanent, and the dead-letter error classes.
 //! - [`pool`] — the deadpool-postgres pool.
 
 pub mod cli;
 pub mod consumer;
 pub mod copy_text;
+pub mod dead_letter;
 pub mod decode;
 pub mod error;
 pub mod pool;
@@ -21,3 +24,28 @@ pub mod table;
 
 pub use cli::WorkerArgs;
 pub use consumer::run;
+
+/// The `worker` binary: parse flags, log, run until SIGTERM/Ctrl-C, exit 0 after a clean drain.
+pub fn main() -> std::process::ExitCode {
+    use clap::Parser;
+    let args = WorkerArgs::parse();
+    common::telemetry::init("info,sqlx=warn,lapin=warn");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        common::shutdown::cancel_on_signal(cancel.clone());
+        match run(args, cancel).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        }
+    })
+}

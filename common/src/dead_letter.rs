@@ -1,0 +1,166 @@
+//! The dead-letter contract: what a message on `sfsync.dead` says about why it is there.
+//!
+//! A failed record is dead-lettered as a one-record page message (same body format as the work
+//! queue), so `dlq replay` only has to publish the body back. The reason travels in headers:
+//! the error class, the database's error text, the time and the attempt count, plus where the
+//! record came from (object, run, page, index in the page, Id).
+
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+
+use crate::message::header;
+
+/// Header names of a dead letter (besides the page headers of [`header`]).
+pub mod dead_header {
+    pub const ERROR_CLASS: &str = "sfsync-error-class";
+    pub const ERROR: &str = "sfsync-error";
+    pub const FAILED_AT: &str = "sfsync-failed-at";
+    /// How many times this record has been dead-lettered (1 the first time).
+    pub const ATTEMPTS: &str = "sfsync-attempts";
+    /// Index of the record in its original page; absent when the whole message failed.
+    pub const RECORD_INDEX: &str = "sfsync-record-index";
+    pub const SFID: &str = "sfsync-sfid";
+    /// The message id of the work message the record came from.
+    pub const SOURCE_MESSAGE_ID: &str = "sfsync-source-message-id";
+    /// Set on a message put back by `dlq replay`: its outcome updates the original
+    /// dead-letter row instead of counting as a new page.
+    pub const REPLAY: &str = "sfsync-replay";
+}
+
+/// Everything the headers of a dead letter say; missing values are `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeadLetterInfo {
+    pub object: Option<String>,
+    pub run_id: Option<String>,
+    pub page: Option<i64>,
+    pub record_index: Option<i64>,
+    pub sfid: Option<String>,
+    pub error_class: Option<String>,
+    pub error: Option<String>,
+    pub failed_at: Option<String>,
+    pub attempts: i64,
+    pub source_message_id: Option<String>,
+}
+
+fn text(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// Reads an integer header whatever width the publisher chose.
+pub fn int(v: &AMQPValue) -> Option<i64> {
+    match v {
+        AMQPValue::LongLongInt(n) => Some(*n),
+        AMQPValue::LongInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::LongUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortShortInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::ShortShortUInt(n) => Some(i64::from(*n)),
+        AMQPValue::Timestamp(n) => i64::try_from(*n).ok(),
+        _ => None,
+    }
+}
+
+impl DeadLetterInfo {
+    /// Reads the headers of a message on the dead-letter queue. Messages that RabbitMQ itself
+    /// dead-lettered (poison: the delivery limit was reached) carry no sfsync error headers;
+    /// their class is reported as `poison`.
+    pub fn from_headers(headers: Option<&FieldTable>) -> Self {
+        let mut info = DeadLetterInfo::default();
+        let Some(headers) = headers else { return info };
+        let get = |k: &str| headers.inner().get(k);
+        info.object = get(header::OBJECT).and_then(text);
+        info.run_id = get(header::RUN_ID).and_then(text);
+        info.page = get(header::PAGE).and_then(int);
+        info.record_index = get(dead_header::RECORD_INDEX).and_then(int);
+        info.sfid = get(dead_header::SFID).and_then(text);
+        info.error_class = get(dead_header::ERROR_CLASS).and_then(text);
+        info.error = get(dead_header::ERROR).and_then(text);
+        info.failed_at = get(dead_header::FAILED_AT).and_then(text);
+        info.attempts = get(dead_header::ATTEMPTS).and_then(int).unwrap_or(0);
+        info.source_message_id = get(dead_header::SOURCE_MESSAGE_ID).and_then(text);
+        if info.error_class.is_none() && headers.contains_key("x-death") {
+            info.error_class = Some("poison".into());
+            info.error = Some("delivered too many times without being acked (x-death delivery_limit): a worker crashed on it repeatedly".into());
+        }
+        info
+    }
+
+    /// Writes the headers of a dead letter.
+    pub fn to_headers(&self) -> FieldTable {
+        let mut t = FieldTable::default();
+        let mut put_text = |k: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                t.insert(
+                    ShortString::from(k),
+                    AMQPValue::LongString(LongString::from(v.as_str())),
+                );
+            }
+        };
+        put_text(header::OBJECT, &self.object);
+        put_text(header::RUN_ID, &self.run_id);
+        put_text(dead_header::SFID, &self.sfid);
+        put_text(dead_header::ERROR_CLASS, &self.error_class);
+        put_text(dead_header::ERROR, &self.error);
+        put_text(dead_header::FAILED_AT, &self.failed_at);
+        put_text(dead_header::SOURCE_MESSAGE_ID, &self.source_message_id);
+        if let Some(page) = self.page {
+            t.insert(
+                ShortString::from(header::PAGE),
+                AMQPValue::LongLongInt(page),
+            );
+        }
+        if let Some(index) = self.record_index {
+            t.insert(
+                ShortString::from(dead_header::RECORD_INDEX),
+                AMQPValue::LongLongInt(index),
+            );
+            t.insert(
+                ShortString::from(header::RECORD_COUNT),
+                AMQPValue::LongLongInt(1),
+            );
+        }
+        t.insert(
+            ShortString::from(dead_header::ATTEMPTS),
+            AMQPValue::LongLongInt(self.attempts),
+        );
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_round_trip() {
+        let info = DeadLetterInfo {
+            object: Some("Contact".into()),
+            run_id: Some("r".into()),
+            page: Some(3),
+            record_index: Some(17),
+            sfid: Some("003000000000001AAA".into()),
+            error_class: Some("constraint".into()),
+            error: Some("new row violates check constraint \"x\"".into()),
+            failed_at: Some("2026-11-25T17:00:00Z".into()),
+            attempts: 2,
+            source_message_id: Some("r/3".into()),
+        };
+        assert_eq!(DeadLetterInfo::from_headers(Some(&info.to_headers())), info);
+    }
+
+    #[test]
+    fn broker_dead_letters_are_poison() {
+        let mut t = FieldTable::default();
+        t.insert("x-death".into(), AMQPValue::LongString("…".into()));
+        assert_eq!(
+            DeadLetterInfo::from_headers(Some(&t))
+                .error_class
+                .as_deref(),
+            Some("poison")
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Operator commands on the dead-letter queue: list, replay, purge.
+//!
+//! RabbitMQ has no way to browse a queue, so every command takes the dead letters with
+//! `basic.get` *without* acking them, acts on the ones that match its filter, and closes its
+//! channel, which puts every untouched letter back. A replayed letter is removed (acked) only
+//! after its copy on the work queue is confirmed: a crash in between leaves it on both queues,
+//! and replaying a record twice is harmless (the upsert is idempotent).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use common::{
+    dead_letter::{DeadLetterInfo, dead_header},
+    topology,
+};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection,
+    message::BasicGetMessage,
+    options::{
+        BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
+        QueueDeclareOptions,
+    },
+    types::{AMQPValue, FieldTable, ShortString},
+};
+
+/// Which dead letters a command acts on.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DlqFilter {
+    /// Only letters of this object (API name, e.g. Contact).
+    #[arg(long)]
+    pub object: Option<String>,
+    /// Only letters of this error class: decode, mapping, value, constraint, schema, poison.
+    #[arg(long)]
+    pub error_class: Option<String>,
+    /// Act on at most this many letters.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+impl DlqFilter {
+    fn matches(&self, info: &DeadLetterInfo) -> bool {
+        self.object.as_ref().is_none_or(|o| {
+            info.object
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(o))
+        }) && self
+            .error_class
+            .as_ref()
+            .is_none_or(|c| info.error_class.as_deref() == Some(c.as_str()))
+    }
+}
+
+/// One dead letter as `list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Letter {
+    pub message_id: Option<String>,
+    #[serde(flatten)]
+    pub info: DeadLetterInfo,
+}
+
+/// Takes up to the number of letters present at the start (so letters that come back while
+/// the command runs are not taken twice) and hands each to `act`; returns how many it took.
+async fn for_each_letter<F, Fut>(channel: &Channel, mut act: F) -> anyhow::Result<()>
+where
+    F: FnMut(BasicGetMessage, DeadLetterInfo) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let queue = channel
+        .queue_declare(
+            ShortString::from(topology::DEAD_QUEUE),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .context("looking up the dead-letter queue")?;
+    for _ in 0..queue.message_count() {
+        let Some(message) = channel
+            .basic_get(
+                ShortString::from(topology::DEAD_QUEUE),
+                BasicGetOptions { no_ack: false },
+            )
+            .await
+            .context("reading the dead-letter queue")?
+        else {
+            break;
+        };
+        let info = DeadLetterInfo::from_headers(message.delivery.properties.headers().as_ref());
+        if !act(message, info).await? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the letters matching `filter` (all are left on the queue).
+///
+/// # Errors
+/// The broker could not be read.
+pub async fn list(connection: &Connection, filter: &DlqFilter) -> anyhow::Result<Vec<Letter>> {
+    let channel = connection.create_channel().await?;
+    let mut letters = Vec::new();
+    for_each_letter(&channel, |message, info| {
+        if filter.matches(&info) {
+            letters.push(Letter {
+                message_id: message
+                    .delivery
+                    .properties
+                    .message_id()
+                    .as_ref()
+                    .map(|s| s.to_string()),
+                info,
+            });
+        }
+        async { Ok(true) }
+    })
+    .await?;
+    let _ = channel.close(200, ShortString::from("dlq list done")).await; // puts every letter back
+    Ok(letters)
+}
+
+/// Counts by (object, error class).
+pub fn summarize(letters: &[Letter]) -> BTreeMap<(String, String), usize> {
+    let mut counts = BTreeMap::new();
+    for l in letters {
+        let key = (
+            l.info.object.clone().unwrap_or_else(|| "-".into()),
+            l.info.error_class.clone().unwrap_or_else(|| "-".into()),
+        );
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Moves matching letters back onto the work queue; returns how many were moved.
+///
+/// # Errors
+/// The broker failed; letters not yet confirmed on the work queue stay on the DLQ.
+pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Result<usize> {
+    let take = connection.create_channel().await?;
+    let publish = connection.create_channel().await?;
+    publish
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
+    topology::declare(&publish)
+        .await
+        .context("declaring the sfsync exchanges and queues")?;
+    let mut moved = 0usize;
+    let limit = filter.limit.unwrap_or(usize::MAX);
+    for_each_letter(&take, |message, info| {
+        let publish = publish.clone();
+        let wanted = moved < limit && filter.matches(&info);
+        if wanted {
+            moved += 1;
+        }
+        async move {
+            if !wanted {
+                return Ok(true);
+            }
+            let delivery = message.delivery;
+            let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+            // A record put back carries its origin, so the worker books its outcome against
+            // the original dead-letter row rather than as a new page.
+            if info.record_index.is_some() {
+                headers.insert(ShortString::from(dead_header::REPLAY), AMQPValue::Boolean(true));
+            }
+            let mut properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type(ShortString::from(common::message::CONTENT_TYPE))
+                .with_app_id(ShortString::from("sfsync-dlq-replay"))
+                .with_headers(headers);
+            if let Some(t) = delivery.properties.kind() {
+                properties = properties.with_type(t.clone());
+            }
+            if let Some(id) = delivery.properties.message_id() {
+                properties = properties.with_message_id(id.clone());
+            }
+            let confirm = publish
+                .basic_publish(ShortString::from(topology::EXCHANGE), ShortString::from(topology::ROUTING_KEY), BasicPublishOptions { mandatory: true, ..Default::default() }, &delivery.data, properties)
+                .await?
+                .await?;
+            anyhow::ensure!(matches!(confirm, Confirmation::Ack(None)), "the work queue did not confirm a replayed letter ({confirm:?}); it stays on the dead-letter queue");
+            anyhow::ensure!(delivery.acker.ack(BasicAckOptions::default()).await?, "a replayed letter could not be removed from the dead-letter queue; it may be replayed again (harmless)");
+            Ok(true)
+        }
+    })
+    .await?;
+    let _ = take.close(200, ShortString::from("dlq replay done")).await;
+    let _ = publish
+        .close(200, ShortString::from("dlq replay done"))
+        .await;
+    Ok(moved)
+}
+
+/// Deletes matching letters; returns how many.
+///
+/// # Errors
+/// The broker failed.
+pub async fn purge(connection: &Connection, filter: &DlqFilter) -> anyhow::Result<usize> {
+    let take = connection.create_channel().await?;
+    let mut removed = 0usize;
+    let limit = filter.limit.unwrap_or(usize::MAX);
+    for_each_letter(&take, |message, info| {
+        let wanted = removed < limit && filter.matches(&info);
+        if wanted {
+            removed += 1;
+        }
+        async move {
+            if wanted {
+                message
+                    .delivery
+                    .acker
+                    .ack(BasicAckOptions::default())
+                    .await?;
+            }
+            Ok(true)
+        }
+    })
+    .await?;
+    let _ = take.close(200, ShortString::from("dlq purge done")).await;
+    Ok(removed)
+}
