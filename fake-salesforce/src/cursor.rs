@@ -3,6 +3,10 @@
 //! A cursor keeps the matching record indices and the select list, never rendered JSON, so
 //! a 300k-row result costs 1.2 MB and each page is rendered when it is fetched. Fetching a
 //! page does not consume it (clients may retry), and cursors expire `ttl` after creation.
+//!
+//! A cursor also keeps the store [`Snapshot`] its query ran against, so later pages show the
+//! records as they were when the query ran, even if the org was mutated in between (the
+//! snapshot is copy-on-write, so this costs nothing until a mutation happens).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::sfid::SalesforceId;
 
-use crate::data::ObjectKind;
 use crate::data::generate::{base62_into, mix};
+use crate::data::{ObjectKind, Snapshot};
 use crate::soql::SelectItem;
 
 /// Beyond this many open cursors the oldest are dropped, so a long-running demo that keeps
@@ -27,6 +31,8 @@ pub struct Cursor {
     pub indices: Vec<u32>,
     /// Records per page, fixed when the query ran.
     pub batch: usize,
+    /// The records as of the moment the query ran.
+    pub snapshot: Snapshot,
     created: Instant,
 }
 
@@ -36,12 +42,14 @@ impl Cursor {
         select: Vec<SelectItem>,
         indices: Vec<u32>,
         batch: usize,
+        snapshot: Snapshot,
     ) -> Self {
         Cursor {
             object,
             select,
             indices,
             batch,
+            snapshot,
             created: Instant::now(),
         }
     }

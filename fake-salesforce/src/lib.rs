@@ -1,15 +1,40 @@
 //! A deterministic fake Salesforce org over HTTP, faithful enough for real client libraries:
-//! OAuth token endpoint, REST query/queryAll with paging cursors, describe and limits.
+//! OAuth token endpoint, REST query/queryAll with paging cursors, describe, limits,
+//! getUpdated/getDeleted and Bulk API 2.0 query jobs.
 //!
 //! # Layout
 //! - [`data`]: object metadata, the deterministic record generator and the store.
 //! - [`soql`]: the SOQL subset (parser and evaluator).
 //! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface.
 //! - [`render`]: JSON page rendering, the hot path.
+//! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results.
+//! - `org`: the org's state, its mutations and the replication resources.
 //!
 //! Tests start an org with [`spawn`] and inspect it through [`Org`]'s methods.
+//!
+//! # Keeping in sync: mutations, getUpdated/getDeleted, Bulk 2.0
+//! - `POST /__admin/mutate` (no auth, not counted toward API usage) or [`Org::mutate`]
+//!   changes a running org: `{"object":"Contact","update":N,"delete":N,"purge":N,
+//!   "create":N,"vanish":N,"same_modstamp":false}`, every count optional. It answers the
+//!   affected Ids per category (`updated`, `deleted`, `purged`, `created`, `vanished`) and the
+//!   `systemModstamp` they all got. Update changes field values (Contact: LastName, Title,
+//!   Email, Engagement_Score__c; Account: Name, Phone) plus LastModifiedDate and
+//!   SystemModstamp; delete sets IsDeleted (queryAll and getDeleted still see the record);
+//!   purge removes deleted records from queryAll but keeps them in getDeleted; create adds
+//!   records with the next Ids; vanish removes records without a trace. Each call's stamp is
+//!   the wall clock in whole seconds, after every generated stamp and at least a second after
+//!   the previous call's; `same_modstamp` reuses the previous call's stamp. Queries that start
+//!   afterwards see the change; open query cursors and Bulk jobs keep the snapshot they were
+//!   created with. [`Org::count`], [`Org::records`] and [`Org::record_json`] follow mutations.
+//! - `GET /sobjects/{Object}/updated/?start=&end=` and `/deleted/` (see `org::replication`):
+//!   minute-truncated `[start, end)` windows of at most 30 days; errors are 400
+//!   `INVALID_REPLICATION_DATE` or `MISSING_ARGUMENT`.
+//! - `/jobs/query` (see [`bulk`]): jobs run against a snapshot when created and complete
+//!   after [`OrgConfig::bulk_job_delay`]; results are CSV chunks of `maxRecords` rows
+//!   (default [`bulk::DEFAULT_MAX_RECORDS`]) chained by `Sforce-Locator`, `null` on the last.
 
 pub mod auth;
+pub mod bulk;
 pub mod calendar;
 pub mod cursor;
 pub mod data;
@@ -30,7 +55,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use org::Org;
+pub use org::{MutateRequest, MutateResponse, Org};
 
 /// Everything that shapes an org: its data and its credentials.
 #[derive(Debug, Clone)]
@@ -53,6 +78,10 @@ pub struct OrgConfig {
     pub locator_ttl: Duration,
     /// `instance_url` handed out with tokens; `None` derives it from the request's Host.
     pub instance_url: Option<String>,
+    /// How long a Bulk 2.0 query job takes: `UploadComplete` for the first half,
+    /// `InProgress` for the second, then `JobComplete` (or `Failed`). Zero completes jobs
+    /// at once.
+    pub bulk_job_delay: Duration,
 }
 
 impl Default for OrgConfig {
@@ -69,6 +98,7 @@ impl Default for OrgConfig {
             api_limit: 1_000_000,
             locator_ttl: Duration::from_secs(2 * 24 * 3600),
             instance_url: None,
+            bulk_job_delay: Duration::from_millis(200),
         }
     }
 }

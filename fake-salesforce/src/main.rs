@@ -8,9 +8,10 @@ use clap::Parser;
 use fake_salesforce::{Org, OrgConfig};
 use tokio_util::sync::CancellationToken;
 
-/// A deterministic fake Salesforce org (OAuth, REST query/queryAll, describe, limits).
+/// A deterministic fake Salesforce org (OAuth, REST query/queryAll, describe, limits,
+/// getUpdated/getDeleted, Bulk API 2.0 query jobs).
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 struct Args {
     /// Address to listen on (use 0.0.0.0:8080 to accept connections from other hosts).
     #[arg(long, env = "FAKE_SF_LISTEN", default_value = "127.0.0.1:8080")]
@@ -48,7 +49,28 @@ struct Args {
     /// instance_url returned with tokens (default: http:// plus the request's Host header).
     #[arg(long, env = "FAKE_SF_INSTANCE_URL")]
     instance_url: Option<String>,
+    /// Milliseconds a Bulk 2.0 query job takes to reach JobComplete (UploadComplete for the
+    /// first half, InProgress for the second; 0 completes jobs at once).
+    #[arg(long, env = "FAKE_SF_BULK_JOB_DELAY_MS", default_value_t = 200)]
+    bulk_job_delay_ms: u64,
 }
+
+const AFTER_HELP: &str = "\
+Endpoints (under /services/data/vXX.X/ unless noted; bearer token required):
+  query, queryAll, query/<locator>        REST SOQL with paging
+  sobjects, sobjects/<Object>/describe    describe
+  sobjects/<Object>/updated/?start=&end=  getUpdated (SystemModstamp window, minute precision)
+  sobjects/<Object>/deleted/?start=&end=  getDeleted (soft-deleted and purged records)
+  jobs/query[/<id>[/results]]             Bulk API 2.0 query jobs (CSV results, Sforce-Locator)
+  limits                                  API usage
+  /services/oauth2/token                  OAuth (client_credentials, password, refresh_token)
+
+Test hook (no auth, not counted):
+  POST /__admin/mutate  {\"object\":\"Contact\",\"update\":N,\"delete\":N,\"purge\":N,
+                         \"create\":N,\"vanish\":N,\"same_modstamp\":false}
+    update: new values + SystemModstamp; delete: IsDeleted=true (queryAll, getDeleted);
+    purge: gone from queryAll, kept in getDeleted; create: new Ids; vanish: gone everywhere.
+    Answers the affected Ids per category and the SystemModstamp they got.";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -66,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
         api_limit: args.api_limit,
         locator_ttl: Duration::from_secs(args.locator_ttl_secs),
         instance_url: args.instance_url,
+        bulk_job_delay: Duration::from_millis(args.bulk_job_delay_ms),
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

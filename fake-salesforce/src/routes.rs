@@ -1,9 +1,11 @@
 //! HTTP routing: the OAuth endpoint, the version list, and the versioned REST resources
-//! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter.
+//! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter, and the
+//! unauthenticated test hook `POST /__admin/mutate`.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -11,11 +13,12 @@ use axum::routing::{any, get, post};
 use serde_json::json;
 
 use crate::auth;
+use crate::bulk;
 use crate::cursor::Cursor;
 use crate::data::schema::object_by_name;
 use crate::describe;
 use crate::error::{ApiError, json_response};
-use crate::org::Org;
+use crate::org::{MutateRequest, Org};
 use crate::render;
 use crate::soql::eval::{self, Tables};
 use crate::soql::{self, SelectItem, Selection};
@@ -35,6 +38,7 @@ pub fn router(org: Arc<Org>) -> Router {
         .route("/services/data", get(versions))
         .route("/services/data/", get(versions))
         .route("/services/data/{*rest}", any(data_api))
+        .route("/__admin/mutate", post(admin_mutate))
         .fallback(|| async { ApiError::not_found() })
         .with_state(org)
 }
@@ -55,6 +59,41 @@ async fn versions() -> Response {
     json_response(StatusCode::OK, json!(list).to_string())
 }
 
+/// `POST /__admin/mutate`: changes the org (see [`Org::mutate`]); no auth, not counted.
+async fn admin_mutate(State(org): State<Arc<Org>>, body: Bytes) -> Response {
+    let request: MutateRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", e.to_string())
+                .into_response();
+        }
+    };
+    if object_by_name(&request.object).is_none() {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_TYPE",
+            format!("sObject type '{}' is not supported.", request.object),
+        )
+        .into_response();
+    }
+    let response = tokio::task::spawn_blocking(move || org.mutate(request)).await;
+    match response.map(|r| serde_json::to_string(&r)) {
+        Ok(Ok(body)) => json_response(StatusCode::OK, body),
+        Ok(Err(e)) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        )
+        .into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        )
+        .into_response(),
+    }
+}
+
 /// Everything under `/services/data/vXX.X/`: authenticate, count the call, dispatch, and
 /// stamp `Sforce-Limit-Info` on whatever comes back.
 async fn data_api(
@@ -63,13 +102,14 @@ async fn data_api(
     Path(rest): Path<String>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
+    body: Bytes,
 ) -> Response {
     if !auth::bearer(&headers).is_some_and(|t| org.tokens().is_valid(t)) {
         return ApiError::invalid_session().into_response();
     }
     let (used, mut response) = match org.count_call() {
         Ok(used) => {
-            let response = dispatch(&org, &method, &rest, &headers, query.as_deref())
+            let response = dispatch(&org, &method, &rest, &headers, query.as_deref(), &body)
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
             (used, response)
@@ -92,6 +132,9 @@ enum Resource<'a> {
     Record(&'a str, &'a str),
     Query { all: bool },
     QueryMore(&'a str),
+    Updated(&'a str),
+    Deleted(&'a str),
+    Jobs(&'a [&'a str]),
 }
 
 async fn dispatch(
@@ -100,6 +143,7 @@ async fn dispatch(
     rest: &str,
     headers: &HeaderMap,
     query: Option<&str>,
+    body: &Bytes,
 ) -> Result<Response, ApiError> {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let Some((&version, path)) = segments.split_first() else {
@@ -114,13 +158,17 @@ async fn dispatch(
         ["sobjects"] => Resource::Global,
         ["sobjects", o] => Resource::SObject(o),
         ["sobjects", o, "describe"] => Resource::Describe(o),
+        ["sobjects", o, "updated"] => Resource::Updated(o),
+        ["sobjects", o, "deleted"] => Resource::Deleted(o),
         ["sobjects", o, id] => Resource::Record(o, id),
         ["query"] => Resource::Query { all: false },
         ["queryAll"] => Resource::Query { all: true },
         ["query" | "queryAll", locator] => Resource::QueryMore(locator),
+        ["jobs", "query", rest @ ..] => Resource::Jobs(rest),
         _ => return Err(ApiError::not_found()),
     };
-    if method != Method::GET && method != Method::HEAD {
+    let read_only = method == Method::GET || method == Method::HEAD;
+    if !read_only && !matches!(resource, Resource::Jobs(_)) {
         return Err(ApiError::method_not_allowed(method.as_str()));
     }
     let params: Vec<(String, String)> = query
@@ -155,6 +203,17 @@ async fn dispatch(
             Ok(ok(json!({"objectDescribe": entry, "recentItems": []})))
         }
         Resource::Record(o, id) => record(org, o, id, param("fields"), version),
+        Resource::Updated(o) => Ok(ok(org.get_updated(
+            o,
+            param("start").as_deref(),
+            param("end").as_deref(),
+        )?)),
+        Resource::Deleted(o) => Ok(ok(org.get_deleted(
+            o,
+            param("start").as_deref(),
+            param("end").as_deref(),
+        )?)),
+        Resource::Jobs(path) => bulk::dispatch(org, method, version, path, &params, body).await,
         Resource::Query { all } => {
             let q = param("q").ok_or_else(|| {
                 ApiError::new(
@@ -182,7 +241,7 @@ async fn dispatch(
                 .cursors()
                 .get(locator)
                 .ok_or_else(ApiError::invalid_locator)?;
-            let tables = Tables::new(org.store(), cursor.object);
+            let tables = Tables::at(org.store(), &cursor.snapshot, cursor.object);
             Ok(page(&tables, &cursor, &id, offset, version))
         }
     }
@@ -224,7 +283,8 @@ fn run_query(
     let query = soql::parse(soql).inspect_err(|e| {
         tracing::debug!(code = e.code, soql, "Refused a query.");
     })?;
-    let tables = Tables::new(org.store(), query.object);
+    let snapshot = org.store().snapshot();
+    let tables = Tables::at(org.store(), &snapshot, query.object);
     let indices = eval::run(&query, &tables, all);
     tracing::debug!(soql, all, total = indices.len(), "Ran a query.");
     let Selection::Fields(select) = query.selection else {
@@ -238,7 +298,7 @@ fn run_query(
         let body = render::write_page(&tables, &select, &indices, indices.len(), None, version);
         return Ok(json_response(StatusCode::OK, body));
     }
-    let cursor = Arc::new(Cursor::new(query.object, select, indices, batch));
+    let cursor = Arc::new(Cursor::new(query.object, select, indices, batch, snapshot));
     let id = org.cursors().open_shared(Arc::clone(&cursor));
     Ok(page(&tables, &cursor, &id, 0, version))
 }
@@ -309,7 +369,10 @@ fn limits(org: &Org) -> serde_json::Value {
         "DailyApiRequests": {"Max": max, "Remaining": remaining},
         "DailyBulkApiBatches": fixed(15_000),
         "DailyBulkV2QueryFileStorageMB": fixed(976_562),
-        "DailyBulkV2QueryJobs": fixed(10_000),
+        "DailyBulkV2QueryJobs": {
+            "Max": 10_000,
+            "Remaining": 10_000u64.saturating_sub(org.jobs().created()),
+        },
         "DataStorageMB": fixed(1_024),
         "FileStorageMB": fixed(1_024),
     })

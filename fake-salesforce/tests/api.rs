@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::sfid::SalesforceId;
-use fake_salesforce::{FakeOrg, Org, OrgConfig, spawn};
+use fake_salesforce::{FakeOrg, MutateRequest, Org, OrgConfig, spawn};
 use serde_json::{Value, json};
 
 struct Client {
@@ -451,7 +451,11 @@ async fn filters_on_ids_strings_and_parents() {
 #[tokio::test]
 async fn query_hides_deleted_rows_and_query_all_returns_them() {
     let (fake, client) = start(small(300)).await;
-    assert!(fake.org().soft_delete("Contact", 10));
+    let deleted = fake.org().mutate(MutateRequest {
+        delete: 1,
+        ..MutateRequest::new("Contact")
+    });
+    let [id] = <[String; 1]>::try_from(deleted.deleted).unwrap();
     let q = client.query("SELECT COUNT() FROM Contact").await;
     assert_eq!(q["totalSize"], 299);
     let a: Value = client
@@ -465,11 +469,10 @@ async fn query_hides_deleted_rows_and_query_all_returns_them() {
         .await
         .unwrap();
     assert_eq!(a["totalSize"], 1);
-    assert_eq!(
-        a["records"][0]["Id"],
-        fake.org().record_id("Contact", 10).as_str()
-    );
-    assert_eq!(fake.org().record_json("Contact", 10)["IsDeleted"], true);
+    assert_eq!(a["records"][0]["Id"], id.as_str());
+    let record = fake.org().record_json_by_id("Contact", &id).unwrap();
+    assert_eq!(record["IsDeleted"], true);
+    assert_eq!(fake.org().count("Contact"), 300);
 }
 
 #[tokio::test]

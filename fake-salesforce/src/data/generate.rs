@@ -16,6 +16,9 @@ pub const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl
 const EPOCH_BASE_S: i64 = 1_672_531_200;
 const DAY_S: i64 = 86_400;
 const YEAR_S: i64 = 365 * DAY_S;
+/// Every generated timestamp (epoch millis) lies before this instant (2024-01-01T00:00:00Z),
+/// so anything stamped at or after it was changed after the org was generated.
+pub const GENERATED_BEFORE_MS: i64 = (EPOCH_BASE_S + YEAR_S) * 1000;
 
 /// splitmix64's finaliser: a cheap, well-mixed hash step.
 pub fn mix(mut z: u64) -> u64 {

@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 use common::sfid::SalesforceId;
 
 pub use schema::{FieldDef, FieldType, ObjectDef, ObjectKind};
-pub use store::{Store, TableView};
+pub use store::{Edit, Snapshot, Store, TableView};
 
 /// One field value of one record, in the form SOQL compares and JSON renders.
 #[derive(Clone, Debug, PartialEq)]

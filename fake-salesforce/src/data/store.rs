@@ -1,9 +1,12 @@
-//! The record store: the generated base plus an overlay of changed records.
+//! The record store: the generated base plus an overlay of changed, created and removed
+//! records.
 //!
-//! The overlay is copy-on-write behind an `Arc`, so a request takes one snapshot per table
-//! ([`TableView`]) and reads it lock-free while it renders thousands of records.
+//! The overlay is copy-on-write behind an `Arc`: a request takes one [`Snapshot`] and reads it
+//! lock-free while it renders thousands of records, and a mutation builds the next overlay
+//! and swaps it in. Query cursors and Bulk jobs keep their snapshot, so their results do not
+//! change under them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use common::sfid::SalesforceId;
@@ -11,75 +14,136 @@ use common::sfid::SalesforceId;
 use super::generate::Generator;
 use super::{ObjectKind, Value};
 
-/// Records that differ from what the generator produces, keyed by record index.
-#[derive(Debug, Default)]
+/// How one object's records differ from what the generator produces.
+#[derive(Debug, Clone, Default)]
 struct Overlay {
+    /// Records `0..len` exist (minus `gone`): the generated base plus created records.
+    len: u32,
+    /// Full records that differ from the generator's, keyed by record index.
     records: HashMap<u32, Arc<[Value]>>,
+    /// Purged or hard-deleted records: invisible even to queryAll.
+    gone: HashSet<u32>,
 }
 
-#[derive(Debug)]
-struct Table {
-    /// Records `0..base` exist in the generated base.
-    base: u32,
-    overlay: Mutex<Arc<Overlay>>,
+/// Every object's records at one moment. Cheap to clone (one `Arc` per object).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    tables: [Arc<Overlay>; 2],
 }
 
 /// Every object's records.
 #[derive(Debug)]
 pub struct Store {
     generator: Generator,
-    tables: [Table; 2],
+    current: Mutex<Snapshot>,
 }
 
 impl Store {
     pub fn new(seed: u64, accounts: u32, contacts: u32) -> Self {
-        let table = |base| Table {
-            base,
-            overlay: Mutex::new(Arc::new(Overlay::default())),
+        let table = |len| {
+            Arc::new(Overlay {
+                len,
+                ..Overlay::default()
+            })
         };
         Store {
             generator: Generator::new(seed, accounts),
-            tables: [table(accounts), table(contacts)],
+            current: Mutex::new(Snapshot {
+                tables: [table(accounts), table(contacts)],
+            }),
         }
     }
 
-    /// A consistent snapshot of one object's records.
-    pub fn view(&self, obj: ObjectKind) -> TableView<'_> {
-        let table = &self.tables[obj as usize];
-        let overlay = table
-            .overlay
+    pub fn generator(&self) -> &Generator {
+        &self.generator
+    }
+
+    /// The current state of every object, for reading later with [`Self::view_in`].
+    pub fn snapshot(&self) -> Snapshot {
+        self.current
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+            .clone()
+    }
+
+    /// One object's records as of `snapshot`.
+    pub fn view_in(&self, snapshot: &Snapshot, obj: ObjectKind) -> TableView<'_> {
         TableView {
             generator: &self.generator,
             obj,
-            base: table.base,
-            overlay,
+            overlay: Arc::clone(&snapshot.tables[obj as usize]),
         }
     }
 
-    /// Replaces some fields of an existing record, keeping the rest as they were.
-    /// Returns false when the record does not exist.
-    pub fn update(&self, obj: ObjectKind, index: u32, changes: &[(usize, Value)]) -> bool {
-        let view = self.view(obj);
-        if index >= view.len() {
+    /// A consistent view of one object's current records.
+    pub fn view(&self, obj: ObjectKind) -> TableView<'_> {
+        self.view_in(&self.snapshot(), obj)
+    }
+
+    /// Applies a batch of changes to one object atomically: readers see all of them or none.
+    pub fn edit<R>(&self, obj: ObjectKind, f: impl FnOnce(&mut Edit<'_>) -> R) -> R {
+        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut overlay = (*current.tables[obj as usize]).clone();
+        let result = f(&mut Edit {
+            generator: &self.generator,
+            obj,
+            overlay: &mut overlay,
+        });
+        current.tables[obj as usize] = Arc::new(overlay);
+        result
+    }
+}
+
+/// Changes to one object's records, applied by [`Store::edit`].
+pub struct Edit<'a> {
+    generator: &'a Generator,
+    obj: ObjectKind,
+    overlay: &'a mut Overlay,
+}
+
+impl Edit<'_> {
+    fn record(&self, index: u32) -> Vec<Value> {
+        match self.overlay.records.get(&index) {
+            Some(record) => record.to_vec(),
+            None => (0..self.obj.def().fields.len())
+                .map(|f| self.generator.value(self.obj, index, f))
+                .collect(),
+        }
+    }
+
+    /// Replaces some fields of an existing record, keeping the rest. False when the record
+    /// does not exist (or is gone).
+    pub fn update(&mut self, index: u32, changes: &[(usize, Value)]) -> bool {
+        if index >= self.overlay.len || self.overlay.gone.contains(&index) {
             return false;
         }
-        let mut record: Vec<Value> = (0..obj.def().fields.len())
-            .map(|f| view.value(index, f))
-            .collect();
+        let mut record = self.record(index);
         for (field, value) in changes {
             record[*field] = value.clone();
         }
-        let table = &self.tables[obj as usize];
-        let mut guard = table.overlay.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = Overlay {
-            records: guard.records.clone(),
-        };
-        next.records.insert(index, record.into());
-        *guard = Arc::new(next);
+        self.overlay.records.insert(index, record.into());
         true
+    }
+
+    /// Appends a record whose fields start as the generator would make record `len`, with
+    /// `changes` applied; returns its index. The Id always follows the sequence.
+    pub fn create(&mut self, changes: &[(usize, Value)]) -> u32 {
+        let index = self.overlay.len;
+        self.overlay.len += 1;
+        let mut record = self.record(index);
+        for (field, value) in changes {
+            record[*field] = value.clone();
+        }
+        self.overlay.records.insert(index, record.into());
+        index
+    }
+
+    /// Removes a record from every query, queryAll included.
+    pub fn remove(&mut self, index: u32) {
+        if index < self.overlay.len {
+            self.overlay.gone.insert(index);
+            self.overlay.records.remove(&index);
+        }
     }
 }
 
@@ -88,7 +152,6 @@ impl Store {
 pub struct TableView<'a> {
     generator: &'a Generator,
     obj: ObjectKind,
-    base: u32,
     overlay: Arc<Overlay>,
 }
 
@@ -97,13 +160,30 @@ impl TableView<'_> {
         self.obj
     }
 
-    /// Number of records, deleted ones included.
+    /// Size of the index space: every record ever created, gone ones included. Iterate
+    /// `0..len()` and skip indices that are not [`Self::exists`].
     pub fn len(&self) -> u32 {
-        self.base
+        self.overlay.len
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether record `index` is visible to queryAll (created and not purged or hard-deleted).
+    pub fn exists(&self, index: u32) -> bool {
+        index < self.overlay.len
+            && (self.overlay.gone.is_empty() || !self.overlay.gone.contains(&index))
+    }
+
+    /// Records queryAll sees: soft-deleted included, gone excluded.
+    pub fn count(&self) -> u32 {
+        self.overlay.len - self.overlay.gone.len() as u32
+    }
+
+    /// Indices of every record that [`Self::exists`], in Id order.
+    pub fn indices(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.len()).filter(|&i| self.exists(i))
     }
 
     /// Field `field` of record `index` (which must be below [`Self::len`]).
@@ -124,7 +204,7 @@ impl TableView<'_> {
     pub fn index_of(&self, id: &SalesforceId) -> Option<u32> {
         self.generator
             .index_of(self.obj, id)
-            .filter(|&i| i < self.len())
+            .filter(|&i| self.exists(i))
     }
 
     pub fn id(&self, index: u32) -> SalesforceId {

@@ -4,7 +4,7 @@
 use std::cmp::Ordering;
 
 use super::{Expr, FieldRef, Op, OrderKey, Query};
-use crate::data::{ObjectKind, Store, TableView, Value};
+use crate::data::{ObjectKind, Snapshot, Store, TableView, Value};
 
 /// The queried table and, for child-to-parent paths, its parent table.
 #[derive(Clone)]
@@ -14,15 +14,21 @@ pub struct Tables<'a> {
 }
 
 impl<'a> Tables<'a> {
+    /// The current records of `object` and its parent.
     pub fn new(store: &'a Store, object: ObjectKind) -> Self {
+        Self::at(store, &store.snapshot(), object)
+    }
+
+    /// The records of `object` and its parent as of `snapshot`.
+    pub fn at(store: &'a Store, snapshot: &Snapshot, object: ObjectKind) -> Self {
         let parent = object
             .def()
             .fields
             .iter()
             .find_map(|f| f.reference_to)
-            .map(|p| store.view(p));
+            .map(|p| store.view_in(snapshot, p));
         Tables {
-            main: store.view(object),
+            main: store.view_in(snapshot, object),
             parent,
         }
     }
@@ -49,7 +55,9 @@ impl<'a> Tables<'a> {
 /// Indices of the records `query` returns, in result order. `include_deleted` is queryAll.
 pub fn run(query: &Query, tables: &Tables<'_>, include_deleted: bool) -> Vec<u32> {
     let deleted_field = tables.main.object().def().is_deleted_field();
-    let mut hits: Vec<u32> = (0..tables.main.len())
+    let mut hits: Vec<u32> = tables
+        .main
+        .indices()
         .filter(|&i| include_deleted || tables.main.value(i, deleted_field) != Value::Bool(true))
         .filter(|&i| query.filter.as_ref().is_none_or(|e| matches(e, tables, i)))
         .collect();

@@ -196,6 +196,15 @@ fn digits(bytes: &[u8], at: usize, n: usize) -> Option<u32> {
     })
 }
 
+/// Parses a whole string as a datetime, `YYYY-MM-DDThh:mm:ss[.SSS](Z|±hh[:]mm)`, into epoch
+/// millis: the forms SOQL literals and the REST date parameters accept.
+pub fn parse_datetime(s: &str) -> Option<i64> {
+    match temporal_literal(s.as_bytes(), 0)? {
+        (Tok::DateTime(ms), end) if end == s.len() => Some(ms),
+        _ => None,
+    }
+}
+
 /// `YYYY-MM-DD` or `YYYY-MM-DDThh:mm:ss[.SSS](Z|±hh[:]mm)` at `i`.
 fn temporal_literal(bytes: &[u8], i: usize) -> Option<(Tok, usize)> {
     let year = digits(bytes, i, 4)?;

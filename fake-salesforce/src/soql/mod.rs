@@ -11,6 +11,7 @@ mod parser;
 
 use crate::data::{ObjectKind, Value};
 
+pub use lexer::parse_datetime;
 pub use parser::parse;
 
 /// A field the query reads: on the queried object, or on the parent a lookup points at.
@@ -85,6 +86,9 @@ pub struct OrderKey {
 pub struct Query {
     pub object: ObjectKind,
     pub selection: Selection,
+    /// Selected fields in SELECT order, one per column (empty for `COUNT()`): the Bulk CSV
+    /// layout.
+    pub columns: Vec<FieldRef>,
     pub filter: Option<Expr>,
     pub order: Vec<OrderKey>,
     pub limit: Option<u32>,

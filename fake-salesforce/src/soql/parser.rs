@@ -128,10 +128,11 @@ impl Parser<'_> {
             ));
         };
         self.object = Some(object);
-        let selection = if count {
-            Selection::Count
+        let (selection, columns) = if count {
+            (Selection::Count, Vec::new())
         } else {
-            Selection::Fields(self.select_items(&raw_fields)?)
+            let (items, columns) = self.select_items(&raw_fields)?;
+            (Selection::Fields(items), columns)
         };
         let filter = if self.eat_kw("WHERE") {
             Some(self.or_expr()?)
@@ -165,6 +166,7 @@ impl Parser<'_> {
         Ok(Query {
             object: object.kind,
             selection,
+            columns,
             filter,
             order,
             limit,
@@ -183,7 +185,11 @@ impl Parser<'_> {
         }
     }
 
-    fn select_items(&self, raw: &[(String, usize)]) -> Result<Vec<SelectItem>, SoqlError> {
+    /// The nested select list REST renders, and the flat column list in SELECT order.
+    fn select_items(
+        &self,
+        raw: &[(String, usize)],
+    ) -> Result<(Vec<SelectItem>, Vec<FieldRef>), SoqlError> {
         let mut items: Vec<SelectItem> = Vec::new();
         let mut seen = Vec::new();
         for (path, pos) in raw {
@@ -213,7 +219,7 @@ impl Parser<'_> {
                 }
             }
         }
-        Ok(items)
+        Ok((items, seen))
     }
 
     /// Resolves `Field`, `Object.Field` or `Relationship.Field` on the FROM object.

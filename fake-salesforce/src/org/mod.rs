@@ -1,20 +1,43 @@
 //! The fake org's state: configuration, records, issued tokens, open cursors and the API
 //! usage counter, plus the inspection API that tests use to compare a database against it.
+//!
+//! [`mutate`] changes the org while it runs; [`replication`] answers getUpdated/getDeleted.
 
+mod mutate;
+mod replication;
+
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value as Json};
 
 use crate::OrgConfig;
 use crate::auth::Tokens;
+use crate::bulk::Jobs;
 use crate::cursor::Cursors;
-use crate::data::generate::{base62_into, mix};
+use crate::data::generate::{GENERATED_BEFORE_MS, base62_into, mix};
 use crate::data::schema::object_by_name;
-use crate::data::{ObjectDef, Store, Value};
+use crate::data::{ObjectDef, ObjectKind, Store};
 use crate::render::write_record;
 use crate::soql::SelectItem;
 use crate::soql::eval::Tables;
 use common::sfid::SalesforceId;
+
+pub use mutate::{MutateRequest, MutateResponse};
+
+/// What mutations leave behind besides the records themselves.
+#[derive(Debug, Default)]
+struct History {
+    /// Mutation calls so far; varies the seeded choice of records per call.
+    serial: u64,
+    /// SystemModstamp (epoch millis) of the latest mutation.
+    last_stamp: Option<i64>,
+    /// The delete log getDeleted reads, per object: record index → deletedDate (millis).
+    /// Soft-deleted and purged records stay here; hard-deleted ("vanished") ones do not.
+    deletions: [BTreeMap<u32, i64>; 2],
+}
 
 /// A running org. Shared by every request handler behind an `Arc`.
 #[derive(Debug)]
@@ -23,6 +46,9 @@ pub struct Org {
     store: Store,
     tokens: Tokens,
     cursors: Cursors,
+    jobs: Jobs,
+    /// Serialises mutations and keeps the delete log.
+    history: Mutex<History>,
     /// API calls counted so far; reported in `Sforce-Limit-Info` and `/limits`.
     api_used: AtomicU64,
     org_id: String,
@@ -41,6 +67,8 @@ impl Org {
             store: Store::new(config.seed, config.accounts, config.contacts),
             tokens: Tokens::new(config.seed),
             cursors: Cursors::new(config.locator_ttl, config.seed),
+            jobs: Jobs::new(config.bulk_job_delay, config.seed),
+            history: Mutex::new(History::default()),
             api_used: AtomicU64::new(0),
             org_id: minted(b"00D", 1),
             user_id: minted(b"005", 2),
@@ -62,6 +90,21 @@ impl Org {
 
     pub(crate) fn cursors(&self) -> &Cursors {
         &self.cursors
+    }
+
+    pub(crate) fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The org's clock in epoch millis, whole seconds: the wall clock, but never before the
+    /// latest mutation's SystemModstamp nor before any generated timestamp.
+    pub fn now_millis(&self) -> i64 {
+        let last = self.history().last_stamp.unwrap_or(0);
+        wall_clock_millis().max(last).max(GENERATED_BEFORE_MS)
     }
 
     /// The 18-character organization Id (`00D…`).
@@ -114,13 +157,15 @@ impl Org {
         object_by_name(object).unwrap_or_else(|| panic!("the fake org has no object {object:?}"))
     }
 
-    /// Records of `object`, soft-deleted ones included (queryAll sees them). 0 for an
-    /// unknown object.
+    /// Records of `object` that queryAll returns: soft-deleted ones included, purged and
+    /// hard-deleted ones not. 0 for an unknown object.
     pub fn count(&self, object: &str) -> usize {
-        object_by_name(object).map_or(0, |o| self.store.view(o.kind).len() as usize)
+        object_by_name(object).map_or(0, |o| self.store.view(o.kind).count() as usize)
     }
 
-    /// The 18-character Id of record `index`.
+    /// The 18-character Id of record `index`. Indices number records in Id order from 0,
+    /// created records continuing after the generated ones; purged or hard-deleted records
+    /// keep their index (so after such mutations, indices run past [`Self::count`]).
     ///
     /// # Panics
     /// For an unknown object.
@@ -133,15 +178,28 @@ impl Org {
     /// name (no `attributes`).
     ///
     /// # Panics
-    /// For an unknown object or an index at or past [`Self::count`].
+    /// For an unknown object or a record that does not exist (never created, purged or
+    /// hard-deleted).
     pub fn record_json(&self, object: &str, index: usize) -> Map<String, Json> {
         let def = Self::object(object);
         let tables = Tables::new(&self.store, def.kind);
-        assert!(
-            index < tables.main.len() as usize,
-            "{object} has no record {index}"
-        );
-        Self::render(&tables, def, index as u32)
+        let index = u32::try_from(index)
+            .ok()
+            .filter(|&i| tables.main.exists(i))
+            .unwrap_or_else(|| panic!("{object} has no record {index}"));
+        Self::render(&tables, def, index)
+    }
+
+    /// Like [`Self::record_json`], by 15- or 18-character Id; `None` when queryAll would not
+    /// return it.
+    ///
+    /// # Panics
+    /// For an unknown object.
+    pub fn record_json_by_id(&self, object: &str, id: &str) -> Option<Map<String, Json>> {
+        let def = Self::object(object);
+        let tables = Tables::new(&self.store, def.kind);
+        let index = tables.main.index_of(&SalesforceId::parse(id).ok()?)?;
+        Some(Self::render(&tables, def, index))
     }
 
     fn render(tables: &Tables<'_>, def: &ObjectDef, index: u32) -> Map<String, Json> {
@@ -154,41 +212,34 @@ impl Org {
         map
     }
 
-    /// Every record of `object` in Id order, as [`Self::record_json`] renders it.
+    /// Every record of `object` that queryAll returns (soft-deleted included, purged and
+    /// hard-deleted not), in Id order, as [`Self::record_json`] renders it. The org's state
+    /// is taken once, when this is called.
     ///
     /// # Panics
     /// For an unknown object.
     pub fn records(&self, object: &str) -> impl Iterator<Item = Map<String, Json>> + '_ {
         let def = Self::object(object);
         let tables = Tables::new(&self.store, def.kind);
-        (0..tables.main.len()).map(move |i| Self::render(&tables, def, i))
+        let indices: Vec<u32> = tables.main.indices().collect();
+        indices
+            .into_iter()
+            .map(move |i| Self::render(&tables, def, i))
     }
+}
 
-    /// Marks record `index` deleted (IsDeleted = true, SystemModstamp one second later), so
-    /// `query` hides it and `queryAll` returns it. False if there is no such record.
-    ///
-    /// # Panics
-    /// For an unknown object.
-    pub fn soft_delete(&self, object: &str, index: usize) -> bool {
-        let def = Self::object(object);
-        let view = self.store.view(def.kind);
-        let Ok(index) = u32::try_from(index) else {
-            return false;
-        };
-        if index >= view.len() {
-            return false;
-        }
-        let stamp = def
-            .field_index("SystemModstamp")
-            .expect("every object has SystemModstamp");
-        let bumped = match view.value(index, stamp) {
-            Value::DateTime(ms) => Value::DateTime(ms + 1000),
-            other => other,
-        };
-        self.store.update(
-            def.kind,
-            index,
-            &[(def.is_deleted_field(), Value::Bool(true)), (stamp, bumped)],
-        )
-    }
+/// The wall clock in epoch millis, truncated to whole seconds as Salesforce stores them.
+fn wall_clock_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64 * 1000)
+}
+
+/// Floors epoch millis to the minute, as getUpdated/getDeleted treat their dates.
+fn floor_minute(ms: i64) -> i64 {
+    ms - ms.rem_euclid(60_000)
+}
+
+fn kind_of(object: &str) -> Option<ObjectKind> {
+    object_by_name(object).map(|o| o.kind)
 }

@@ -1,0 +1,302 @@
+//! Changing the org while it runs, for "stay in sync" tests: update, soft-delete, purge,
+//! create and hard-delete ("vanish") records, stamped by the org's clock.
+//!
+//! # Semantics
+//! - Every call picks its records with a seeded shuffle that depends on the org's seed and a
+//!   per-org call counter: the same sequence of calls on the same org config picks the same
+//!   records. Categories never share a record within one call. When fewer records qualify
+//!   than asked for, the call affects as many as there are.
+//! - All records a call changes share one SystemModstamp (as one DML transaction does): the
+//!   wall clock (UTC, whole seconds), but never before 2024-01-01 (every generated stamp is
+//!   earlier) and always at least one second after the previous call's stamp, so stamps
+//!   strictly increase from call to call.
+//! - `same_modstamp: true` reuses the previous call's stamp instead (a fresh one on the first
+//!   call): the call's records tie with the records of the call before, like a transaction
+//!   that commits late with an already-used stamp. Such a stamp can lie before a
+//!   `latestDateCovered` that getUpdated already reported.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Org, wall_clock_millis};
+use crate::calendar::write_datetime;
+use crate::data::generate::{GENERATED_BEFORE_MS, mix};
+use crate::data::schema::{account, contact, object_by_name};
+use crate::data::{ObjectKind, Value};
+
+/// What `POST /__admin/mutate` and [`Org::mutate`] should change. Counts default to 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MutateRequest {
+    /// `Account` or `Contact` (any case).
+    pub object: String,
+    /// Existing, not deleted records that get new field values.
+    #[serde(default)]
+    pub update: u32,
+    /// Records soft-deleted: `IsDeleted = true`; queryAll and getDeleted still see them.
+    #[serde(default)]
+    pub delete: u32,
+    /// Soft-deleted records emptied from the recycle bin: gone from queryAll, still in
+    /// getDeleted. Records are soft-deleted first (in this call) when too few are deleted.
+    #[serde(default)]
+    pub purge: u32,
+    /// New records, Ids continuing the sequence.
+    #[serde(default)]
+    pub create: u32,
+    /// Records removed without a trace: not in query, queryAll or getDeleted.
+    #[serde(default)]
+    pub vanish: u32,
+    /// Reuse the previous call's SystemModstamp (see the module docs).
+    #[serde(default)]
+    pub same_modstamp: bool,
+}
+
+impl MutateRequest {
+    /// A request that changes nothing yet on `object`.
+    pub fn new(object: &str) -> Self {
+        MutateRequest {
+            object: object.to_owned(),
+            ..MutateRequest::default()
+        }
+    }
+}
+
+/// The 18-character Ids each category affected, in Id order, and the stamp they got.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MutateResponse {
+    pub updated: Vec<String>,
+    pub deleted: Vec<String>,
+    pub purged: Vec<String>,
+    pub created: Vec<String>,
+    pub vanished: Vec<String>,
+    /// The SystemModstamp of every changed record, REST form (`…T10:20:30.000+0000`).
+    #[serde(rename = "systemModstamp")]
+    pub system_modstamp: String,
+    /// The same stamp in epoch milliseconds.
+    #[serde(rename = "systemModstampMillis")]
+    pub system_modstamp_millis: i64,
+}
+
+/// A small seeded generator for the per-call choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = mix(self.0);
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Takes up to `n` random entries out of `pool` (partial Fisher-Yates), in index order.
+    fn take(&mut self, pool: &mut Vec<u32>, n: u32) -> Vec<u32> {
+        let n = (n as usize).min(pool.len());
+        for k in 0..n {
+            let j = k + self.below(pool.len() - k);
+            pool.swap(k, j);
+        }
+        let mut picked: Vec<u32> = pool.drain(..n).collect();
+        picked.sort_unstable();
+        picked
+    }
+}
+
+const LAST_NAMES: &[&str] = &[
+    "Updated",
+    "O'Connor",
+    "Nakamura-Smith",
+    "\"The\" Boss",
+    "Weiß",
+    "de la Cruz, Jr.",
+    "李",
+];
+const TITLES: &[&str] = &[
+    "Chief Revenue Officer",
+    "Head of \"Growth\"",
+    "Engineer, Platform",
+    "Procurement Lead",
+    "Line one\nLine two",
+];
+const ACCOUNT_WORDS: &[&str] = &["Renamed", "Merged", "Rebranded", "Acquired", "Neue"];
+
+impl Org {
+    /// Changes the org as `request` says and reports which records changed (see the
+    /// module docs of `mutate` for the rules). Visible to every query that starts afterwards;
+    /// open query cursors and Bulk jobs keep the records as they were.
+    ///
+    /// # Panics
+    /// For an unknown object.
+    pub fn mutate(&self, request: MutateRequest) -> MutateResponse {
+        let def = object_by_name(&request.object)
+            .unwrap_or_else(|| panic!("the fake org has no object {:?}", request.object));
+        let obj = def.kind;
+        let mut history = self.history();
+        history.serial += 1;
+        let stamp = match (request.same_modstamp, history.last_stamp) {
+            (true, Some(last)) => last,
+            (_, last) => wall_clock_millis()
+                .max(GENERATED_BEFORE_MS)
+                .max(last.map_or(0, |l| l + 1000)),
+        };
+        history.last_stamp = Some(stamp);
+        let mut rng = Rng(mix(self.config.seed
+            ^ 0x4D55_5441_5445
+            ^ history.serial << 8));
+
+        let view = self.store.view(obj);
+        let (mut deleted_pool, mut live): (Vec<u32>, Vec<u32>) =
+            view.indices().partition(|&i| view.is_deleted(i));
+        let updated = rng.take(&mut live, request.update);
+        let deleted = rng.take(&mut live, request.delete);
+        let mut purged = rng.take(&mut deleted_pool, request.purge);
+        let short = request.purge - purged.len() as u32;
+        let fresh_purged = rng.take(&mut live, short);
+        let mut rest: Vec<u32> = live.into_iter().chain(deleted_pool).collect();
+        rest.sort_unstable();
+        let vanished = rng.take(&mut rest, request.vanish);
+        let parents: Vec<u32> = match obj {
+            ObjectKind::Contact => {
+                let accounts = self.store.view(ObjectKind::Account);
+                accounts
+                    .indices()
+                    .filter(|&i| !accounts.is_deleted(i))
+                    .collect()
+            }
+            ObjectKind::Account => Vec::new(),
+        };
+
+        let stamp_field = def
+            .field_index("SystemModstamp")
+            .expect("every object has SystemModstamp");
+        let last_mod_field = def
+            .field_index("LastModifiedDate")
+            .expect("every object has LastModifiedDate");
+        let created_field = def
+            .field_index("CreatedDate")
+            .expect("every object has CreatedDate");
+        let deleted_field = def.is_deleted_field();
+        let at = Value::DateTime(stamp);
+        let generator = self.store.generator();
+        let created = self.store.edit(obj, |edit| {
+            for &i in &updated {
+                let mut changes = new_values(obj, &mut rng, i);
+                changes.push((last_mod_field, at.clone()));
+                changes.push((stamp_field, at.clone()));
+                edit.update(i, &changes);
+            }
+            for &i in deleted.iter().chain(&fresh_purged) {
+                edit.update(
+                    i,
+                    &[
+                        (deleted_field, Value::Bool(true)),
+                        (stamp_field, at.clone()),
+                    ],
+                );
+            }
+            for &i in purged.iter().chain(&fresh_purged).chain(&vanished) {
+                edit.remove(i);
+            }
+            (0..request.create)
+                .map(|_| {
+                    let mut changes = vec![
+                        (created_field, at.clone()),
+                        (last_mod_field, at.clone()),
+                        (stamp_field, at.clone()),
+                        (deleted_field, Value::Bool(false)),
+                    ];
+                    if obj == ObjectKind::Contact {
+                        let parent = if parents.is_empty() || rng.below(10) == 0 {
+                            Value::Null
+                        } else {
+                            let p = parents[rng.below(parents.len())];
+                            Value::Id(generator.id(ObjectKind::Account, p))
+                        };
+                        changes.push((contact::ACCOUNT_ID, parent));
+                    }
+                    edit.create(&changes)
+                })
+                .collect::<Vec<u32>>()
+        });
+
+        let log = &mut history.deletions[obj as usize];
+        for &i in deleted.iter().chain(&fresh_purged) {
+            log.insert(i, stamp);
+        }
+        for i in &vanished {
+            log.remove(i);
+        }
+        drop(history);
+        purged.extend(fresh_purged);
+        purged.sort_unstable();
+
+        let ids = |indices: &[u32]| -> Vec<String> {
+            indices
+                .iter()
+                .map(|&i| generator.id(obj, i).to_string())
+                .collect()
+        };
+        let mut formatted = String::new();
+        write_datetime(&mut formatted, stamp);
+        tracing::debug!(
+            object = def.name,
+            updated = updated.len(),
+            deleted = deleted.len(),
+            purged = purged.len(),
+            created = created.len(),
+            vanished = vanished.len(),
+            stamp = %formatted,
+            "Mutated the org."
+        );
+        MutateResponse {
+            updated: ids(&updated),
+            deleted: ids(&deleted),
+            purged: ids(&purged),
+            created: ids(&created),
+            vanished: ids(&vanished),
+            system_modstamp: formatted,
+            system_modstamp_millis: stamp,
+        }
+    }
+}
+
+/// Fresh values for the fields an update changes: names, titles and e-mail addresses that
+/// exercise quoting and escaping, and a new score.
+fn new_values(obj: ObjectKind, rng: &mut Rng, index: u32) -> Vec<(usize, Value)> {
+    let pick = |rng: &mut Rng, list: &'static [&'static str]| list[rng.below(list.len())];
+    match obj {
+        ObjectKind::Contact => {
+            let last = pick(rng, LAST_NAMES);
+            let serial = rng.next() % 100_000;
+            let score = (rng.next() % 10_001) as f64 / 100.0;
+            vec![
+                (contact::LAST_NAME, Value::Text(Cow::Borrowed(last))),
+                (
+                    contact::TITLE,
+                    Value::Text(Cow::Borrowed(pick(rng, TITLES))),
+                ),
+                (
+                    contact::EMAIL,
+                    Value::Text(Cow::Owned(format!("updated.{index}.{serial}@example.com"))),
+                ),
+                (contact::ENGAGEMENT_SCORE, Value::Number(score)),
+            ]
+        }
+        ObjectKind::Account => {
+            let word = pick(rng, ACCOUNT_WORDS);
+            let n = rng.next() % 10_000;
+            vec![
+                (
+                    account::NAME,
+                    Value::Text(Cow::Owned(format!("{word} \"Co\" {n}, Ltd."))),
+                ),
+                (
+                    account::PHONE,
+                    Value::Text(Cow::Owned(format!("(555) 010-{n:04}"))),
+                ),
+            ]
+        }
+    }
+}
