@@ -172,6 +172,16 @@ pub async fn run_dlq(args: &DlqArgs) -> anyhow::Result<()> {
     result
 }
 
+/// The text on one line, cut to `max` characters (the table view; `--json` has it whole).
+fn one_line(text: &str, max: usize) -> String {
+    let flat = text.replace(['\n', '\r'], " ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(max).collect::<String>())
+    }
+}
+
 fn print_letters(letters: &[dlq::Letter], shown: usize) {
     println!("{} dead letters", letters.len());
     for ((object, class), n) in dlq::summarize(letters) {
@@ -194,7 +204,7 @@ fn print_letters(letters: &[dlq::Letter], shown: usize) {
             i.error_class.as_deref().unwrap_or("-"),
             i.failed_at.as_deref().unwrap_or("-"),
             i.attempts,
-            i.error.as_deref().unwrap_or("-").replace('\n', " ")
+            one_line(i.error.as_deref().unwrap_or("-"), 140)
         );
     }
     if letters.len() > shown {

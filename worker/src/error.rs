@@ -92,7 +92,12 @@ impl From<tokio_postgres::Error> for PageError {
         if let Some(constraint) = db.constraint() {
             message.push_str(&format!(", constraint {constraint}"));
         }
-        if let Some(detail) = db.detail() {
+        // "Failing row contains (…)" repeats the whole record, which the dead letter carries
+        // anyway; other details (which key, which value) are the useful part of the message.
+        if let Some(detail) = db
+            .detail()
+            .filter(|d| !d.starts_with("Failing row contains"))
+        {
             message.push_str(&format!(": {detail}"));
         }
         PageError::Permanent { class, message }
