@@ -10,6 +10,8 @@
 //! bookkeeping (`sfsync.page_results`, `sfsync.dead_letters`) is written in the same
 //! transaction.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use common::{
     schema::{column_name, qualified_table, quote_ident},
@@ -18,6 +20,8 @@ use common::{
 };
 use futures::SinkExt;
 use serde_json::value::RawValue;
+use tokio_postgres::SimpleQueryMessage;
+use uuid::Uuid;
 
 use crate::{
     copy_text::{push_null, push_text, push_value},
@@ -159,8 +163,37 @@ fn copy_row(
     Ok(())
 }
 
-/// The upsert of staged rows `_n` in `[$2, $3)` into the target table.
-fn upsert_sql(object: &str, plan: &PagePlan<'_>, guard: &str) -> String {
+/// The staged row a failed statement names, when its error detail names exactly one of the
+/// range's Ids ("Failing row contains (…, 003…, …)" for CHECK and NOT NULL violations).
+fn failing_position(
+    detail: Option<&str>,
+    positions: &HashMap<&str, usize>,
+    lo: usize,
+    hi: usize,
+) -> Option<usize> {
+    let mut found = None;
+    for token in detail?
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|t| t.len() == 18)
+    {
+        match positions.get(token) {
+            Some(&p) if (lo..hi).contains(&p) && found.is_none_or(|f| f == p) => found = Some(p),
+            Some(&p) if (lo..hi).contains(&p) => return None, // two Ids: cannot tell
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The upsert of staged rows `_n` in `[lo, hi)` into the target table.
+fn upsert_sql(
+    object: &str,
+    plan: &PagePlan<'_>,
+    guard: &str,
+    run_id: Uuid,
+    lo: usize,
+    hi: usize,
+) -> String {
     let table = qualified_table(object);
     let columns: Vec<String> = plan
         .fields
@@ -180,10 +213,10 @@ fn upsert_sql(object: &str, plan: &PagePlan<'_>, guard: &str) -> String {
         .collect();
     format!(
         "INSERT INTO {table} AS t ({cols}, _sfsync_run_id, _sfsync_synced_at)
-         SELECT DISTINCT ON (s.sfid) {casts}, $1::uuid, now()
+         SELECT DISTINCT ON (s.sfid COLLATE \"C\") {casts}, '{run_id}'::uuid, now()
            FROM _sfsync_stage s
-          WHERE s._n >= $2 AND s._n < $3
-          ORDER BY s.sfid, s.systemmodstamp::timestamptz DESC
+          WHERE s._n >= {lo} AND s._n < {hi}
+          ORDER BY s.sfid COLLATE \"C\", s.systemmodstamp::timestamptz DESC
          ON CONFLICT (sfid) DO UPDATE SET {updates}, _sfsync_run_id = EXCLUDED._sfsync_run_id, _sfsync_synced_at = EXCLUDED._sfsync_synced_at
           WHERE t.systemmodstamp {guard} EXCLUDED.systemmodstamp",
         cols = columns.join(", "),
@@ -201,10 +234,15 @@ async fn upsert(
     valid: &[Valid<'_>],
     plan: &PagePlan<'_>,
 ) -> Result<(u64, Vec<FailedRecord>), PageError> {
+    // Staged in Id order (byte order, as the upsert sorts with COLLATE "C"), so that when a
+    // statement fails on one row, every row before it in the range is known to be good.
+    let mut order: Vec<usize> = (0..valid.len()).collect();
+    order.sort_by(|&a, &b| valid[a].id.cmp(&valid[b].id));
     let mut rows = Vec::with_capacity(valid.len() * 512);
     let mut staged: Vec<usize> = Vec::with_capacity(valid.len()); // position -> index in `valid`
     let mut failed = Vec::new();
-    for (i, record) in valid.iter().enumerate() {
+    for i in order {
+        let record = &valid[i];
         let start = rows.len();
         match copy_row(&mut rows, staged.len(), record, plan) {
             Ok(()) => staged.push(i),
@@ -248,36 +286,73 @@ async fn upsert(
     sink.send(Bytes::from(rows)).await?;
     sink.finish().await?;
 
-    let statement = tx.prepare(&upsert_sql(&page.object, plan, "<")).await?;
+    let positions: HashMap<&str, usize> = staged
+        .iter()
+        .enumerate()
+        .map(|(p, &i)| (valid[i].id.as_str(), p))
+        .collect();
     let mut written = 0u64;
-    let mut ranges = vec![(0i32, staged.len() as i32)];
+    let mut indexed = false;
+    let mut ranges = vec![(0usize, staged.len())];
     while let Some((lo, hi)) = ranges.pop() {
-        tx.batch_execute("SAVEPOINT sfsync_range").await?;
-        match tx.execute(&statement, &[&page.run_id, &lo, &hi]).await {
-            Ok(n) => {
-                written += n;
-                tx.batch_execute("RELEASE SAVEPOINT sfsync_range").await?;
+        // One round trip per attempt: savepoint, upsert and release go as one simple query
+        // (the values in the statement are a uuid and two integers, written as literals).
+        let attempt = format!(
+            "SAVEPOINT sfsync_range; {}; RELEASE SAVEPOINT sfsync_range",
+            upsert_sql(&page.object, plan, "<", page.run_id, lo, hi)
+        );
+        match tx.simple_query(&attempt).await {
+            Ok(messages) => {
+                written += messages
+                    .iter()
+                    .map(|m| {
+                        if let SimpleQueryMessage::CommandComplete(n) = m {
+                            *n
+                        } else {
+                            0
+                        }
+                    })
+                    .sum::<u64>();
             }
-            Err(e) => match PageError::from(e) {
-                PageError::Permanent { class, message } if class.is_per_record() => {
-                    tx.batch_execute("ROLLBACK TO SAVEPOINT sfsync_range")
-                        .await?;
-                    if hi - lo == 1 {
-                        let record = &valid[staged[lo as usize]];
-                        failed.push(FailedRecord {
-                            index: record.index,
-                            sfid: Some(record.id.to_string()),
-                            class,
-                            message,
-                        });
-                    } else {
-                        let mid = lo + (hi - lo) / 2;
-                        ranges.push((mid, hi));
-                        ranges.push((lo, mid));
+            Err(e) => {
+                let detail = e.as_db_error().and_then(|d| d.detail()).map(str::to_owned);
+                match PageError::from(e) {
+                    PageError::Permanent { class, message } if class.is_per_record() => {
+                        tx.batch_execute("ROLLBACK TO SAVEPOINT sfsync_range")
+                            .await?;
+                        if !indexed {
+                            // From here on each attempt reads a slice of the staged rows.
+                            tx.batch_execute(
+                                "CREATE INDEX ON _sfsync_stage (_n); ANALYZE _sfsync_stage",
+                            )
+                            .await?;
+                            indexed = true;
+                        }
+                        let culprit = if hi - lo == 1 {
+                            Some(lo)
+                        } else {
+                            failing_position(detail.as_deref(), &positions, lo, hi)
+                        };
+                        if let Some(p) = culprit {
+                            // Rows before it went in fine before the statement failed.
+                            let record = &valid[staged[p]];
+                            failed.push(FailedRecord {
+                                index: record.index,
+                                sfid: Some(record.id.to_string()),
+                                class,
+                                message,
+                            });
+                            ranges
+                                .extend([(p + 1, hi), (lo, p)].into_iter().filter(|(a, b)| a < b));
+                        } else {
+                            let mid = lo + (hi - lo) / 2;
+                            ranges.push((mid, hi));
+                            ranges.push((lo, mid));
+                        }
                     }
+                    other => return Err(other),
                 }
-                other => return Err(other),
-            },
+            }
         }
     }
     Ok((written, failed))
@@ -425,6 +500,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_failing_row_is_found_from_the_error_detail() {
+        let ids = [
+            "003000000000001AAA",
+            "003000000000002AAA",
+            "003000000000003AAA",
+        ];
+        let positions: HashMap<&str, usize> =
+            ids.iter().enumerate().map(|(p, id)| (*id, p)).collect();
+        let detail = "Failing row contains (7, 003000000000002AAA, 2024-01-01 00:00:00+00, f, x).";
+        assert_eq!(failing_position(Some(detail), &positions, 0, 3), Some(1));
+        assert_eq!(
+            failing_position(Some(detail), &positions, 2, 3),
+            None,
+            "outside the range"
+        );
+        let two = "Failing row contains (003000000000001AAA, 003000000000003AAA).";
+        assert_eq!(
+            failing_position(Some(two), &positions, 0, 3),
+            None,
+            "ambiguous"
+        );
+        assert_eq!(failing_position(None, &positions, 0, 3), None);
+    }
+
+    #[test]
     fn upsert_dedupes_sorts_and_guards_on_modstamp() {
         let fields = [
             ("Id", "sfid", "character varying"),
@@ -449,14 +549,18 @@ mod tests {
                 })
                 .collect(),
         };
-        let sql = upsert_sql("Contact", &plan, "<");
-        assert!(sql.contains("DISTINCT ON (s.sfid)"), "{sql}");
+        let sql = upsert_sql("Contact", &plan, "<", Uuid::nil(), 10, 20);
+        assert!(sql.contains(r#"DISTINCT ON (s.sfid COLLATE "C")"#), "{sql}");
         assert!(
-            sql.contains("ORDER BY s.sfid, s.systemmodstamp::timestamptz DESC"),
+            sql.contains(r#"ORDER BY s.sfid COLLATE "C", s.systemmodstamp::timestamptz DESC"#),
             "{sql}"
         );
         assert!(sql.contains(r#"s."lastname"::text"#), "{sql}");
-        assert!(sql.contains("WHERE s._n >= $2 AND s._n < $3"), "{sql}");
+        assert!(sql.contains("WHERE s._n >= 10 AND s._n < 20"), "{sql}");
+        assert!(
+            sql.contains("'00000000-0000-0000-0000-000000000000'::uuid"),
+            "{sql}"
+        );
         assert!(
             sql.contains("WHERE t.systemmodstamp < EXCLUDED.systemmodstamp"),
             "{sql}"
