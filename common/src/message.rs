@@ -37,8 +37,48 @@ pub struct PageMessage<R> {
     pub run_id: Uuid,
     /// 1-based page number within the run.
     pub page: u64,
+    /// What the records are: fetched records (upserted), or deletions reported by getDeleted.
+    #[serde(default, skip_serializing_if = "PageKind::is_records")]
+    pub kind: PageKind,
+    /// Remove rows of deleted records instead of marking them `isdeleted` (`--hard-delete`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hard_delete: bool,
     /// The records as Salesforce returned them.
     pub records: R,
+}
+
+/// What a page's records are. Absent in the body means [`PageKind::Records`], so pages of the
+/// first format version still read the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageKind {
+    /// Records from query/queryAll/Bulk: upserted (soft-deleted ones carry `IsDeleted: true`).
+    #[default]
+    Records,
+    /// `{"Id", "SystemModstamp"}` pairs from getDeleted (records purged from the recycle bin,
+    /// with their deletion time): rows that exist are marked deleted (or removed); none is created.
+    Deleted,
+}
+
+impl PageKind {
+    pub fn is_records(&self) -> bool {
+        *self == PageKind::Records
+    }
+}
+
+impl<R> PageMessage<R> {
+    /// A page of fetched records with the default kind and no hard delete.
+    pub fn records(object: String, run_id: Uuid, page: u64, records: R) -> Self {
+        Self {
+            format: PAGE_FORMAT_VERSION,
+            object,
+            run_id,
+            page,
+            kind: PageKind::Records,
+            hard_delete: false,
+            records,
+        }
+    }
 }
 
 /// The AMQP `message_id` of a page: unique per (run, page), stable across re-publishes.
@@ -56,7 +96,9 @@ mod tests {
         let records =
             RawValue::from_string(r#"[{"Id":"003000000000001AAA","Amount":9.9213206E7}]"#.into())
                 .unwrap();
-        let msg = PageMessage {
+        let msg: PageMessage<&RawValue> = PageMessage {
+            kind: PageKind::Records,
+            hard_delete: false,
             format: PAGE_FORMAT_VERSION,
             object: "Contact".into(),
             run_id: Uuid::nil(),

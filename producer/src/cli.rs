@@ -16,8 +16,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Pull every record of an object and publish it; exits 0 only when the broker has
-    /// confirmed every page. Creates or extends salesforce.<object> first.
+    /// Pull an object's records (all of them the first time or with --full, then what changed)
+    /// and publish them; exits 0 only when the broker has confirmed every page. Creates or
+    /// extends salesforce.<object> first.
     Sync(SyncArgs),
     /// Show recent runs: pages published, pages processed, records stored and dead-lettered.
     Status(StatusArgs),
@@ -62,9 +63,33 @@ pub enum DlqCommand {
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
-    /// Salesforce API name of the object, e.g. Contact, Account or My_Object__c.
+    /// Salesforce API name(s) of the object(s), e.g. Contact or Account,Contact or
+    /// My_Object__c. Objects are synced one after the other.
+    #[arg(long = "object", value_delimiter = ',', required = true)]
+    pub objects: Vec<String>,
+    /// Read every record, even when an earlier sync left a watermark. Without it, a sync
+    /// reads only what changed since the watermark (minus --overlap).
     #[arg(long)]
-    pub object: String,
+    pub full: bool,
+    /// How far behind the watermark an incremental sync starts reading, so records sharing a
+    /// timestamp or committed late are not missed. Re-reading them is harmless.
+    #[arg(long, default_value = "5m", value_parser = common::config::parse_duration)]
+    pub overlap: std::time::Duration,
+    /// Delete the rows of records deleted in Salesforce instead of setting isdeleted = true.
+    /// (A replay of a page older than the deletion can bring such a row back until the next sync.)
+    #[arg(long)]
+    pub hard_delete: bool,
+    /// Keep syncing: an incremental sync of every object each --interval, until SIGTERM or
+    /// Ctrl-C (the sync in progress is finished first; exit 0).
+    #[arg(long)]
+    pub watch: bool,
+    /// Pause between syncs in --watch mode.
+    #[arg(long, default_value = "30s", value_parser = common::config::parse_duration)]
+    pub interval: std::time::Duration,
+    /// Stop (with an error) once the org's API usage, as Salesforce reports it, reaches this
+    /// percentage of its daily limit, leaving the rest to other integrations. 100 disables it.
+    #[arg(long, default_value_t = 80.0, value_parser = parse_percent)]
+    pub max_api_usage: f64,
     /// Records per page asked of Salesforce (200–2000). One page becomes one message.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=2000))]
     pub page_size: u32,
@@ -79,6 +104,13 @@ pub struct SyncArgs {
     pub salesforce: CredentialArgs,
     #[command(flatten)]
     pub services: ServiceArgs,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (1.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage between 1 and 100")),
+    }
 }
 
 #[derive(Debug, Args)]

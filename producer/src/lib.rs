@@ -6,6 +6,7 @@
 //! - [`soql`], [`tables`] — the query and the target table, both built from describe.
 //! - [`publisher`] — confirm-mode publishing with a window of outstanding confirms.
 //! - [`sync`] — one run of one object, from describe to the last confirm.
+//! - [`sync_state`] — the per-object watermark.
 //! - [`runs`] — the run rows and the `status` report.
 //! - [`dlq`] — listing, replaying and purging dead letters.
 
@@ -16,6 +17,7 @@ pub mod runs;
 pub mod salesforce;
 pub mod soql;
 pub mod sync;
+pub mod sync_state;
 pub mod tables;
 
 use anyhow::Context;
@@ -33,12 +35,17 @@ use crate::{
 /// Whatever stopped the command; `main` prints it on one line and exits non-zero.
 pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<()> {
     match command {
+        Command::Sync(args) if args.watch => {
+            watch(&args, &cancel, |reports| {
+                reports.iter().for_each(print_report)
+            })
+            .await
+        }
         Command::Sync(args) => {
-            let report = run_sync(&args, &cancel).await?;
-            println!(
-                "run {} {}: {} pages, {} records published",
-                report.run_id, report.object, report.pages, report.records
-            );
+            run_sync_all(&args, &cancel)
+                .await?
+                .iter()
+                .for_each(print_report);
             Ok(())
         }
         Command::Status(args) => print_status(&args).await,
@@ -46,42 +53,146 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
     }
 }
 
-/// `producer sync`: connects everything, then pulls and publishes one object.
+/// What a sync needs, connected once and reused by every object and every `--watch` pass.
+struct Connected {
+    sf: SalesforceClient,
+    pool: sqlx::PgPool,
+    connection: lapin::Connection,
+}
+
+impl Connected {
+    async fn open(args: &SyncArgs) -> anyhow::Result<Self> {
+        for object in &args.objects {
+            common::schema::check_api_name("object", object)
+                .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
+        }
+        let credentials = Credentials::from_args(&args.salesforce)?;
+        let pool = common::db::connect_control(&args.services.database_url).await?;
+        common::db::migrate(&pool).await?;
+        let connection = common::amqp::connect(&args.services.amqp_url, "sfsync-producer").await?;
+        let channel = connection
+            .create_channel()
+            .await
+            .context("opening an AMQP channel")?;
+        common::topology::declare(&channel)
+            .await
+            .context("declaring the sfsync exchanges and queues")?;
+        let _ = channel.close(200, "declared".into()).await;
+        let max_usage = (args.max_api_usage < 100.0).then_some(args.max_api_usage);
+        let sf = SalesforceClient::connect(
+            credentials,
+            &args.salesforce.sf_api_version,
+            RetryPolicy::default(),
+        )
+        .await?
+        .with_max_api_usage(max_usage);
+        Ok(Self {
+            sf,
+            pool,
+            connection,
+        })
+    }
+
+    /// Syncs every object once, in order; stops at the first failure.
+    async fn pass(
+        &self,
+        args: &SyncArgs,
+        cancel: &CancellationToken,
+    ) -> anyhow::Result<Vec<SyncReport>> {
+        let mut reports = Vec::new();
+        for object in &args.objects {
+            let options = SyncOptions {
+                object: object.clone(),
+                page_size: args.page_size,
+                confirm_window: args.confirm_window as usize,
+                progress: !args.no_progress,
+                full: args.full,
+                overlap: args.overlap,
+                hard_delete: args.hard_delete,
+            };
+            let channel = self
+                .connection
+                .create_channel()
+                .await
+                .context("opening an AMQP channel")?;
+            let result =
+                sync::sync_object(&self.sf, &self.pool, channel.clone(), &options, cancel).await;
+            let _ = channel.close(200, "sync done".into()).await;
+            reports.push(result?);
+        }
+        Ok(reports)
+    }
+
+    async fn close(self) {
+        let _ = self.connection.close(200, "producer done".into()).await;
+        self.pool.close().await;
+    }
+}
+
+/// `producer sync` without `--watch`: one sync of each object; returns their reports.
 ///
 /// # Errors
-/// A setting is wrong, a service is unreachable, or the sync failed.
-pub async fn run_sync(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Result<SyncReport> {
-    common::schema::check_api_name("object", &args.object)
-        .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
-    let credentials = Credentials::from_args(&args.salesforce)?;
-    let pool = common::db::connect_control(&args.services.database_url).await?;
-    common::db::migrate(&pool).await?;
-    let connection = common::amqp::connect(&args.services.amqp_url, "sfsync-producer").await?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening an AMQP channel")?;
-    common::topology::declare(&channel)
-        .await
-        .context("declaring the sfsync exchanges and queues")?;
-    let sf = SalesforceClient::connect(
-        credentials,
-        &args.salesforce.sf_api_version,
-        RetryPolicy::default(),
-    )
-    .await?;
-    let options = SyncOptions {
-        object: args.object.clone(),
-        page_size: args.page_size,
-        confirm_window: args.confirm_window as usize,
-        progress: !args.no_progress,
-    };
-    let result = sync::sync_object(&sf, &pool, channel.clone(), &options, cancel).await;
-    // Channel first: closing the connection under an open channel makes lapin log an error.
-    let _ = channel.close(200, "producer done".into()).await;
-    let _ = connection.close(200, "producer done".into()).await;
-    pool.close().await;
+/// A setting is wrong, a service is unreachable, or a sync failed.
+pub async fn run_sync_all(
+    args: &SyncArgs,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Vec<SyncReport>> {
+    let connected = Connected::open(args).await?;
+    let result = connected.pass(args, cancel).await;
+    connected.close().await;
     result
+}
+
+/// One sync of the first `--object` (what tests and single-object callers want).
+///
+/// # Errors
+/// As for [`run_sync_all`].
+pub async fn run_sync(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Result<SyncReport> {
+    run_sync_all(args, cancel)
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("--object names no object"))
+}
+
+/// `producer sync --watch`: a pass over every object each `--interval` until `cancel`. A signal
+/// lets the pass in progress finish (its syncs are not interrupted), then returns `Ok`.
+///
+/// # Errors
+/// Connecting failed, or a pass failed.
+pub async fn watch(
+    args: &SyncArgs,
+    cancel: &CancellationToken,
+    mut on_pass: impl FnMut(&[SyncReport]),
+) -> anyhow::Result<()> {
+    let connected = Connected::open(args).await?;
+    let result = async {
+        while !cancel.is_cancelled() {
+            // Not the signal's token: a window that has started is finished.
+            let reports = connected.pass(args, &CancellationToken::new()).await?;
+            on_pass(&reports);
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep(args.interval) => {}
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    connected.close().await;
+    result
+}
+
+fn print_report(r: &SyncReport) {
+    let mode = match r.mode {
+        sync::SyncMode::Full => "full".to_owned(),
+        sync::SyncMode::Incremental { since } => {
+            format!("incremental since {}", common::sftime::format_soql(since))
+        }
+    };
+    println!(
+        "run {} {} ({mode}): {} pages, {} records, {} deletions published; {} API calls",
+        r.run_id, r.object, r.pages, r.records, r.deletions, r.api_calls
+    );
 }
 
 async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {

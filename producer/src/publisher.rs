@@ -5,6 +5,7 @@
 
 use std::{future::Future, pin::Pin};
 
+use chrono::{DateTime, Utc};
 use common::{
     message::{CONTENT_TYPE, PAGE_MESSAGE_TYPE, header, page_message_id},
     topology,
@@ -22,6 +23,8 @@ use uuid::Uuid;
 pub struct Confirmed {
     pub page: u64,
     pub records: u64,
+    /// SystemModstamp of the page's last record, when the page is in stamp order.
+    pub last_stamp: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +60,8 @@ pub struct OutgoingPage {
     pub run_id: Uuid,
     pub page: u64,
     pub records: u64,
+    /// SystemModstamp of the page's last record, when the page is in stamp order.
+    pub last_stamp: Option<DateTime<Utc>>,
     pub body: Vec<u8>,
 }
 
@@ -118,7 +123,7 @@ impl PagePublisher {
             mandatory: true,
             ..Default::default()
         };
-        let (number, records) = (page.page, page.records);
+        let (number, records, last_stamp) = (page.page, page.records, page.last_stamp);
         let confirm = self
             .channel
             .basic_publish(
@@ -141,6 +146,7 @@ impl PagePublisher {
                 Confirmation::Ack(None) => Ok(Confirmed {
                     page: number,
                     records,
+                    last_stamp,
                 }),
                 Confirmation::Ack(Some(returned)) => Err(PublishError::Unroutable {
                     page: number,

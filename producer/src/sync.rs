@@ -1,13 +1,22 @@
-//! One full pull of one object: describe, prepare the table, page through the query and
-//! publish each page, then report. Fetching runs one page ahead of publishing so that the HTTP
-//! round trip and the broker's confirms overlap.
+//! One sync of one object: describe, prepare the table, page through the query in
+//! (SystemModstamp, Id) order and publish each page, advance the watermark past confirmed
+//! pages, then publish the deletions getDeleted reports. Fetching runs one page ahead of
+//! publishing so that the HTTP round trip and the broker's confirms overlap.
+//!
+//! Full and incremental syncs are one mechanism: a full sync reads from the beginning, an
+//! incremental one from `watermark - overlap`. `>=` and the overlap mean records that share a
+//! timestamp across pages, or were committed late behind the watermark, are read again rather
+//! than skipped; the modstamp-guarded upsert makes the re-read harmless.
 
-use std::io::IsTerminal;
+use std::{io::IsTerminal, time::Duration};
 
 use anyhow::Context;
 use bytes::Bytes;
-use common::message::{PAGE_FORMAT_VERSION, PageMessage};
+use chrono::{DateTime, Utc};
+use common::message::{PageKind, PageMessage};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +26,7 @@ use crate::{
     publisher::{Confirmed, OutgoingPage, PagePublisher},
     runs,
     salesforce::{SalesforceClient, SfError, page::QueryPage},
-    soql, tables,
+    soql, sync_state, tables,
 };
 
 /// What a sync is asked to do.
@@ -31,6 +40,19 @@ pub struct SyncOptions {
     pub confirm_window: usize,
     /// Draw a progress bar (only on a terminal).
     pub progress: bool,
+    /// Read every record even when a watermark exists.
+    pub full: bool,
+    /// How far behind the watermark an incremental sync starts reading.
+    pub overlap: Duration,
+    /// Remove rows of deleted records instead of marking them `isdeleted`.
+    pub hard_delete: bool,
+}
+
+/// Whether a sync read everything or only what changed since the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    Full,
+    Incremental { since: DateTime<Utc> },
 }
 
 /// What a finished sync did.
@@ -38,21 +60,35 @@ pub struct SyncOptions {
 pub struct SyncReport {
     pub run_id: Uuid,
     pub object: String,
+    pub mode: SyncMode,
+    /// Pages published, deletion pages included.
     pub pages: u64,
+    /// Records published by the query.
     pub records: u64,
+    /// Deletions reported by getDeleted and published.
+    pub deletions: u64,
+    /// Salesforce API calls this sync made.
+    pub api_calls: u64,
 }
 
 struct Fetched {
-    page: u64,
     total_size: u64,
     message: OutgoingPage,
 }
 
-/// Pulls every record of the object and publishes it.
+/// Counts of confirmed pages and records, kept as they arrive.
+#[derive(Debug, Default, Clone, Copy)]
+struct Progress {
+    pages: u64,
+    records: u64,
+}
+
+/// Pulls what changed since the watermark (or everything) and publishes it.
 ///
 /// # Errors
 /// Salesforce, the broker or the database failed in a way retries did not mend, or the run
-/// was cancelled before its last page was confirmed. The run is then recorded as failed.
+/// was cancelled before its last page was confirmed. The run is then recorded as failed and
+/// the watermark stays at the last confirmed page.
 pub async fn sync_object(
     sf: &SalesforceClient,
     pool: &PgPool,
@@ -62,6 +98,7 @@ pub async fn sync_object(
 ) -> anyhow::Result<SyncReport> {
     common::schema::check_api_name("object", &options.object)
         .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
+    let calls_before = sf.usage().calls();
     let describe = sf.describe(&options.object).await?;
     let selection = tables::select_fields(&describe)?;
     for (field, why) in &selection.skipped {
@@ -70,171 +107,314 @@ pub async fn sync_object(
     // Describe gives the canonical casing (`contact` becomes `Contact`).
     let object = describe.name.clone();
     tables::ensure_table(pool, &object, &selection).await?;
-    let soql = soql::select_all(&object, &selection.field_names())?;
-
+    let watermark = sync_state::load(pool, &object)
+        .await
+        .context("reading sfsync.sync_state")?;
+    let mode = match watermark {
+        Some(w) if !options.full => SyncMode::Incremental {
+            since: w - chrono::Duration::from_std(options.overlap).unwrap_or_default(),
+        },
+        _ => SyncMode::Full,
+    };
+    let started = Utc::now();
     let run_id = Uuid::now_v7();
     runs::start(pool, run_id, &object)
         .await
         .context("recording the run in sfsync.runs")?;
-    tracing::info!(%run_id, object, fields = selection.columns.len(), "Sync started.");
+    tracing::info!(%run_id, object, ?mode, fields = selection.columns.len(), "Sync started.");
 
     let mut publisher = PagePublisher::new(channel, options.confirm_window)
         .await
         .context("putting the AMQP channel in confirm mode")?;
-    let outcome = publish_all(
+    let since = match mode {
+        SyncMode::Incremental { since } => Some(since),
+        SyncMode::Full => None,
+    };
+    let fields = selection.field_names();
+    let mut progress = Progress::default();
+    let mut outcome = publish_query(
         sf,
         pool,
         &mut publisher,
-        &soql,
+        &fields,
         &object,
         run_id,
+        since,
         options,
         cancel,
+        &mut progress,
     )
     .await;
-    let (pages, records, error) = match &outcome {
-        Ok((p, r)) => (*p, *r, None),
-        Err((p, r, e)) => (*p, *r, Some(format!("{e:#}"))),
-    };
-    runs::finish(pool, run_id, pages, records, error.as_deref())
+    let mut deletions = 0;
+    if outcome.is_ok()
+        && let Some(since) = since
+    {
+        outcome = publish_deletions(
+            sf,
+            &mut publisher,
+            &object,
+            run_id,
+            since,
+            started,
+            options,
+            &mut progress,
+        )
         .await
-        .context("recording the end of the run in sfsync.runs")?;
+        .map(|n| deletions = n);
+    }
+    let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
+    runs::finish(
+        pool,
+        run_id,
+        progress.pages,
+        progress.records,
+        error.as_deref(),
+    )
+    .await
+    .context("recording the end of the run in sfsync.runs")?;
+    let Progress { pages, records } = progress;
     match outcome {
-        Ok(_) => {
-            tracing::info!(%run_id, object, pages, records, "Sync published every page.");
+        Ok(()) => {
+            let api_calls = sf.usage().calls() - calls_before;
+            tracing::info!(%run_id, object, pages, records, deletions, api_calls, "Sync published every page.");
             Ok(SyncReport {
                 run_id,
                 object,
+                mode,
                 pages,
                 records,
+                deletions,
+                api_calls,
             })
         }
-        Err((_, _, e)) => Err(e.context(format!(
+        Err(e) => Err(e.context(format!(
             "run {run_id} of {object} stopped after {pages} confirmed pages ({records} records)"
         ))),
     }
 }
 
-type Counted<T> = Result<T, (u64, u64, anyhow::Error)>;
-
 #[allow(clippy::too_many_arguments)]
-async fn publish_all(
+async fn publish_query(
     sf: &SalesforceClient,
     pool: &PgPool,
     publisher: &mut PagePublisher,
-    soql: &str,
+    fields: &[&str],
     object: &str,
     run_id: Uuid,
+    since: Option<DateTime<Utc>>,
     options: &SyncOptions,
     cancel: &CancellationToken,
-) -> Counted<(u64, u64)> {
+    progress: &mut Progress,
+) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Fetched>(2);
-    let fetch = fetch_pages(sf, soql, object, run_id, options.page_size, cancel, tx);
-
-    let mut pages = 0u64;
-    let mut records = 0u64;
+    let fetch = fetch_pages(sf, fields, object, run_id, since, options, cancel, tx);
     let bar = progress_bar(options.progress);
-    let mut on_confirmed = |done: Vec<Confirmed>| {
-        for c in done {
-            pages += 1;
-            records += c.records;
-            bar.inc(c.records);
-        }
-        (pages, records)
-    };
-
     let publish = async {
         let mut last_reported = 0u64;
         while let Some(fetched) = rx.recv().await {
             bar.set_length(fetched.total_size);
             tracing::debug!(
-                page = fetched.page,
+                page = fetched.message.page,
                 records = fetched.message.records,
                 "Publishing page."
             );
             let done = publisher.publish(fetched.message).await?;
-            let (p, r) = on_confirmed(done);
+            confirmed(pool, object, run_id, &done, progress, &bar).await?;
             // Keep `producer status` current without a write per page.
-            if p >= last_reported + 20 {
-                last_reported = p;
-                runs::progress(pool, run_id, p, r)
+            if progress.pages >= last_reported + 20 {
+                last_reported = progress.pages;
+                runs::progress(pool, run_id, progress.pages, progress.records)
                     .await
                     .context("updating sfsync.runs")?;
             }
         }
         let done = publisher.finish().await?;
-        on_confirmed(done);
+        confirmed(pool, object, run_id, &done, progress, &bar).await?;
         anyhow::Ok(())
     };
     let (fetched_all, published) = tokio::join!(fetch, publish);
     bar.finish_and_clear();
-    let result = published.and(fetched_all.map_err(anyhow::Error::from));
-    match result {
-        Ok(()) if cancel.is_cancelled() => Err((
-            pages,
-            records,
-            anyhow::anyhow!("interrupted by a shutdown signal before the last page"),
-        )),
-        Ok(()) => Ok((pages, records)),
-        Err(e) => Err((pages, records, e)),
-    }
+    published.and(fetched_all.map_err(anyhow::Error::from))?;
+    anyhow::ensure!(
+        !cancel.is_cancelled(),
+        "interrupted by a shutdown signal before the last page"
+    );
+    Ok(())
 }
 
-/// Pages through the query, turning each page into a message body, until the last page or
-/// cancellation (checked between pages only, so a page is never half-published).
-async fn fetch_pages(
-    sf: &SalesforceClient,
-    soql: &str,
+/// Books confirmed pages: counters, progress bar, and the watermark (pages come in stamp order,
+/// so the last confirmed page's last stamp is how far the table is guaranteed to reach).
+async fn confirmed(
+    pool: &PgPool,
     object: &str,
     run_id: Uuid,
-    page_size: u32,
+    done: &[Confirmed],
+    progress: &mut Progress,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    for c in done {
+        progress.pages += 1;
+        progress.records += c.records;
+        bar.inc(c.records);
+    }
+    if let Some(stamp) = done.iter().filter_map(|c| c.last_stamp).max() {
+        sync_state::advance(pool, object, stamp, run_id)
+            .await
+            .context("advancing the watermark in sfsync.sync_state")?;
+    }
+    Ok(())
+}
+
+/// The SystemModstamp of a raw record, if it has a valid one.
+fn record_stamp(record: &RawValue) -> Option<DateTime<Utc>> {
+    #[derive(Deserialize)]
+    struct Stamp<'a> {
+        #[serde(rename = "SystemModstamp", borrow)]
+        stamp: Option<&'a str>,
+    }
+    let stamp: Stamp<'_> = serde_json::from_str(record.get()).ok()?;
+    common::sftime::parse_datetime(stamp.stamp?).ok()
+}
+
+/// How often an expired query locator may restart the query before the sync gives up.
+const LOCATOR_RESTARTS: u32 = 5;
+
+/// Pages through the query, turning each page into a message body, until the last page or
+/// cancellation (checked between pages only, so a page is never half-published). When
+/// Salesforce has dropped the cursor (`INVALID_QUERY_LOCATOR`), the query is run again from the
+/// last stamp fetched: the records of that stamp are read twice, which is harmless.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_pages(
+    sf: &SalesforceClient,
+    fields: &[&str],
+    object: &str,
+    run_id: Uuid,
+    mut since: Option<DateTime<Utc>>,
+    options: &SyncOptions,
     cancel: &CancellationToken,
     tx: mpsc::Sender<Fetched>,
 ) -> Result<(), SfError> {
+    let select = |since| {
+        soql::select_since(object, fields, since).map_err(|e| SfError::Config(e.to_string()))
+    };
+    let mut query = select(since)?;
     let mut next: Option<String> = None;
     let mut page = 0u64;
+    let mut restarts = 0;
+    let mut last_stamp: Option<DateTime<Utc>> = None;
     loop {
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let body: Bytes = match &next {
-            None => sf.query(soql, true, page_size).await,
-            Some(url) => sf.query_more(url, page_size).await,
-        }?;
-        page += 1;
+        let fetched: Result<Bytes, SfError> = match &next {
+            None => sf.query(&query, true, options.page_size).await,
+            Some(url) => sf.query_more(url, options.page_size).await,
+        };
+        let body = match fetched {
+            Err(e)
+                if e.code() == Some("INVALID_QUERY_LOCATOR")
+                    && next.is_some()
+                    && restarts < LOCATOR_RESTARTS =>
+            {
+                restarts += 1;
+                since = last_stamp.or(since);
+                tracing::warn!(object, restarts, since = ?since, "Salesforce dropped the query cursor; running the query again from the last stamp fetched.");
+                query = select(since)?;
+                next = None;
+                continue;
+            }
+            other => other?,
+        };
         let parsed = QueryPage::parse(&body, next.as_deref().unwrap_or("query"))?;
+        next = parsed.next().map(str::to_owned);
+        if parsed.records.is_empty() {
+            // An empty result still has one (empty) page: nothing to publish.
+            if next.is_none() {
+                return Ok(());
+            }
+            continue;
+        }
+        page += 1;
+        let page_stamp = parsed.records.last().and_then(|r| record_stamp(r));
+        last_stamp = page_stamp.or(last_stamp);
         let message = PageMessage {
-            format: PAGE_FORMAT_VERSION,
-            object: object.to_owned(),
-            run_id,
-            page,
-            records: &parsed.records,
+            hard_delete: options.hard_delete,
+            ..PageMessage::records(object.to_owned(), run_id, page, &parsed.records)
         };
         let body = serde_json::to_vec(&message).map_err(|e| SfError::Protocol {
             url: "query".into(),
             detail: e.to_string(),
         })?;
         let fetched = Fetched {
-            page,
             total_size: parsed.total_size,
             message: OutgoingPage {
                 object: object.to_owned(),
                 run_id,
                 page,
                 records: parsed.records.len() as u64,
+                last_stamp: page_stamp,
                 body,
             },
         };
-        next = parsed.next().map(str::to_owned);
-        let last = next.is_none();
-        // An empty result still has one (empty) page: publish it only when it holds records.
-        if fetched.message.records > 0 && tx.send(fetched).await.is_err() {
+        if tx.send(fetched).await.is_err() {
             return Ok(()); // the publisher stopped; its error is the one to report
         }
-        if last {
+        if next.is_none() {
             return Ok(());
         }
     }
+}
+
+/// getDeleted keeps about 15 days and answers windows of at most 30.
+const DELETED_WINDOW_DAYS: i64 = 29;
+
+/// Publishes what getDeleted reports for `[since, until)`: records removed from the recycle bin
+/// that queryAll can no longer show. Returns how many.
+#[allow(clippy::too_many_arguments)]
+async fn publish_deletions(
+    sf: &SalesforceClient,
+    publisher: &mut PagePublisher,
+    object: &str,
+    run_id: Uuid,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    options: &SyncOptions,
+    progress: &mut Progress,
+) -> anyhow::Result<u64> {
+    let earliest = until - chrono::Duration::days(DELETED_WINDOW_DAYS);
+    if since < earliest {
+        tracing::warn!(object, since = %since, "The watermark is older than getDeleted's window: records purged before then cannot be seen; run a reconcile.");
+    }
+    // getDeleted works in whole minutes and needs a non-empty window.
+    let start = since.max(earliest);
+    // The end is rounded up past the current minute, which getDeleted would otherwise leave out.
+    let end = until + chrono::Duration::minutes(1);
+    let deleted = sf
+        .get_deleted(object, start, end)
+        .await
+        .context("asking getDeleted for records removed from the recycle bin")?;
+    let mut page = progress.pages;
+    for chunk in deleted.chunks(options.page_size as usize) {
+        page += 1;
+        let records: Vec<serde_json::Value> =
+            chunk.iter().map(|(id, when)| serde_json::json!({"attributes": {"type": object}, "Id": id, "SystemModstamp": when})).collect();
+        let message = PageMessage {
+            kind: PageKind::Deleted,
+            hard_delete: options.hard_delete,
+            ..PageMessage::records(object.to_owned(), run_id, page, &records)
+        };
+        let outgoing = OutgoingPage {
+            object: object.to_owned(),
+            run_id,
+            page,
+            records: records.len() as u64,
+            last_stamp: None,
+            body: serde_json::to_vec(&message)?,
+        };
+        progress.pages += publisher.publish(outgoing).await?.len() as u64;
+    }
+    progress.pages += publisher.finish().await?.len() as u64;
+    Ok(deleted.len() as u64)
 }
 
 fn progress_bar(wanted: bool) -> ProgressBar {

@@ -104,7 +104,13 @@ impl TestEnv {
         object: &str,
     ) -> producer::cli::SyncArgs {
         producer::cli::SyncArgs {
-            object: object.into(),
+            objects: vec![object.into()],
+            full: false,
+            overlap: Duration::from_secs(300),
+            hard_delete: false,
+            watch: false,
+            interval: Duration::from_secs(30),
+            max_api_usage: 100.0,
             page_size: 2000,
             confirm_window: 16,
             no_progress: true,
@@ -246,6 +252,7 @@ impl TestEnv {
                     run_id,
                     page,
                     records: records.len() as u64,
+                    last_stamp: None,
                     body,
                 })
                 .await?;

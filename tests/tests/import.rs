@@ -61,7 +61,14 @@ async fn full_import_matches_the_org_field_by_field_and_a_rerun_rewrites_nothing
             .fetch_all(&env.pool)
             .await
             .unwrap();
-    let again = sync(&env, &org, "Contact").await;
+    let mut full = env.sync_args(&org, "Contact");
+    full.full = true; // every record sent again, not just what changed
+    let again = producer::run_sync(&full, &CancellationToken::new())
+        .await
+        .unwrap();
+    env.wait_for_run(again.run_id, again.pages, WAIT)
+        .await
+        .unwrap();
     assert_ne!(again.run_id, contacts.run_id);
     let after: Vec<(String, String)> =
         sqlx::query_as("SELECT sfid::text, xmin::text FROM salesforce.contact ORDER BY sfid")

@@ -43,11 +43,14 @@ pub fn for_records(
         .map(|f| {
             let raw: &RawValue = page.records[f.index];
             let record_index = original_index.unwrap_or(f.index as i64);
+            // Same kind and delete mode as the page, so a replay does what the page would have.
             let body = serde_json::to_vec(&PageMessage {
                 format: PAGE_FORMAT_VERSION,
                 object: page.object.clone(),
                 run_id: page.run_id,
                 page: page.page,
+                kind: page.kind,
+                hard_delete: page.hard_delete,
                 records: [raw],
             })
             .unwrap_or_default();

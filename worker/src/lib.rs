@@ -17,6 +17,7 @@ pub mod consumer;
 pub mod copy_text;
 pub mod dead_letter;
 pub mod decode;
+pub mod deletes;
 pub mod error;
 pub mod pool;
 pub mod store;

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use common::message::PageKind;
 use common::{
     schema::{column_name, qualified_table, quote_ident},
     sfid::SalesforceId,
@@ -26,6 +27,7 @@ use uuid::Uuid;
 use crate::{
     copy_text::{push_null, push_text, push_value},
     decode::{Page, RawRecord, fields},
+    deletes,
     error::{ErrorClass, PageError},
     table::{Column, TableShape, TableShapes},
 };
@@ -186,16 +188,9 @@ fn failing_position(
 }
 
 /// The upsert of staged rows `_n` in `[lo, hi)` into the target table.
-fn upsert_sql(
-    object: &str,
-    plan: &PagePlan<'_>,
-    guard: &str,
-    run_id: Uuid,
-    lo: usize,
-    hi: usize,
-) -> String {
+fn upsert_sql(object: &str, plan: &PagePlan<'_>, run_id: Uuid, lo: usize, hi: usize) -> String {
     let table = qualified_table(object);
-    let columns: Vec<String> = plan
+    let names: Vec<String> = plan
         .fields
         .iter()
         .map(|(_, c)| quote_ident(&c.name))
@@ -205,12 +200,19 @@ fn upsert_sql(
         .iter()
         .map(|(_, c)| format!("s.{}::{}", quote_ident(&c.name), c.base_type))
         .collect();
-    let updates: Vec<String> = plan
+    let data: Vec<&String> = plan
         .fields
         .iter()
-        .filter(|(_, c)| c.name != "sfid")
-        .map(|(_, c)| format!("{0} = EXCLUDED.{0}", quote_ident(&c.name)))
+        .zip(&names)
+        .filter(|((_, c), _)| c.name != "sfid")
+        .map(|(_, n)| n)
         .collect();
+    let updates: Vec<String> = data.iter().map(|n| format!("{n} = EXCLUDED.{n}")).collect();
+    let stored: Vec<String> = data.iter().map(|n| format!("t.{n}")).collect();
+    let incoming: Vec<String> = data.iter().map(|n| format!("EXCLUDED.{n}")).collect();
+    // The guard: a newer SystemModstamp wins. An equal one wins only if the data differs:
+    // Salesforce stamps to the second, so two saves within one second share a stamp, and an
+    // identical re-read must not rewrite the row.
     format!(
         "INSERT INTO {table} AS t ({cols}, _sfsync_run_id, _sfsync_synced_at)
          SELECT DISTINCT ON (s.sfid COLLATE \"C\") {casts}, '{run_id}'::uuid, now()
@@ -218,10 +220,13 @@ fn upsert_sql(
           WHERE s._n >= {lo} AND s._n < {hi}
           ORDER BY s.sfid COLLATE \"C\", s.systemmodstamp::timestamptz DESC
          ON CONFLICT (sfid) DO UPDATE SET {updates}, _sfsync_run_id = EXCLUDED._sfsync_run_id, _sfsync_synced_at = EXCLUDED._sfsync_synced_at
-          WHERE t.systemmodstamp {guard} EXCLUDED.systemmodstamp",
-        cols = columns.join(", "),
+          WHERE t.systemmodstamp < EXCLUDED.systemmodstamp
+             OR (t.systemmodstamp = EXCLUDED.systemmodstamp AND ({stored}) IS DISTINCT FROM ({incoming}))",
+        cols = names.join(", "),
         casts = casts.join(", "),
         updates = updates.join(", "),
+        stored = stored.join(", "),
+        incoming = incoming.join(", "),
     )
 }
 
@@ -299,7 +304,7 @@ async fn upsert(
         // (the values in the statement are a uuid and two integers, written as literals).
         let attempt = format!(
             "SAVEPOINT sfsync_range; {}; RELEASE SAVEPOINT sfsync_range",
-            upsert_sql(&page.object, plan, "<", page.run_id, lo, hi)
+            upsert_sql(&page.object, plan, page.run_id, lo, hi)
         );
         match tx.simple_query(&attempt).await {
             Ok(messages) => {
@@ -478,7 +483,39 @@ async fn store_valid(
         }
     }
     let tx = client.transaction().await?;
-    let (rows_written, refused) = upsert(&tx, page, valid, &page_plan).await?;
+    let (rows_written, refused) = match page.kind {
+        PageKind::Records => {
+            let (written, refused) = upsert(&tx, page, valid, &page_plan).await?;
+            if page.hard_delete {
+                let gone: Vec<&str> = valid
+                    .iter()
+                    .filter(|v| v.fields.get("IsDeleted").is_some_and(|d| d.get() == "true"))
+                    .map(|v| v.id.as_str())
+                    .collect();
+                deletes::remove_deleted(&tx, &page.object, &gone).await?;
+            }
+            (written, refused)
+        }
+        PageKind::Deleted => {
+            let stamps: Vec<(&str, String)> = valid
+                .iter()
+                .map(|v| {
+                    (
+                        v.id.as_str(),
+                        v.fields
+                            .get("SystemModstamp")
+                            .and_then(|s| serde_json::from_str::<String>(s.get()).ok())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            (
+                deletes::apply_deletions(&tx, &page.object, page.run_id, &stamps, page.hard_delete)
+                    .await?,
+                Vec::new(),
+            )
+        }
+    };
     failed.extend(refused);
     failed.sort_by_key(|f| f.index);
     book(&tx, page, booking, &failed, attempts).await?;
@@ -549,7 +586,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let sql = upsert_sql("Contact", &plan, "<", Uuid::nil(), 10, 20);
+        let sql = upsert_sql("Contact", &plan, Uuid::nil(), 10, 20);
         assert!(sql.contains(r#"DISTINCT ON (s.sfid COLLATE "C")"#), "{sql}");
         assert!(
             sql.contains(r#"ORDER BY s.sfid COLLATE "C", s.systemmodstamp::timestamptz DESC"#),
@@ -563,6 +600,10 @@ mod tests {
         );
         assert!(
             sql.contains("WHERE t.systemmodstamp < EXCLUDED.systemmodstamp"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(r#"OR (t.systemmodstamp = EXCLUDED.systemmodstamp AND (t."systemmodstamp", t."lastname") IS DISTINCT FROM (EXCLUDED."systemmodstamp", EXCLUDED."lastname"))"#),
             "{sql}"
         );
         assert!(

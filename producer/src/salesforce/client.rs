@@ -1,7 +1,10 @@
 //! The REST client: authenticated GETs with bounded, jittered retries, one token refresh on
 //! `INVALID_SESSION_ID`, and the calls sfsync needs (describe, query, queryMore).
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
@@ -48,6 +51,62 @@ pub struct SalesforceClient {
     session: RwLock<Session>,
     api_version: String,
     retry: RetryPolicy,
+    quota: Quota,
+}
+
+/// The org's API usage as `Sforce-Limit-Info` last reported it, the calls this client made, and
+/// the share of the daily limit past which sfsync stops (`--max-api-usage`).
+#[derive(Debug, Default)]
+pub struct Quota {
+    used: AtomicU64,
+    max: AtomicU64,
+    calls: AtomicU64,
+    /// Percent of the daily limit; `None` never stops.
+    stop_at_percent: Option<f64>,
+}
+
+impl Quota {
+    /// Parses `api-usage=N/M` (the only form Salesforce sends; suffixes are ignored).
+    fn record(&self, header: &str) {
+        let Some(rest) = header
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("api-usage="))
+        else {
+            return;
+        };
+        if let Some((used, max)) = rest.split_once('/')
+            && let (Ok(used), Ok(max)) = (used.trim().parse::<u64>(), max.trim().parse::<u64>())
+        {
+            self.used.store(used, Ordering::Relaxed);
+            self.max.store(max, Ordering::Relaxed);
+        }
+    }
+
+    fn count_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// API calls this client has made (token requests excluded).
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// Last reported (used, max), if any call reported it.
+    pub fn last(&self) -> Option<(u64, u64)> {
+        let max = self.max.load(Ordering::Relaxed);
+        (max > 0).then(|| (self.used.load(Ordering::Relaxed), max))
+    }
+
+    fn check(&self) -> Result<(), SfError> {
+        let (Some(limit), Some((used, max))) = (self.stop_at_percent, self.last()) else {
+            return Ok(());
+        };
+        let percent = used as f64 * 100.0 / max as f64;
+        if percent >= limit {
+            return Err(SfError::Quota { used, max, limit });
+        }
+        Ok(())
+    }
 }
 
 /// One field of a describe result; only what sfsync uses.
@@ -108,7 +167,14 @@ impl SalesforceClient {
             session: RwLock::new(session),
             api_version: api_version.to_owned(),
             retry,
+            quota: Quota::default(),
         })
+    }
+
+    /// Stops every call once the org's reported usage reaches `percent` of its daily limit.
+    pub fn with_max_api_usage(mut self, percent: Option<f64>) -> Self {
+        self.quota.stop_at_percent = percent;
+        self
     }
 
     /// `/services/data/v62.0`
@@ -162,6 +228,21 @@ impl SalesforceClient {
         path_and_query: &str,
         headers: &[(&str, String)],
     ) -> Result<Bytes, SfError> {
+        self.send_once(reqwest::Method::GET, path_and_query, headers, None)
+            .await
+            .map(|(_, body)| body)
+    }
+
+    /// One authenticated request: checks the quota first, counts the call and records the usage
+    /// Salesforce reports. Returns the response headers and body of a 2xx answer.
+    async fn send_once(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        json: Option<&serde_json::Value>,
+    ) -> Result<(reqwest::header::HeaderMap, Bytes), SfError> {
+        self.quota.check()?;
         let (url, token) = {
             let session = self.session.read().await;
             (
@@ -173,11 +254,18 @@ impl SalesforceClient {
                 session.access_token.clone(),
             )
         };
-        let mut request = self.http.get(&url).bearer_auth(token.expose_secret());
+        let mut request = self
+            .http
+            .request(method, &url)
+            .bearer_auth(token.expose_secret());
         for (name, value) in headers {
             request = request.header(*name, value);
         }
+        if let Some(json) = json {
+            request = request.json(json);
+        }
         let shown = shown_url(&url);
+        self.quota.count_call();
         let response = request.send().await.map_err(|e| SfError::Transient {
             url: shown.clone(),
             detail: transport_detail(&e),
@@ -195,18 +283,99 @@ impl SalesforceClient {
             .get("sforce-limit-info")
             .and_then(|v| v.to_str().ok())
         {
-            tracing::trace!(usage, "Salesforce API usage.");
+            self.quota.record(usage);
         }
+        let response_headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| SfError::Transient {
             url: shown.clone(),
             detail: transport_detail(&e),
             retry_after: None,
         })?;
         if (200..300).contains(&status) {
-            Ok(body)
+            Ok((response_headers, body))
         } else {
             Err(SfError::from_response(&shown, status, retry_after, &body))
         }
+    }
+
+    /// Like [`get`](Self::get) for any method, with an optional JSON body, returning headers too.
+    ///
+    /// # Errors
+    /// As for [`get`](Self::get).
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        json: Option<&serde_json::Value>,
+    ) -> Result<(reqwest::header::HeaderMap, Bytes), SfError> {
+        let attempt = || async {
+            match self
+                .send_once(method.clone(), path_and_query, headers, json)
+                .await
+            {
+                Err(e) if e.is_session_expired() && self.credentials.can_refresh() => {
+                    *self.session.write().await = login(&self.http, &self.credentials).await?;
+                    self.send_once(method.clone(), path_and_query, headers, json)
+                        .await
+                }
+                other => other,
+            }
+        };
+        attempt
+            .retry(self.retry.backoff())
+            .when(SfError::is_transient)
+            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying."))
+            .await
+    }
+
+    /// The org's API usage as last reported, and the calls this client made.
+    pub fn usage(&self) -> &Quota {
+        &self.quota
+    }
+
+    /// Records deleted in `[start, end)` as getDeleted reports them: (Id, deletion time).
+    /// Salesforce keeps them for about 15 days and answers windows of at most 30 days.
+    ///
+    /// # Errors
+    /// The window is refused (INVALID_REPLICATION_DATE) or the call failed.
+    pub async fn get_deleted(
+        &self,
+        object: &str,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, String)>, SfError> {
+        #[derive(Deserialize)]
+        struct Deleted {
+            id: String,
+            #[serde(rename = "deletedDate")]
+            deleted_date: String,
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(rename = "deletedRecords", default)]
+            deleted_records: Vec<Deleted>,
+        }
+        let enc = |t: chrono::DateTime<chrono::Utc>| {
+            url::form_urlencoded::byte_serialize(common::sftime::format_soql(t).as_bytes())
+                .collect::<String>()
+        };
+        let path = format!(
+            "{}/sobjects/{object}/deleted/?start={}&end={}",
+            self.data_path(),
+            enc(start),
+            enc(end)
+        );
+        let body = self.get(&path, &[]).await?;
+        let answer: Answer = serde_json::from_slice(&body).map_err(|e| SfError::Protocol {
+            url: path,
+            detail: format!("getDeleted answer not understood: {e}"),
+        })?;
+        Ok(answer
+            .deleted_records
+            .into_iter()
+            .map(|d| (d.id, d.deleted_date))
+            .collect())
     }
 
     /// Describes one object.

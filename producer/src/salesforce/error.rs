@@ -40,6 +40,14 @@ pub enum SfError {
     /// The answer was 2xx but not what the API documents.
     #[error("Salesforce returned an unexpected response from {url}: {detail}")]
     Protocol { url: String, detail: String },
+    /// The org's API usage reached `--max-api-usage`; sfsync stops before exhausting the limit.
+    #[error(
+        "Salesforce API usage is {used}/{max} ({:.0}% of the org's daily limit), at or past --max-api-usage {limit}%: \
+         stopping before the limit other integrations share is used up. Usage is a rolling 24-hour window: run again later, \
+         or raise --max-api-usage",
+        *used as f64 * 100.0 / *max as f64
+    )]
+    Quota { used: u64, max: u64, limit: f64 },
     /// Settings that cannot work.
     #[error("{0}")]
     Config(String),
