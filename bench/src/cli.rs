@@ -1,0 +1,130 @@
+//! The benchmark's command line.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::Parser;
+
+/// sfsync benchmark: imports N Contacts from a local fake-salesforce through RabbitMQ into
+/// PostgreSQL with W worker processes and times it against a raw COPY of the same rows (the
+/// limit) and the naive one-upsert-per-record way (what sfsync replaces).
+///
+/// Needs the release binaries next to this one:
+/// `cargo build --release -p producer -p worker -p fake-salesforce`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "bench", version, about, long_about = None)]
+pub struct BenchArgs {
+    /// Contacts in the fake org (it also gets records/10 Accounts).
+    #[arg(long, default_value_t = 300_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub records: u32,
+    /// Worker processes.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+    /// Repeat the whole run this many times (each with a fresh database and vhost) and report
+    /// the minimum and median of every figure.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// Passed to each worker as `--prefetch` (default: the worker's own default).
+    #[arg(long)]
+    pub prefetch: Option<u16>,
+    /// Passed to each worker as `--concurrency` (default: the worker's own default).
+    #[arg(long)]
+    pub concurrency: Option<u16>,
+    /// Passed to the producer as `--page-size` (default: the producer's own default).
+    #[arg(long)]
+    pub page_size: Option<u32>,
+    /// Share of the records the naive baseline really stores (it is then scaled to all of
+    /// them); 0 skips it. One transaction per record is slow: 5% of 300,000 takes a while.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_fraction)]
+    pub naive_fraction: f64,
+    /// Publish everything first with no worker running, then start the workers and time the
+    /// drain: separates publish time (`publish_s`) from store time (`store_s`).
+    #[arg(long)]
+    pub split: bool,
+    /// Skip both baselines (raw COPY and naive) and time only the sync.
+    #[arg(long)]
+    pub no_baselines: bool,
+    /// Keep the database, the vhost and the logs afterwards (for debugging); their names are
+    /// printed.
+    #[arg(long)]
+    pub keep: bool,
+    /// Data seed of the fake org.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// PostgreSQL server, without a database name; the bench creates and drops its own
+    /// database there.
+    #[arg(
+        long,
+        env = "SFSYNC_BENCH_PG",
+        default_value = "postgres://postgres@127.0.0.1:5432"
+    )]
+    pub pg: String,
+    /// RabbitMQ server, without a vhost; the bench creates and deletes its own vhost with
+    /// `rabbitmqctl`, which must run on this host.
+    #[arg(
+        long,
+        env = "SFSYNC_BENCH_AMQP",
+        default_value = "amqp://guest:guest@127.0.0.1:5672",
+        hide_default_value = true
+    )]
+    pub amqp: String,
+    /// Where producer, worker and fake-salesforce are (default: next to this binary).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Before starting the clock, wait until the host's CPUs are at most this busy (in %,
+    /// over one second), so that other work on the machine does not end up in the figures.
+    #[arg(long, default_value_t = 20.0)]
+    pub quiet_pct: f64,
+    /// How long to wait for a quiet host before running anyway (with a warning); 0 does not
+    /// wait.
+    #[arg(long, default_value_t = 120)]
+    pub quiet_wait_secs: u64,
+    /// Discard and repeat a run (at most 3 times) when CPU use not accounted for by sfsync,
+    /// fake-salesforce, PostgreSQL and RabbitMQ (other work on the host) exceeded this share
+    /// (in %) of the host's capacity while the clock ran; 100 keeps every run.
+    #[arg(long, default_value_t = 15.0)]
+    pub max_other_pct: f64,
+    /// Give up on a run after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_secs: u64,
+}
+
+impl BenchArgs {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+
+    /// Records the naive baseline stores (0 when skipped).
+    pub fn naive_records(&self) -> u64 {
+        if self.no_baselines || self.naive_fraction <= 0.0 {
+            return 0;
+        }
+        ((f64::from(self.records) * self.naive_fraction).ceil() as u64).max(1)
+    }
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    let f: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number such as 0.05"))?;
+    if (0.0..=1.0).contains(&f) {
+        Ok(f)
+    } else {
+        Err(format!("{s} is not between 0 and 1"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn naive_share_rounds_up_and_can_be_skipped() {
+        let args = BenchArgs::parse_from(["bench", "--records", "300000"]);
+        assert_eq!(args.naive_records(), 15_000);
+        let args = BenchArgs::parse_from(["bench", "--records", "10", "--naive-fraction", "0.01"]);
+        assert_eq!(args.naive_records(), 1);
+        let args = BenchArgs::parse_from(["bench", "--naive-fraction", "0"]);
+        assert_eq!(args.naive_records(), 0);
+        assert!(BenchArgs::try_parse_from(["bench", "--naive-fraction", "2"]).is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! sfsync's end-to-end benchmark: the real binaries as processes against local RabbitMQ and
+//! PostgreSQL, compared with a raw COPY (the limit) and the naive per-record upsert.
+//!
+//! # Layout
+//! - [`cli`] — flags.
+//! - [`services`] — a private database and vhost per run, removed afterwards.
+//! - [`procs`] — finding, spawning and stopping the binaries; peak RSS and CPU from `/proc`.
+//! - [`run`] — one run: start everything, time the sync, run the baselines.
+//! - [`baseline`] — raw COPY and naive upserts into fresh copies of the table.
+//! - [`report`] — the table, min/median and the one-line result.
+
+pub mod baseline;
+pub mod cli;
+pub mod procs;
+pub mod report;
+pub mod run;
+pub mod services;
+
+pub use cli::BenchArgs;
+
+/// Runs the benchmark `--runs` times and prints the table and the result line to stdout.
+///
+/// # Errors
+/// The binaries are missing, or a run failed (what it made is removed first).
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let bins = procs::Binaries::locate(args.bin_dir.as_deref())?;
+    let mut runs = Vec::new();
+    let mut discarded = 0;
+    for i in 1..=args.runs {
+        let mut attempt = 0;
+        let figures = loop {
+            let figures = run::run_once(&args, &bins, i).await?;
+            eprintln!(
+                "bench: run {i}: {}",
+                report::last_line(std::slice::from_ref(&figures))
+            );
+            if figures.other_pct <= args.max_other_pct || attempt == 3 {
+                break figures;
+            }
+            attempt += 1;
+            discarded += 1;
+            eprintln!(
+                "bench: run {i} discarded: other work took {:.0}% of the host's CPU (limit \
+                 --max-other-pct {}); repeating it",
+                figures.other_pct, args.max_other_pct
+            );
+        };
+        runs.push(figures);
+    }
+    println!(
+        "sfsync bench: {} Contacts, {} workers (prefetch {}, concurrency {}, page size {}), naive on {} records{}",
+        args.records,
+        args.workers,
+        args.prefetch.map_or("default".into(), |p| p.to_string()),
+        args.concurrency.map_or("default".into(), |c| c.to_string()),
+        args.page_size.map_or("default".into(), |p| p.to_string()),
+        args.naive_records(),
+        if args.naive_records() > 0 {
+            " (scaled to all)"
+        } else {
+            ""
+        },
+    );
+    if discarded > 0 {
+        println!("({discarded} run(s) discarded because other work kept the host busy)");
+    }
+    print!("{}", report::table(&runs));
+    println!("{}", report::last_line(&runs));
+    Ok(())
+}

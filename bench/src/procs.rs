@@ -1,0 +1,453 @@
+//! The processes under test: finding the release binaries, spawning them with their output in
+//! log files, stopping them by PID, and reading their peak RSS (`VmHWM`) and CPU time from
+//! `/proc`.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{Read as _, Seek as _, SeekFrom},
+    path::{Path, PathBuf},
+    process::{ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::{
+    process::{Child, Command},
+    task::JoinHandle,
+};
+
+/// The three release binaries the bench drives.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    pub producer: PathBuf,
+    pub worker: PathBuf,
+    pub fake_salesforce: PathBuf,
+}
+
+impl Binaries {
+    /// Finds them in `dir`, or next to the running bench binary (the same target directory).
+    ///
+    /// # Errors
+    /// One is missing; the message says how to build them.
+    pub fn locate(dir: Option<&Path>) -> anyhow::Result<Self> {
+        let dir = match dir {
+            Some(d) => d.to_path_buf(),
+            None => std::env::current_exe()
+                .context("finding the bench binary")?
+                .parent()
+                .context("the bench binary has no directory")?
+                .to_path_buf(),
+        };
+        let find = |name: &str| -> anyhow::Result<PathBuf> {
+            let path = dir.join(name);
+            anyhow::ensure!(
+                path.is_file(),
+                "{} not found. Build the binaries under test first, in the same profile and \
+                 target directory as the bench:\n    cargo build --release -p producer -p worker -p fake-salesforce",
+                path.display()
+            );
+            Ok(path)
+        };
+        Ok(Self {
+            producer: find("producer")?,
+            worker: find("worker")?,
+            fake_salesforce: find("fake-salesforce")?,
+        })
+    }
+}
+
+/// A child process whose stdout and stderr go to one log file. Killed if dropped while running
+/// (an error or Ctrl-C), so no process outlives the bench.
+pub struct Proc {
+    pub name: String,
+    pub pid: u32,
+    pub log: PathBuf,
+    child: Child,
+    exited: Option<ExitStatus>,
+}
+
+impl Proc {
+    /// Spawns `program args` with `envs` added to the environment.
+    ///
+    /// # Errors
+    /// The log file cannot be created or the program cannot be started.
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        envs: &[(&str, String)],
+        log_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let log = log_dir.join(format!("{name}.log"));
+        let out = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone()?;
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let pid = child.id().context("the child has no pid")?;
+        Ok(Self {
+            name: name.to_owned(),
+            pid,
+            log,
+            child,
+            exited: None,
+        })
+    }
+
+    /// The exit status if the process has exited (reaping it), else `None`.
+    ///
+    /// # Errors
+    /// `waitpid` failed.
+    pub fn try_exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait()?;
+        }
+        Ok(self.exited)
+    }
+
+    /// Sends SIGTERM (by PID, with `kill`), waits up to `grace`, then SIGKILLs.
+    ///
+    /// # Errors
+    /// Waiting for the child failed.
+    pub async fn terminate(&mut self, grace: Duration) -> anyhow::Result<ExitStatus> {
+        if let Some(status) = self.try_exited()? {
+            return Ok(status);
+        }
+        // No unsafe code here (workspace lint), so no libc::kill: the kill(1) utility does it.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await;
+        let status = match tokio::time::timeout(grace, self.child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                eprintln!(
+                    "bench: {} (pid {}) ignored SIGTERM for {grace:?}; killing it",
+                    self.name, self.pid
+                );
+                self.child.start_kill()?;
+                self.child.wait().await?
+            }
+        };
+        self.exited = Some(status);
+        Ok(status)
+    }
+
+    /// The last `lines` lines of the log, for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = read_tail(&self.log, 64 * 1024).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        format!(
+            "--- last lines of {} ({}) ---\n{tail}",
+            self.name,
+            self.log.display()
+        )
+    }
+
+    /// Whether the log contains `needle` (for readiness lines such as "Worker consuming.").
+    pub fn log_contains(&self, needle: &str) -> bool {
+        std::fs::read_to_string(&self.log).is_ok_and(|t| t.contains(needle))
+    }
+}
+
+fn read_tail(path: &Path, max: u64) -> std::io::Result<String> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// User plus system CPU time of a process in clock ticks, from `/proc/<pid>/stat` fields 14 and
+/// 15, and of its reaped children (fields 16 and 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CpuTicks {
+    pub own: u64,
+    pub children: u64,
+}
+
+/// Parses `/proc/<pid>/stat`. The command name (field 2) may hold spaces and parentheses, so
+/// the fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<CpuTicks> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 (state), so field n is fields[n - 3].
+    let get = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    Some(CpuTicks {
+        own: get(14)? + get(15)?,
+        children: get(16)? + get(17)?,
+    })
+}
+
+/// CPU ticks of `pid` (`"self"` for the bench itself).
+///
+/// # Errors
+/// The process is gone or the file is not in the expected format.
+pub fn read_cpu(pid: &str) -> anyhow::Result<CpuTicks> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    parse_stat(&text).with_context(|| format!("unexpected format of {path}"))
+}
+
+/// Busy and total CPU ticks of the whole host (all cores), from the first line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HostTicks {
+    pub busy: u64,
+    pub total: u64,
+}
+
+/// Parses the `cpu` line of `/proc/stat`: user nice system idle iowait irq softirq steal ….
+pub fn parse_host_stat(text: &str) -> Option<HostTicks> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let idle = *v.get(3)? + *v.get(4)?;
+    let total: u64 = v.iter().sum();
+    Some(HostTicks {
+        busy: total - idle,
+        total,
+    })
+}
+
+/// The host's CPU ticks so far.
+///
+/// # Errors
+/// `/proc/stat` is unreadable.
+pub fn read_host() -> anyhow::Result<HostTicks> {
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    parse_host_stat(&text).context("unexpected format of /proc/stat")
+}
+
+/// CPU ticks of every live PostgreSQL process that works for database `db` or for the whole
+/// server (checkpointer, WAL writer, …), and of RabbitMQ (`beam.smp`), by PID, keyed by
+/// `postgres` or `beam.smp`. Backends of other databases (other people's tests) are left out;
+/// RabbitMQ serves every vhost in one process, so its figure includes any other users.
+pub fn server_cpu(db: &str) -> HashMap<u32, (String, u64)> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let comm = text
+            .find('(')
+            .zip(text.rfind(')'))
+            .map(|(a, b)| &text[a + 1..b]);
+        let (Some(comm), Some(ticks)) = (comm, parse_stat(&text)) else {
+            continue;
+        };
+        let ours = match comm {
+            "beam.smp" => true,
+            "postgres" => std::fs::read(entry.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).into_owned())
+                .is_ok_and(|c| postgres_process_is_ours(&c, db)),
+            _ => false,
+        };
+        if ours {
+            out.insert(pid, (comm.to_owned(), ticks.own));
+        }
+    }
+    out
+}
+
+/// A backend's title names its database and client (`postgres: user db 127.0.0.1(5432) idle`);
+/// background processes name neither.
+fn postgres_process_is_ours(cmdline: &str, db: &str) -> bool {
+    let title = cmdline.replace('\0', " ");
+    let names_a_client = title.contains('(') || title.contains("[local]");
+    title.split_whitespace().any(|w| w == db) || !names_a_client
+}
+
+/// CPU ticks spent between two [`server_cpu`] snapshots, per command name. Processes that
+/// started in between count from zero; those that ended in between are missed.
+pub fn cpu_delta_by_command(
+    before: &HashMap<u32, (String, u64)>,
+    after: &HashMap<u32, (String, u64)>,
+) -> HashMap<String, u64> {
+    let mut out: HashMap<String, u64> = HashMap::new();
+    for (pid, (comm, ticks)) in after {
+        let start = before
+            .get(pid)
+            .filter(|(c, _)| c == comm)
+            .map_or(0, |(_, t)| *t);
+        *out.entry(comm.clone()).or_default() += ticks.saturating_sub(start);
+    }
+    out
+}
+
+/// Parses the `VmHWM:` (peak resident set) line of `/proc/<pid>/status`, in KiB. A zombie has
+/// none.
+pub fn parse_vmhwm_kib(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Peak RSS of `pid` so far, in KiB; `None` once it has exited.
+pub fn read_vmhwm_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| parse_vmhwm_kib(&t))
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, 100 on every Linux we know of).
+pub fn clock_ticks_per_sec() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// Polls `VmHWM` of the watched processes every 50 ms and keeps each one's maximum, so a
+/// process that exits on its own (the producer) still has a peak.
+pub struct PeakSampler {
+    peaks: Arc<Mutex<HashMap<u32, u64>>>,
+    task: JoinHandle<()>,
+}
+
+impl PeakSampler {
+    pub fn start(pids: Vec<u32>) -> Self {
+        let peaks: Arc<Mutex<HashMap<u32, u64>>> =
+            Arc::new(Mutex::new(pids.into_iter().map(|p| (p, 0)).collect()));
+        let shared = peaks.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tick.tick().await;
+                let pids: Vec<u32> = lock(&shared).keys().copied().collect();
+                for pid in pids {
+                    if let Some(kib) = read_vmhwm_kib(pid) {
+                        let mut map = lock(&shared);
+                        if let Some(peak) = map.get_mut(&pid) {
+                            *peak = (*peak).max(kib);
+                        }
+                    }
+                }
+            }
+        });
+        Self { peaks, task }
+    }
+
+    /// Starts watching another process.
+    pub fn watch(&self, pid: u32) {
+        lock(&self.peaks).entry(pid).or_insert(0);
+    }
+
+    /// Samples `pid` once more now and returns its peak in KiB (0 if never seen).
+    pub fn peak_kib(&self, pid: u32) -> u64 {
+        let mut map = lock(&self.peaks);
+        let peak = map.entry(pid).or_insert(0);
+        if let Some(kib) = read_vmhwm_kib(pid) {
+            *peak = (*peak).max(kib);
+        }
+        *peak
+    }
+}
+
+impl Drop for PeakSampler {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_from_the_last_parenthesis() {
+        // A command name with a space and a parenthesis, as a process may choose.
+        let text = "4242 (wor ker) x) S 1 4242 4242 0 -1 4194560 1234 0 0 0 \
+                    250 50 7 3 20 0 9 0 12345 123456789 4321 18446744073709551615";
+        assert_eq!(
+            parse_stat(text),
+            Some(CpuTicks {
+                own: 300,
+                children: 10
+            })
+        );
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn vmhwm_is_read_in_kib() {
+        let status =
+            "Name:\tworker\nVmPeak:\t  900000 kB\nVmHWM:\t   45678 kB\nVmRSS:\t   40000 kB\n";
+        assert_eq!(parse_vmhwm_kib(status), Some(45_678));
+        assert_eq!(parse_vmhwm_kib("Name:\tzombie\nState:\tZ (zombie)\n"), None);
+    }
+
+    #[test]
+    fn host_busy_excludes_idle_and_iowait() {
+        let text = "cpu  100 5 40 800 20 3 2 1 0 0\ncpu0 50 2 20 400 10 1 1 0 0 0\n";
+        assert_eq!(
+            parse_host_stat(text),
+            Some(HostTicks {
+                busy: 151,
+                total: 971
+            })
+        );
+    }
+
+    #[test]
+    fn postgres_processes_of_other_databases_are_not_ours() {
+        let db = "sfsync_bench_1";
+        assert!(postgres_process_is_ours(
+            "postgres: postgres sfsync_bench_1 127.0.0.1(40000) idle",
+            db
+        ));
+        assert!(postgres_process_is_ours("postgres: checkpointer ", db));
+        assert!(postgres_process_is_ours(
+            "/usr/lib/postgresql/15/bin/postgres\0-D\0/var/lib/postgresql/15/main\0",
+            db
+        ));
+        assert!(!postgres_process_is_ours(
+            "postgres: postgres sfsync_t_9 127.0.0.1(40001) INSERT",
+            db
+        ));
+        assert!(!postgres_process_is_ours(
+            "postgres: postgres sfsync_bench_12 [local] idle",
+            db
+        ));
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        assert!(read_cpu("self").is_ok());
+        assert!(read_vmhwm_kib(std::process::id()).is_some_and(|k| k > 0));
+    }
+}

@@ -1,0 +1,282 @@
+//! Figures of a run, the table, the min/median summary and the one-line result.
+
+use std::fmt::Write as _;
+
+/// Everything one run measured.
+#[derive(Debug, Clone, Default)]
+pub struct RunFigures {
+    pub records: u64,
+    pub workers: u16,
+    /// Producer start until the last page of the run was committed.
+    pub seconds: f64,
+    /// Producer start until it exited (every page confirmed by the broker).
+    pub publish_seconds: f64,
+    /// With `--split` only: worker start until the last page was committed, the producer done.
+    pub store_seconds: Option<f64>,
+    pub copy_seconds: Option<f64>,
+    /// Naive upserts, scaled to `records`.
+    pub naive_seconds: Option<f64>,
+    /// Records the naive baseline really stored.
+    pub naive_records: u64,
+    pub producer_rss_mib: f64,
+    /// Peak RSS of the largest worker.
+    pub worker_rss_mib: f64,
+    /// CPU seconds of the producer (its whole life).
+    pub producer_cpu_s: f64,
+    /// CPU seconds of all workers while the clock ran.
+    pub workers_cpu_s: f64,
+    /// CPU seconds of fake-salesforce while the clock ran.
+    pub fake_cpu_s: f64,
+    /// CPU seconds of all `postgres` processes while the clock ran (backends that ended
+    /// meanwhile, such as the producer's, are missed).
+    pub postgres_cpu_s: f64,
+    /// CPU seconds of RabbitMQ (`beam.smp`) while the clock ran.
+    pub rabbitmq_cpu_s: f64,
+    /// Host CPU seconds not accounted for by the above while the clock ran: the bench itself,
+    /// the kernel, and anything else running on the host (a noise indicator).
+    pub other_cpu_s: f64,
+    /// `other_cpu_s` as a share of the host's capacity (all cores × seconds).
+    pub other_pct: f64,
+    /// Busy share of all cores of the host while the clock ran.
+    pub host_busy_pct: f64,
+}
+
+impl RunFigures {
+    pub fn ratio(&self) -> Option<f64> {
+        self.copy_seconds
+            .filter(|c| *c > 0.0)
+            .map(|c| self.seconds / c)
+    }
+
+    pub fn records_per_sec(&self) -> f64 {
+        self.records as f64 / self.seconds
+    }
+
+    /// CPU milliseconds of sfsync (producer + workers) per 1,000 records.
+    pub fn cpu_ms_per_1k(&self) -> f64 {
+        per_1k(self.producer_cpu_s + self.workers_cpu_s, self.records)
+    }
+
+    pub fn fake_cpu_ms_per_1k(&self) -> f64 {
+        per_1k(self.fake_cpu_s, self.records)
+    }
+}
+
+fn per_1k(cpu_s: f64, records: u64) -> f64 {
+    if records == 0 {
+        return 0.0;
+    }
+    cpu_s * 1000.0 * 1000.0 / records as f64
+}
+
+/// The columns of the table: header, and how to get the figure from a run.
+type Figure = (&'static str, fn(&RunFigures) -> Option<f64>);
+
+const FIGURES: &[Figure] = &[
+    ("seconds", |r| Some(r.seconds)),
+    ("publish_s", |r| Some(r.publish_seconds)),
+    ("store_s", |r| r.store_seconds),
+    ("rec/s", |r| Some(r.records_per_sec())),
+    ("copy_s", |r| r.copy_seconds),
+    ("ratio", |r| r.ratio()),
+    ("naive_s", |r| r.naive_seconds),
+    ("prod_MiB", |r| Some(r.producer_rss_mib)),
+    ("wrk_MiB", |r| Some(r.worker_rss_mib)),
+    ("cpu_ms/1k", |r| Some(r.cpu_ms_per_1k())),
+    ("prod_cpu_s", |r| Some(r.producer_cpu_s)),
+    ("wrk_cpu_s", |r| Some(r.workers_cpu_s)),
+    ("fake_ms/1k", |r| Some(r.fake_cpu_ms_per_1k())),
+    ("pg_cpu_s", |r| Some(r.postgres_cpu_s)),
+    ("rmq_cpu_s", |r| Some(r.rabbitmq_cpu_s)),
+    ("other_cpu_s", |r| Some(r.other_cpu_s)),
+    ("other%", |r| Some(r.other_pct)),
+    ("host_busy%", |r| Some(r.host_busy_pct)),
+];
+
+fn cell(v: Option<f64>) -> String {
+    match v {
+        None => "-".into(),
+        Some(v) if v >= 1000.0 => format!("{v:.0}"),
+        Some(v) if v >= 100.0 => format!("{v:.1}"),
+        Some(v) => format!("{v:.3}"),
+    }
+}
+
+/// Minimum and median of each figure over runs (`None` where no run has it).
+pub fn min_median(runs: &[RunFigures]) -> Vec<(Option<f64>, Option<f64>)> {
+    FIGURES
+        .iter()
+        .map(|(_, get)| {
+            let mut v: Vec<f64> = runs.iter().filter_map(get).collect();
+            v.sort_by(f64::total_cmp);
+            if v.is_empty() {
+                return (None, None);
+            }
+            let mid = v.len() / 2;
+            let median = if v.len() % 2 == 1 {
+                v[mid]
+            } else {
+                (v[mid - 1] + v[mid]) / 2.0
+            };
+            (Some(v[0]), Some(median))
+        })
+        .collect()
+}
+
+/// One row per run, then `min` and `median` rows when there are several.
+pub fn table(runs: &[RunFigures]) -> String {
+    let mut out = String::new();
+    let _ = write!(out, "{:<8}", "run");
+    for (name, _) in FIGURES {
+        let _ = write!(out, " {name:>10}");
+    }
+    out.push('\n');
+    for (i, run) in runs.iter().enumerate() {
+        let _ = write!(out, "{:<8}", i + 1);
+        for (_, get) in FIGURES {
+            let _ = write!(out, " {:>10}", cell(get(run)));
+        }
+        out.push('\n');
+    }
+    if runs.len() > 1 {
+        let stats = min_median(runs);
+        for (label, pick) in [("min", 0), ("median", 1)] {
+            let _ = write!(out, "{label:<8}");
+            for s in &stats {
+                let v = if pick == 0 { s.0 } else { s.1 };
+                let _ = write!(out, " {:>10}", cell(v));
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The run whose figures are each the median over `runs` (the run itself for one run).
+pub fn median_run(runs: &[RunFigures]) -> RunFigures {
+    let Some(first) = runs.first() else {
+        return RunFigures::default();
+    };
+    if runs.len() == 1 {
+        return first.clone();
+    }
+    let med = |get: fn(&RunFigures) -> Option<f64>| {
+        let mut v: Vec<f64> = runs.iter().filter_map(get).collect();
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        match v.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(v[mid]),
+            _ => Some((v[mid - 1] + v[mid]) / 2.0),
+        }
+    };
+    RunFigures {
+        records: first.records,
+        workers: first.workers,
+        seconds: med(|r| Some(r.seconds)).unwrap_or_default(),
+        publish_seconds: med(|r| Some(r.publish_seconds)).unwrap_or_default(),
+        store_seconds: med(|r| r.store_seconds),
+        copy_seconds: med(|r| r.copy_seconds),
+        naive_seconds: med(|r| r.naive_seconds),
+        naive_records: first.naive_records,
+        producer_rss_mib: med(|r| Some(r.producer_rss_mib)).unwrap_or_default(),
+        worker_rss_mib: med(|r| Some(r.worker_rss_mib)).unwrap_or_default(),
+        producer_cpu_s: med(|r| Some(r.producer_cpu_s)).unwrap_or_default(),
+        workers_cpu_s: med(|r| Some(r.workers_cpu_s)).unwrap_or_default(),
+        fake_cpu_s: med(|r| Some(r.fake_cpu_s)).unwrap_or_default(),
+        postgres_cpu_s: med(|r| Some(r.postgres_cpu_s)).unwrap_or_default(),
+        rabbitmq_cpu_s: med(|r| Some(r.rabbitmq_cpu_s)).unwrap_or_default(),
+        other_cpu_s: med(|r| Some(r.other_cpu_s)).unwrap_or_default(),
+        other_pct: med(|r| Some(r.other_pct)).unwrap_or_default(),
+        host_busy_pct: med(|r| Some(r.host_busy_pct)).unwrap_or_default(),
+    }
+}
+
+/// The machine-readable last line (medians over runs when there are several).
+pub fn last_line(runs: &[RunFigures]) -> String {
+    let m = median_run(runs);
+    let opt = |v: Option<f64>, decimals: usize| {
+        v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
+    };
+    format!(
+        "records={} workers={} seconds={:.3} copy_seconds={} ratio={} naive_seconds={} \
+         producer_rss_mib={:.1} worker_rss_mib={:.1} cpu_ms_per_1k={:.1} \
+         publish_seconds={:.3} fake_cpu_ms_per_1k={:.1} runs={}",
+        m.records,
+        m.workers,
+        m.seconds,
+        opt(m.copy_seconds, 3),
+        opt(m.ratio(), 2),
+        opt(m.naive_seconds, 1),
+        m.producer_rss_mib,
+        m.worker_rss_mib,
+        m.cpu_ms_per_1k(),
+        m.publish_seconds,
+        m.fake_cpu_ms_per_1k(),
+        runs.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(seconds: f64, copy: f64) -> RunFigures {
+        RunFigures {
+            records: 300_000,
+            workers: 4,
+            seconds,
+            publish_seconds: 1.0,
+            store_seconds: None,
+            copy_seconds: Some(copy),
+            naive_seconds: Some(600.0),
+            naive_records: 15_000,
+            producer_rss_mib: 20.0,
+            worker_rss_mib: 40.0,
+            producer_cpu_s: 1.5,
+            workers_cpu_s: 3.0,
+            fake_cpu_s: 0.6,
+            postgres_cpu_s: 2.0,
+            rabbitmq_cpu_s: 1.0,
+            other_cpu_s: 0.5,
+            other_pct: 5.0,
+            host_busy_pct: 90.0,
+        }
+    }
+
+    #[test]
+    fn last_line_has_the_agreed_keys_in_order() {
+        let line = last_line(&[run(3.5, 1.0)]);
+        assert_eq!(
+            line,
+            "records=300000 workers=4 seconds=3.500 copy_seconds=1.000 ratio=3.50 \
+             naive_seconds=600.0 producer_rss_mib=20.0 worker_rss_mib=40.0 cpu_ms_per_1k=15.0 \
+             publish_seconds=1.000 fake_cpu_ms_per_1k=2.0 runs=1"
+        );
+    }
+
+    #[test]
+    fn several_runs_report_medians() {
+        let runs = [run(4.0, 1.0), run(3.0, 1.0), run(5.0, 2.0)];
+        let line = last_line(&runs);
+        assert!(line.contains("seconds=4.000 copy_seconds=1.000"), "{line}");
+        // The ratio is that of the medians, not the median of the ratios.
+        assert!(line.contains("ratio=4.00"), "{line}");
+        let stats = min_median(&runs);
+        assert_eq!(stats[0], (Some(3.0), Some(4.0)));
+        let table = table(&runs);
+        assert!(table.lines().any(|l| l.starts_with("median")), "{table}");
+    }
+
+    #[test]
+    fn missing_baselines_print_as_na() {
+        let mut r = run(3.0, 1.0);
+        r.copy_seconds = None;
+        r.naive_seconds = None;
+        let line = last_line(&[r]);
+        assert!(
+            line.contains("copy_seconds=n/a ratio=n/a naive_seconds=n/a"),
+            "{line}"
+        );
+    }
+}
