@@ -90,6 +90,13 @@ pub struct SyncArgs {
     /// percentage of its daily limit, leaving the rest to other integrations. 100 disables it.
     #[arg(long, default_value_t = 80.0, value_parser = parse_percent)]
     pub max_api_usage: f64,
+    /// Which Salesforce API reads the records: rest, bulk (Bulk API 2.0) or auto (Bulk above
+    /// --bulk-threshold records, counted first with one COUNT() query).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub api: crate::sync::ApiChoice,
+    /// With --api auto, use Bulk when a sync reads more records than this.
+    #[arg(long, default_value_t = 100_000)]
+    pub bulk_threshold: u64,
     /// Records per page asked of Salesforce (200–2000). One page becomes one message.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=2000))]
     pub page_size: u32,

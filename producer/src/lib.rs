@@ -109,6 +109,8 @@ impl Connected {
                 full: args.full,
                 overlap: args.overlap,
                 hard_delete: args.hard_delete,
+                api: args.api,
+                bulk_threshold: args.bulk_threshold,
             };
             let channel = self
                 .connection
@@ -189,8 +191,12 @@ fn print_report(r: &SyncReport) {
             format!("incremental since {}", common::sftime::format_soql(since))
         }
     };
+    let api = match r.api {
+        sync::Api::Rest => "REST",
+        sync::Api::Bulk => "Bulk API 2.0",
+    };
     println!(
-        "run {} {} ({mode}): {} pages, {} records, {} deletions published; {} API calls",
+        "run {} {} ({mode}, {api}): {} pages, {} records, {} deletions published; {} API calls",
         r.run_id, r.object, r.pages, r.records, r.deletions, r.api_calls
     );
 }

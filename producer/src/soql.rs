@@ -37,6 +37,25 @@ pub fn select_since(
     Ok(soql)
 }
 
+/// `SELECT COUNT() FROM Object [WHERE SystemModstamp >= since]`: how many records a sync reads.
+///
+/// # Errors
+/// The name breaks Salesforce's identifier rules.
+pub fn count_since(
+    object: &str,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<String, NameError> {
+    check_api_name("object", object)?;
+    let mut soql = format!("SELECT COUNT() FROM {object}");
+    if let Some(since) = since {
+        soql.push_str(&format!(
+            " WHERE SystemModstamp >= {}",
+            common::sftime::format_soql(since)
+        ));
+    }
+    Ok(soql)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,11 @@ use uuid::Uuid;
 use crate::{
     publisher::{Confirmed, OutgoingPage, PagePublisher},
     runs,
-    salesforce::{SalesforceClient, SfError, page::QueryPage},
+    salesforce::{
+        SalesforceClient, SfError,
+        bulk::{self, CsvType},
+        page::QueryPage,
+    },
     soql, sync_state, tables,
 };
 
@@ -46,6 +50,29 @@ pub struct SyncOptions {
     pub overlap: Duration,
     /// Remove rows of deleted records instead of marking them `isdeleted`.
     pub hard_delete: bool,
+    /// REST query/queryMore, Bulk API 2.0, or chosen by the number of records to read.
+    pub api: ApiChoice,
+    /// With `ApiChoice::Auto`, Bulk is used above this many records.
+    pub bulk_threshold: u64,
+}
+
+/// Which Salesforce API reads the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiChoice {
+    /// REST query/queryMore: one call per 2,000 records, results as soon as the first page is ready.
+    Rest,
+    /// Bulk API 2.0: a job Salesforce runs asynchronously, results in chunks of 50,000 records;
+    /// a handful of calls for any size.
+    Bulk,
+    /// Bulk above --bulk-threshold records to read (counted with one COUNT() query), else REST.
+    Auto,
+}
+
+/// The API a sync used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Rest,
+    Bulk,
 }
 
 /// Whether a sync read everything or only what changed since the watermark.
@@ -61,6 +88,7 @@ pub struct SyncReport {
     pub run_id: Uuid,
     pub object: String,
     pub mode: SyncMode,
+    pub api: Api,
     /// Pages published, deletion pages included.
     pub pages: u64,
     /// Records published by the query.
@@ -131,12 +159,28 @@ pub async fn sync_object(
         SyncMode::Full => None,
     };
     let fields = selection.field_names();
+    let typed: Vec<(&str, CsvType)> = fields
+        .iter()
+        .map(|name| {
+            let sf_type = describe.fields.iter().find(|f| f.name == *name);
+            (
+                *name,
+                sf_type.map_or(CsvType::Text, |f| CsvType::of(&f.sf_type)),
+            )
+        })
+        .collect();
     let mut progress = Progress::default();
+    let api = choose_api(sf, &object, since, options).await?;
+    let source = match api {
+        Api::Rest => Source::Rest,
+        Api::Bulk => Source::Bulk(&typed),
+    };
     let mut outcome = publish_query(
         sf,
         pool,
         &mut publisher,
         &fields,
+        source,
         &object,
         run_id,
         since,
@@ -181,6 +225,7 @@ pub async fn sync_object(
                 run_id,
                 object,
                 mode,
+                api,
                 pages,
                 records,
                 deletions,
@@ -193,12 +238,55 @@ pub async fn sync_object(
     }
 }
 
+/// Picks REST or Bulk; `Auto` counts the records to read with one `COUNT()` query.
+async fn choose_api(
+    sf: &SalesforceClient,
+    object: &str,
+    since: Option<DateTime<Utc>>,
+    options: &SyncOptions,
+) -> anyhow::Result<Api> {
+    Ok(match options.api {
+        ApiChoice::Rest => Api::Rest,
+        ApiChoice::Bulk => Api::Bulk,
+        ApiChoice::Auto => {
+            let count = soql::count_since(object, since).map_err(|e| anyhow::anyhow!(e))?;
+            let body = sf
+                .query(&count, true, 2000)
+                .await
+                .context("counting the records to read")?;
+            let total = QueryPage::parse(&body, "query")?.total_size;
+            let api = if total > options.bulk_threshold {
+                Api::Bulk
+            } else {
+                Api::Rest
+            };
+            tracing::info!(
+                object,
+                records = total,
+                threshold = options.bulk_threshold,
+                ?api,
+                "API chosen."
+            );
+            api
+        }
+    })
+}
+
+/// Where the records come from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Rest,
+    /// Bulk API 2.0, with each field's CSV type.
+    Bulk(&'a [(&'a str, CsvType)]),
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn publish_query(
     sf: &SalesforceClient,
     pool: &PgPool,
     publisher: &mut PagePublisher,
     fields: &[&str],
+    source: Source<'_>,
     object: &str,
     run_id: Uuid,
     since: Option<DateTime<Utc>>,
@@ -207,7 +295,19 @@ async fn publish_query(
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<Fetched>(2);
-    let fetch = fetch_pages(sf, fields, object, run_id, since, options, cancel, tx);
+    let fetch = async {
+        match source {
+            Source::Rest => {
+                fetch_pages(sf, fields, object, run_id, since, options, cancel, tx).await
+            }
+            Source::Bulk(typed) => {
+                fetch_bulk(
+                    sf, fields, typed, object, run_id, since, options, cancel, tx,
+                )
+                .await
+            }
+        }
+    };
     let bar = progress_bar(options.progress);
     let publish = async {
         let mut last_reported = 0u64;
@@ -363,6 +463,90 @@ async fn fetch_pages(
             return Ok(());
         }
     }
+}
+
+/// Reads the records through a Bulk API 2.0 job: create, wait, then download the result chunks
+/// one ahead of converting and publishing them.
+#[allow(clippy::too_many_arguments)]
+async fn fetch_bulk(
+    sf: &SalesforceClient,
+    fields: &[&str],
+    typed: &[(&str, CsvType)],
+    object: &str,
+    run_id: Uuid,
+    since: Option<DateTime<Utc>>,
+    options: &SyncOptions,
+    cancel: &CancellationToken,
+    tx: mpsc::Sender<Fetched>,
+) -> Result<(), SfError> {
+    let query =
+        soql::select_since(object, fields, since).map_err(|e| SfError::Config(e.to_string()))?;
+    let job = sf.create_query_job(&query).await?;
+    tracing::info!(object, job = %job.id, "Bulk query job created; waiting for Salesforce to run it.");
+    let job = sf.wait_for_job(&job.id).await?;
+    let total_size = job.records_processed.unwrap_or(0);
+    let mut page = 0u64;
+    let mut chunk = sf.job_results(&job.id, None).await?;
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let (csv, next) = chunk;
+        let download_next = async {
+            match &next {
+                Some(locator) => Some(sf.job_results(&job.id, Some(locator)).await),
+                None => None,
+            }
+        };
+        let convert_and_send = async {
+            let records =
+                bulk::csv_to_records(&csv, object, typed).map_err(|detail| SfError::Protocol {
+                    url: format!("Bulk job {}", job.id),
+                    detail,
+                })?;
+            for slice in records.chunks(options.page_size as usize) {
+                page += 1;
+                let raw: Vec<Box<RawValue>> = slice
+                    .iter()
+                    .filter_map(|r| RawValue::from_string(r.clone()).ok())
+                    .collect();
+                let page_stamp = raw.last().and_then(|r| record_stamp(r));
+                let message = PageMessage {
+                    hard_delete: options.hard_delete,
+                    ..PageMessage::records(object.to_owned(), run_id, page, &raw)
+                };
+                let body = serde_json::to_vec(&message).map_err(|e| SfError::Protocol {
+                    url: "bulk".into(),
+                    detail: e.to_string(),
+                })?;
+                let fetched = Fetched {
+                    total_size,
+                    message: OutgoingPage {
+                        object: object.to_owned(),
+                        run_id,
+                        page,
+                        records: raw.len() as u64,
+                        last_stamp: page_stamp,
+                        body,
+                    },
+                };
+                if tx.send(fetched).await.is_err() {
+                    return Ok(false); // the publisher stopped; its error is the one to report
+                }
+            }
+            Ok::<bool, SfError>(true)
+        };
+        let (downloaded, sent) = tokio::join!(download_next, convert_and_send);
+        if !sent? {
+            break;
+        }
+        match downloaded {
+            Some(result) => chunk = result?,
+            None => break,
+        }
+    }
+    sf.delete_job(&job.id).await;
+    Ok(())
 }
 
 /// getDeleted keeps about 15 days and answers windows of at most 30.

@@ -111,6 +111,8 @@ impl TestEnv {
             watch: false,
             interval: Duration::from_secs(30),
             max_api_usage: 100.0,
+            api: producer::sync::ApiChoice::Rest,
+            bulk_threshold: 100_000,
             page_size: 2000,
             confirm_window: 16,
             no_progress: true,

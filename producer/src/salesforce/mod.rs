@@ -1,6 +1,7 @@
 //! Talking to Salesforce: login, describe and paged queries over the REST API.
 
 pub mod auth;
+pub mod bulk;
 pub mod client;
 pub mod error;
 pub mod page;
