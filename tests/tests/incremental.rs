@@ -314,3 +314,36 @@ async fn rest_and_bulk_pulls_give_identical_tables() {
         w.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hard_delete_removes_the_rows_of_deleted_and_purged_records() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org(3_000, 26).await;
+    let worker = env.spawn_worker(4, 2);
+    let mut args = env.sync_args(&org, "Contact");
+    args.hard_delete = true;
+    sync(&env, &args).await;
+    let changes = org.org().mutate(MutateRequest {
+        object: "Contact".into(),
+        delete: 40,
+        purge: 10,
+        ..Default::default()
+    });
+    let report = sync(&env, &args).await;
+    assert_eq!(report.deletions, 50);
+    let gone: Vec<String> = changes
+        .deleted
+        .iter()
+        .chain(&changes.purged)
+        .cloned()
+        .collect();
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM salesforce.contact WHERE sfid = ANY($1)")
+            .bind(&gone)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "deleted rows removed");
+    assert_eq!(env.count_rows("contact").await.unwrap(), 2_950);
+    worker.stop().await;
+}
