@@ -43,6 +43,10 @@ pub struct PageMessage<R> {
     /// Remove rows of deleted records instead of marking them `isdeleted` (`--hard-delete`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub hard_delete: bool,
+    /// Overwrite the stored row whenever it differs, whatever its SystemModstamp: set by
+    /// `reconcile`, which re-pulls records whose stored stamp disagrees with the org's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
     /// The records as Salesforce returned them.
     pub records: R,
 }
@@ -76,6 +80,7 @@ impl<R> PageMessage<R> {
             page,
             kind: PageKind::Records,
             hard_delete: false,
+            force: false,
             records,
         }
     }
@@ -99,6 +104,7 @@ mod tests {
         let msg: PageMessage<&RawValue> = PageMessage {
             kind: PageKind::Records,
             hard_delete: false,
+            force: false,
             format: PAGE_FORMAT_VERSION,
             object: "Contact".into(),
             run_id: Uuid::nil(),

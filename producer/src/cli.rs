@@ -24,6 +24,40 @@ pub enum Command {
     Status(StatusArgs),
     /// Inspect, replay or purge the dead-letter queue (records that could not be stored).
     Dlq(DlqArgs),
+    /// Compare a table with the org by Id and SystemModstamp and repair every difference:
+    /// re-pull missing and stale records, mark (or with --hard-delete remove) rows the org no
+    /// longer has. Exit 0 when the table ends in step, 1 when differences remain.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Salesforce API name(s) of the object(s), e.g. Contact or Account,Contact.
+    #[arg(long = "object", value_delimiter = ',', required = true)]
+    pub objects: Vec<String>,
+    /// Only report the differences; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// One JSON object per object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Remove rows the org no longer has instead of marking them isdeleted.
+    #[arg(long)]
+    pub hard_delete: bool,
+    /// How the org's Ids and stamps are read: bulk (Bulk API 2.0, a handful of API calls at any
+    /// size) or rest (one call per 2,000 records, as many as a full import).
+    #[arg(long, value_enum, default_value = "bulk")]
+    pub api: crate::sync::ApiChoice,
+    /// How long to wait for the workers to apply the repair before the "after" report.
+    #[arg(long, default_value = "10m", value_parser = common::config::parse_duration)]
+    pub wait: std::time::Duration,
+    /// Stop once the org's API usage reaches this percentage of its daily limit.
+    #[arg(long, default_value_t = 80.0, value_parser = parse_percent)]
+    pub max_api_usage: f64,
+    #[command(flatten)]
+    pub salesforce: CredentialArgs,
+    #[command(flatten)]
+    pub services: ServiceArgs,
 }
 
 #[derive(Debug, Args)]

@@ -9,10 +9,12 @@
 //! - [`sync_state`] — the per-object watermark.
 //! - [`runs`] — the run rows and the `status` report.
 //! - [`dlq`] — listing, replaying and purging dead letters.
+//! - [`reconcile`] — comparing a table with the org and repairing it.
 
 pub mod cli;
 pub mod dlq;
 pub mod publisher;
+pub mod reconcile;
 pub mod runs;
 pub mod salesforce;
 pub mod soql;
@@ -24,7 +26,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cli::{Command, DlqArgs, DlqCommand, StatusArgs, SyncArgs},
+    cli::{Command, DlqArgs, DlqCommand, ReconcileArgs, StatusArgs, SyncArgs},
     salesforce::{Credentials, RetryPolicy, SalesforceClient},
     sync::{SyncOptions, SyncReport},
 };
@@ -50,6 +52,26 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
         }
         Command::Status(args) => print_status(&args).await,
         Command::Dlq(args) => run_dlq(&args).await,
+        Command::Reconcile(args) => {
+            let reports = run_reconcile(&args).await?;
+            for r in &reports {
+                print_reconcile(r, args.json)?;
+            }
+            let left: i64 = reports
+                .iter()
+                .map(|r| r.after.unwrap_or(r.before).differences())
+                .sum();
+            anyhow::ensure!(
+                left == 0,
+                "{left} differences remain between the org and the table{}",
+                if args.dry_run {
+                    " (dry run: nothing was changed)"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
     }
 }
 
@@ -62,14 +84,29 @@ struct Connected {
 
 impl Connected {
     async fn open(args: &SyncArgs) -> anyhow::Result<Self> {
-        for object in &args.objects {
+        Self::open_with(
+            &args.objects,
+            &args.salesforce,
+            &args.services,
+            args.max_api_usage,
+        )
+        .await
+    }
+
+    async fn open_with(
+        objects: &[String],
+        salesforce: &salesforce::CredentialArgs,
+        services: &common::config::ServiceArgs,
+        max_api_usage: f64,
+    ) -> anyhow::Result<Self> {
+        for object in objects {
             common::schema::check_api_name("object", object)
                 .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
         }
-        let credentials = Credentials::from_args(&args.salesforce)?;
-        let pool = common::db::connect_control(&args.services.database_url).await?;
+        let credentials = Credentials::from_args(salesforce)?;
+        let pool = common::db::connect_control(&services.database_url).await?;
         common::db::migrate(&pool).await?;
-        let connection = common::amqp::connect(&args.services.amqp_url, "sfsync-producer").await?;
+        let connection = common::amqp::connect(&services.amqp_url, "sfsync-producer").await?;
         let channel = connection
             .create_channel()
             .await
@@ -78,10 +115,10 @@ impl Connected {
             .await
             .context("declaring the sfsync exchanges and queues")?;
         let _ = channel.close(200, "declared".into()).await;
-        let max_usage = (args.max_api_usage < 100.0).then_some(args.max_api_usage);
+        let max_usage = (max_api_usage < 100.0).then_some(max_api_usage);
         let sf = SalesforceClient::connect(
             credentials,
-            &args.salesforce.sf_api_version,
+            &salesforce.sf_api_version,
             RetryPolicy::default(),
         )
         .await?
@@ -129,6 +166,76 @@ impl Connected {
         let _ = self.connection.close(200, "producer done".into()).await;
         self.pool.close().await;
     }
+}
+
+/// `producer reconcile`: each object in turn; see [`reconcile`].
+///
+/// # Errors
+/// A setting is wrong, a service is unreachable, or a reconcile failed.
+pub async fn run_reconcile(
+    args: &ReconcileArgs,
+) -> anyhow::Result<Vec<reconcile::ReconcileReport>> {
+    let connected = Connected::open_with(
+        &args.objects,
+        &args.salesforce,
+        &args.services,
+        args.max_api_usage,
+    )
+    .await?;
+    let mut reports = Vec::new();
+    let mut result = Ok(());
+    for object in &args.objects {
+        let options = reconcile::ReconcileOptions {
+            object: object.clone(),
+            dry_run: args.dry_run,
+            hard_delete: args.hard_delete,
+            wait: args.wait,
+            // auto: the snapshot is small per record, Bulk pays off at any size above a page.
+            bulk: args.api != sync::ApiChoice::Rest,
+        };
+        match reconcile::reconcile_object(
+            &connected.sf,
+            &connected.pool,
+            &connected.connection,
+            &options,
+        )
+        .await
+        {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    connected.close().await;
+    result.map(|()| reports)
+}
+
+fn print_reconcile(r: &reconcile::ReconcileReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    let line = |label: &str, c: &reconcile::Census| {
+        println!(
+            "  {label:<7} in step {:>9}  missing {:>7}  stale {:>7}  gone {:>7}",
+            c.in_step, c.missing, c.stale, c.gone
+        )
+    };
+    println!("{}:", r.object);
+    line("before", &r.before);
+    match &r.after {
+        Some(after) => {
+            line("after", after);
+            println!(
+                "  re-pulled {} records, published {} deletions; {} API calls",
+                r.republished, r.deletions, r.api_calls
+            );
+        }
+        None => println!("  dry run: nothing changed; {} API calls", r.api_calls),
+    }
+    Ok(())
 }
 
 /// `producer sync` without `--watch`: one sync of each object; returns their reports.

@@ -51,6 +51,7 @@ pub fn for_records(
                 page: page.page,
                 kind: page.kind,
                 hard_delete: page.hard_delete,
+                force: page.force,
                 records: [raw],
             })
             .unwrap_or_default();

@@ -188,7 +188,14 @@ fn failing_position(
 }
 
 /// The upsert of staged rows `_n` in `[lo, hi)` into the target table.
-fn upsert_sql(object: &str, plan: &PagePlan<'_>, run_id: Uuid, lo: usize, hi: usize) -> String {
+fn upsert_sql(
+    object: &str,
+    plan: &PagePlan<'_>,
+    run_id: Uuid,
+    lo: usize,
+    hi: usize,
+    force: bool,
+) -> String {
     let table = qualified_table(object);
     let names: Vec<String> = plan
         .fields
@@ -212,7 +219,20 @@ fn upsert_sql(object: &str, plan: &PagePlan<'_>, run_id: Uuid, lo: usize, hi: us
     let incoming: Vec<String> = data.iter().map(|n| format!("EXCLUDED.{n}")).collect();
     // The guard: a newer SystemModstamp wins. An equal one wins only if the data differs:
     // Salesforce stamps to the second, so two saves within one second share a stamp, and an
-    // identical re-read must not rewrite the row.
+    // identical re-read must not rewrite the row. A forced page (reconcile) wins whenever the
+    // data differs, even over a stored stamp that claims to be newer.
+    let changed = format!(
+        "({}) IS DISTINCT FROM ({})",
+        stored.join(", "),
+        incoming.join(", ")
+    );
+    let guard = if force {
+        changed
+    } else {
+        format!(
+            "t.systemmodstamp < EXCLUDED.systemmodstamp OR (t.systemmodstamp = EXCLUDED.systemmodstamp AND {changed})"
+        )
+    };
     format!(
         "INSERT INTO {table} AS t ({cols}, _sfsync_run_id, _sfsync_synced_at)
          SELECT DISTINCT ON (s.sfid COLLATE \"C\") {casts}, '{run_id}'::uuid, now()
@@ -220,13 +240,10 @@ fn upsert_sql(object: &str, plan: &PagePlan<'_>, run_id: Uuid, lo: usize, hi: us
           WHERE s._n >= {lo} AND s._n < {hi}
           ORDER BY s.sfid COLLATE \"C\", s.systemmodstamp::timestamptz DESC
          ON CONFLICT (sfid) DO UPDATE SET {updates}, _sfsync_run_id = EXCLUDED._sfsync_run_id, _sfsync_synced_at = EXCLUDED._sfsync_synced_at
-          WHERE t.systemmodstamp < EXCLUDED.systemmodstamp
-             OR (t.systemmodstamp = EXCLUDED.systemmodstamp AND ({stored}) IS DISTINCT FROM ({incoming}))",
+          WHERE {guard}",
         cols = names.join(", "),
         casts = casts.join(", "),
         updates = updates.join(", "),
-        stored = stored.join(", "),
-        incoming = incoming.join(", "),
     )
 }
 
@@ -304,7 +321,7 @@ async fn upsert(
         // (the values in the statement are a uuid and two integers, written as literals).
         let attempt = format!(
             "SAVEPOINT sfsync_range; {}; RELEASE SAVEPOINT sfsync_range",
-            upsert_sql(&page.object, plan, page.run_id, lo, hi)
+            upsert_sql(&page.object, plan, page.run_id, lo, hi, page.force)
         );
         match tx.simple_query(&attempt).await {
             Ok(messages) => {
@@ -586,7 +603,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let sql = upsert_sql("Contact", &plan, Uuid::nil(), 10, 20);
+        let sql = upsert_sql("Contact", &plan, Uuid::nil(), 10, 20, false);
         assert!(sql.contains(r#"DISTINCT ON (s.sfid COLLATE "C")"#), "{sql}");
         assert!(
             sql.contains(r#"ORDER BY s.sfid COLLATE "C", s.systemmodstamp::timestamptz DESC"#),
