@@ -74,15 +74,39 @@ pub fn check_url(
         });
     }
     if url.host_str().is_none_or(str::is_empty) {
+        // Not echoed: without a host (`postgres:/user:pw@db`) the password is in the path,
+        // where redact_url cannot see it.
         return Err(SettingError {
             setting,
             problem: format!(
-                "{} has no host; expected something like {example}",
-                redact_url(&url)
+                "URL without a host (is a slash missing after \"{}:\"?); expected something like {example}",
+                url.scheme()
             ),
         });
     }
     Ok(url)
+}
+
+/// A URL-ish setting value safe to show even when it does not parse: anything between `://`
+/// and the last `@` (user and password) becomes `***`, and so does a query string.
+pub fn redact_url_text(value: &str) -> String {
+    match Url::parse(value) {
+        Ok(url) => redact_url(&url),
+        Err(_) => {
+            let (scheme, rest) = value.split_once("://").unwrap_or(("", value));
+            let rest = rest
+                .rsplit_once('@')
+                .map_or(rest.to_owned(), |(_, host)| format!("***@{host}"));
+            let rest = rest
+                .split_once('?')
+                .map_or(rest.clone(), |(path, _)| format!("{path}?***"));
+            if scheme.is_empty() {
+                rest
+            } else {
+                format!("{scheme}://{rest}")
+            }
+        }
+    }
 }
 
 /// The URL with its password replaced by `***`, safe to log.
@@ -134,6 +158,15 @@ mod tests {
             "{err}"
         );
         assert!(!err.to_string().contains("hunter2"));
+        let err = check_url(
+            "DATABASE_URL",
+            &"postgres:/me:hunter2@db/x".into(),
+            &["postgres", "postgresql"],
+            "postgres://…",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("URL without a host"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]
@@ -145,6 +178,16 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
+    }
+
+    #[test]
+    fn unparsable_urls_are_shown_without_credentials() {
+        assert_eq!(
+            redact_url_text("https://me:hunter2@exa mple.com/x"),
+            "https://***@exa mple.com/x"
+        );
+        assert_eq!(redact_url_text("not a url"), "not a url");
+        assert!(!redact_url_text("http://u:hunter2@[bad/?password=hunter3").contains("hunter"));
     }
 
     #[test]

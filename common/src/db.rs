@@ -4,7 +4,10 @@
 use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{
+    Connection as _,
+    postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions},
+};
 
 use crate::config::{SettingError, check_url};
 
@@ -29,6 +32,16 @@ pub fn control_options(url: &SecretString) -> Result<PgConnectOptions, SettingEr
 /// The URL is invalid or the database cannot be reached.
 pub async fn connect_control(url: &SecretString) -> anyhow::Result<PgPool> {
     let options = control_options(url)?;
+    // One connection first, so that a refused connection or login is reported as such (the
+    // pool would only say that it timed out waiting).
+    let first = PgConnection::connect_with(&options).await.map_err(|e| {
+        anyhow::anyhow!(
+            "DATABASE_URL: cannot connect to PostgreSQL at {}:{}: {e}",
+            options.get_host(),
+            options.get_port()
+        )
+    })?;
+    let _ = first.close().await;
     let pool = PgPoolOptions::new()
         .max_connections(2)
         .acquire_timeout(std::time::Duration::from_secs(10))

@@ -1,10 +1,10 @@
 //! OAuth 2.0 token endpoint (client_credentials, password, refresh_token grants) and the
 //! bearer-token check every data call goes through.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,10 +15,12 @@ use crate::data::generate::{BASE62, mix};
 use crate::error::{JSON, OAuthError};
 use crate::org::Org;
 
-/// Access tokens this org has issued and not yet expired.
+/// Access tokens this org has issued and not yet expired, with when each was issued.
 #[derive(Debug)]
 pub struct Tokens {
-    issued: Mutex<HashSet<String>>,
+    issued: Mutex<HashMap<String, Instant>>,
+    /// Every token ever issued, in order, expired ones too: tests search logs for them.
+    ever: Mutex<Vec<String>>,
     serial: AtomicU64,
     salt: u64,
 }
@@ -26,7 +28,8 @@ pub struct Tokens {
 impl Tokens {
     pub fn new(seed: u64) -> Self {
         Tokens {
-            issued: Mutex::new(HashSet::new()),
+            issued: Mutex::new(HashMap::new()),
+            ever: Mutex::new(Vec::new()),
             serial: AtomicU64::new(1),
             salt: mix(seed ^ 0x70CE),
         }
@@ -50,15 +53,30 @@ impl Tokens {
         self.issued
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(token.clone());
+            .insert(token.clone(), Instant::now());
+        self.ever
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(token.clone());
         token
     }
 
-    pub fn is_valid(&self, token: &str) -> bool {
+    /// Whether `token` was issued, not expired with [`Self::expire_all`], and (with a `ttl`)
+    /// issued less than `ttl` ago.
+    pub fn is_valid(&self, token: &str, ttl: Option<Duration>) -> bool {
         self.issued
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(token)
+            .get(token)
+            .is_some_and(|at| ttl.is_none_or(|ttl| at.elapsed() < ttl))
+    }
+
+    /// Every token issued so far, oldest first.
+    pub fn ever_issued(&self) -> Vec<String> {
+        self.ever
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn expire_all(&self) {

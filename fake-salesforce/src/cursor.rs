@@ -113,6 +113,14 @@ impl Cursors {
         (offset < cursor.indices.len()).then(|| (id.to_owned(), cursor, offset))
     }
 
+    /// Forgets every open cursor: their locators answer `INVALID_QUERY_LOCATOR` from now on.
+    pub fn expire_all(&self) {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Number of cursors currently held (expired ones included until the next sweep).
     pub fn open_count(&self) -> usize {
         self.open

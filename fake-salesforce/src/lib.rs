@@ -8,9 +8,18 @@
 //! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface.
 //! - [`render`]: JSON page rendering, the hot path.
 //! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results.
+//! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators.
 //! - `org`: the org's state, its mutations and the replication resources.
 //!
 //! Tests start an org with [`spawn`] and inspect it through [`Org`]'s methods.
+//!
+//! # Faults
+//! `POST /__admin/faults` (no auth, not counted) or [`Org::set_faults`] switches the
+//! [`Faults`] in force: `{"fail_every":N,"fail_status":503|500|403,"truncate_every":N,
+//! "slow_ms":N,"token_ttl_ms":N|null}` (every field optional, missing ones off), plus the
+//! one-shot actions `"expire_tokens":true` ([`Org::expire_all_tokens`]) and
+//! `"expire_cursors":true` ([`Org::expire_all_cursors`]). It answers the faults now in force
+//! and the [`FaultStats`]; `GET /__admin/faults` answers the same without changing anything.
 //!
 //! # Keeping in sync: mutations, getUpdated/getDeleted, Bulk 2.0
 //! - `POST /__admin/mutate` (no auth, not counted toward API usage) or [`Org::mutate`]
@@ -40,6 +49,7 @@ pub mod cursor;
 pub mod data;
 pub mod describe;
 pub mod error;
+pub mod faults;
 mod org;
 pub mod render;
 pub mod routes;
@@ -55,6 +65,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use faults::{FailStatus, FaultStats, Faults};
 pub use org::{MutateRequest, MutateResponse, Org};
 
 /// Everything that shapes an org: its data and its credentials.
@@ -82,6 +93,9 @@ pub struct OrgConfig {
     /// `InProgress` for the second, then `JobComplete` (or `Failed`). Zero completes jobs
     /// at once.
     pub bulk_job_delay: Duration,
+    /// Faults injected from the start (see [`faults`]); switchable later with
+    /// [`Org::set_faults`] or `POST /__admin/faults`.
+    pub faults: Faults,
 }
 
 impl Default for OrgConfig {
@@ -99,6 +113,7 @@ impl Default for OrgConfig {
             locator_ttl: Duration::from_secs(2 * 24 * 3600),
             instance_url: None,
             bulk_job_delay: Duration::from_millis(200),
+            faults: Faults::default(),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use fake_salesforce::{Org, OrgConfig};
+use fake_salesforce::{FailStatus, Faults, Org, OrgConfig};
 use tokio_util::sync::CancellationToken;
 
 /// A deterministic fake Salesforce org (OAuth, REST query/queryAll, describe, limits,
@@ -53,6 +53,25 @@ struct Args {
     /// first half, InProgress for the second; 0 completes jobs at once).
     #[arg(long, env = "FAKE_SF_BULK_JOB_DELAY_MS", default_value_t = 200)]
     bulk_job_delay_ms: u64,
+    /// Fault: every Nth query/queryAll/queryMore call (counted from 1) fails with
+    /// --fail-status; 0 never.
+    #[arg(long, env = "FAKE_SF_FAIL_EVERY", default_value_t = 0)]
+    fail_every: u64,
+    /// Fault: how a failing call answers: 503 (JSON SERVER_UNAVAILABLE), 500 (an HTML page, as
+    /// a load balancer sends it) or 403 (JSON REQUEST_LIMIT_EXCEEDED).
+    #[arg(long, env = "FAKE_SF_FAIL_STATUS", value_enum, default_value = "503")]
+    fail_status: FailStatus,
+    /// Fault: every Nth query call answers 200 but sends only half of its JSON body and then
+    /// closes the connection; 0 never.
+    #[arg(long, env = "FAKE_SF_TRUNCATE_EVERY", default_value_t = 0)]
+    truncate_every: u64,
+    /// Fault: milliseconds every query call waits before answering.
+    #[arg(long, env = "FAKE_SF_SLOW_MS", default_value_t = 0)]
+    slow_ms: u64,
+    /// Fault: access tokens expire this many seconds after they were issued (calls then get
+    /// 401 INVALID_SESSION_ID); default never.
+    #[arg(long, env = "FAKE_SF_TOKEN_TTL")]
+    token_ttl: Option<u64>,
 }
 
 const AFTER_HELP: &str = "\
@@ -70,7 +89,15 @@ Test hook (no auth, not counted):
                          \"create\":N,\"vanish\":N,\"same_modstamp\":false}
     update: new values + SystemModstamp; delete: IsDeleted=true (queryAll, getDeleted);
     purge: gone from queryAll, kept in getDeleted; create: new Ids; vanish: gone everywhere.
-    Answers the affected Ids per category and the SystemModstamp they got.";
+    Answers the affected Ids per category and the SystemModstamp they got.
+  POST /__admin/faults  {\"fail_every\":N,\"fail_status\":503,\"truncate_every\":N,
+                         \"slow_ms\":N,\"token_ttl_ms\":N,
+                         \"expire_tokens\":true,\"expire_cursors\":true}
+    Replaces the faults in force (missing fields: off; the same faults as the --fail-every,
+    --fail-status, --truncate-every, --slow-ms and --token-ttl flags). expire_tokens
+    invalidates every access token now (401 INVALID_SESSION_ID); expire_cursors forgets every
+    open query locator (queryMore then gets 400 INVALID_QUERY_LOCATOR). Answers the faults in
+    force and counters of what they did; GET /__admin/faults answers the same.";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -89,6 +116,13 @@ async fn main() -> anyhow::Result<()> {
         locator_ttl: Duration::from_secs(args.locator_ttl_secs),
         instance_url: args.instance_url,
         bulk_job_delay: Duration::from_millis(args.bulk_job_delay_ms),
+        faults: Faults {
+            fail_every: args.fail_every,
+            fail_status: args.fail_status,
+            truncate_every: args.truncate_every,
+            slow_ms: args.slow_ms,
+            token_ttl_ms: args.token_ttl.map(|s| s.saturating_mul(1000)),
+        },
     };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await

@@ -1,6 +1,6 @@
 //! HTTP routing: the OAuth endpoint, the version list, and the versioned REST resources
 //! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter, and the
-//! unauthenticated test hook `POST /__admin/mutate`.
+//! unauthenticated test hooks `POST /__admin/mutate` and `/__admin/faults`.
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use crate::cursor::Cursor;
 use crate::data::schema::object_by_name;
 use crate::describe;
 use crate::error::{ApiError, json_response};
+use crate::faults::{self, Counters, Faults, Injection};
 use crate::org::{MutateRequest, Org};
 use crate::render;
 use crate::soql::eval::{self, Tables};
@@ -39,6 +40,7 @@ pub fn router(org: Arc<Org>) -> Router {
         .route("/services/data/", get(versions))
         .route("/services/data/{*rest}", any(data_api))
         .route("/__admin/mutate", post(admin_mutate))
+        .route("/__admin/faults", get(admin_faults).post(admin_set_faults))
         .fallback(|| async { ApiError::not_found() })
         .with_state(org)
 }
@@ -94,8 +96,56 @@ async fn admin_mutate(State(org): State<Arc<Org>>, body: Bytes) -> Response {
     }
 }
 
-/// Everything under `/services/data/vXX.X/`: authenticate, count the call, dispatch, and
-/// stamp `Sforce-Limit-Info` on whatever comes back.
+/// `POST /__admin/faults`: the faults to put in force, plus one-shot actions.
+#[derive(Debug, serde::Deserialize)]
+struct FaultsRequest {
+    #[serde(flatten)]
+    faults: Faults,
+    /// Invalidate every access token now.
+    #[serde(default)]
+    expire_tokens: bool,
+    /// Forget every open query cursor now.
+    #[serde(default)]
+    expire_cursors: bool,
+}
+
+fn faults_report(org: &Org) -> Response {
+    let body = json!({"faults": org.faults(), "stats": org.fault_stats()});
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// `GET /__admin/faults`: the faults in force and what they did so far.
+async fn admin_faults(State(org): State<Arc<Org>>) -> Response {
+    faults_report(&org)
+}
+
+/// `POST /__admin/faults`: replaces the faults in force (see [`Org::set_faults`]).
+async fn admin_set_faults(State(org): State<Arc<Org>>, body: Bytes) -> Response {
+    let request: FaultsRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", e.to_string())
+                .into_response();
+        }
+    };
+    org.set_faults(request.faults);
+    if request.expire_tokens {
+        org.expire_all_tokens();
+    }
+    if request.expire_cursors {
+        org.expire_all_cursors();
+    }
+    faults_report(&org)
+}
+
+/// `query`, `queryAll` and `query/<locator>`: the calls faults apply to.
+fn is_query_call(rest: &str) -> bool {
+    let mut segments = rest.split('/').filter(|s| !s.is_empty()).skip(1);
+    matches!(segments.next(), Some("query" | "queryAll"))
+}
+
+/// Everything under `/services/data/vXX.X/`: authenticate, count the call, apply the faults
+/// in force to query calls, dispatch, and stamp `Sforce-Limit-Info` on whatever comes back.
 async fn data_api(
     State(org): State<Arc<Org>>,
     method: Method,
@@ -104,17 +154,37 @@ async fn data_api(
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if !auth::bearer(&headers).is_some_and(|t| org.tokens().is_valid(t)) {
+    let faults = org.faults();
+    if !auth::bearer(&headers).is_some_and(|t| org.tokens().is_valid(t, faults.token_ttl())) {
+        Counters::bump(&org.fault_counters().sessions_refused);
         return ApiError::invalid_session().into_response();
     }
-    let (used, mut response) = match org.count_call() {
-        Ok(used) => {
-            let response = dispatch(&org, &method, &rest, &headers, query.as_deref(), &body)
+    let injection = if is_query_call(&rest) {
+        if faults.slow_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(faults.slow_ms)).await;
+        }
+        faults.injection(Counters::bump(&org.fault_counters().data_calls))
+    } else {
+        Injection::Pass
+    };
+    let (used, mut response) = match (org.count_call(), injection) {
+        (Ok(used), Injection::Fail(status)) => {
+            Counters::bump(&org.fault_counters().failed);
+            tracing::debug!(status = u16::from(status), "Injected a failure.");
+            (used, status.response())
+        }
+        (Ok(used), injection) => {
+            let mut response = dispatch(&org, &method, &rest, &headers, query.as_deref(), &body)
                 .await
                 .unwrap_or_else(IntoResponse::into_response);
+            if injection == Injection::Truncate && response.status() == StatusCode::OK {
+                Counters::bump(&org.fault_counters().truncated);
+                tracing::debug!("Injected a truncated body.");
+                response = faults::truncate(response).await;
+            }
             (used, response)
         }
-        Err(used) => (used, ApiError::limit_exceeded().into_response()),
+        (Err(used), _) => (used, ApiError::limit_exceeded().into_response()),
     };
     let info = format!("api-usage={used}/{}", org.config().api_limit);
     if let Ok(value) = HeaderValue::from_str(&info) {
@@ -237,10 +307,10 @@ async fn dispatch(
                 })?
         }
         Resource::QueryMore(locator) => {
-            let (id, cursor, offset) = org
-                .cursors()
-                .get(locator)
-                .ok_or_else(ApiError::invalid_locator)?;
+            let (id, cursor, offset) = org.cursors().get(locator).ok_or_else(|| {
+                Counters::bump(&org.fault_counters().locators_refused);
+                ApiError::invalid_locator()
+            })?;
             let tables = Tables::at(org.store(), &cursor.snapshot, cursor.object);
             Ok(page(&tables, &cursor, &id, offset, version))
         }
@@ -381,6 +451,15 @@ fn limits(org: &Org) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_calls_are_recognised() {
+        assert!(is_query_call("v62.0/query"));
+        assert!(is_query_call("v62.0/queryAll"));
+        assert!(is_query_call("v62.0/query/01gxx-2000"));
+        assert!(!is_query_call("v62.0/sobjects/Contact/describe"));
+        assert!(!is_query_call("v62.0/jobs/query"));
+    }
 
     #[test]
     fn versions_and_batch_sizes() {

@@ -7,6 +7,7 @@
 //! only what it made, also when it panics (in `Drop`).
 
 pub mod compare;
+pub mod proxy;
 
 use std::{process::Command, time::Duration};
 
@@ -86,15 +87,112 @@ impl TestEnv {
 
     /// Starts an in-process worker; cancel the token to stop it gracefully.
     pub fn spawn_worker(&self, prefetch: u16, concurrency: u16) -> RunningWorker {
-        let cancel = CancellationToken::new();
-        let args = worker::WorkerArgs {
+        Self::spawn_worker_with(self.worker_args(prefetch, concurrency))
+    }
+
+    /// Worker arguments for this test's services.
+    pub fn worker_args(&self, prefetch: u16, concurrency: u16) -> worker::WorkerArgs {
+        worker::WorkerArgs {
             prefetch,
             concurrency,
             shutdown_timeout: Duration::from_secs(30),
             services: self.services(),
-        };
+        }
+    }
+
+    /// Starts an in-process worker with these arguments.
+    pub fn spawn_worker_with(args: worker::WorkerArgs) -> RunningWorker {
+        let cancel = CancellationToken::new();
         let handle = tokio::spawn(worker::run(args, cancel.clone()));
         RunningWorker { cancel, handle }
+    }
+
+    /// This test's `DATABASE_URL` with `addr` as the server, e.g. a [`proxy`].
+    pub fn database_url_via(&self, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+        url_via(&self.database_url, addr)
+    }
+
+    /// The PostgreSQL server's address, for a [`proxy`] in front of it.
+    pub async fn database_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        server_addr(&self.database_url, 5432).await
+    }
+
+    /// This test's `AMQP_URL` with `addr` as the broker, e.g. a [`proxy`].
+    pub fn amqp_url_via(&self, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+        url_via(&self.amqp_url, addr)
+    }
+
+    /// RabbitMQ's address, for a [`proxy`] in front of it.
+    pub async fn amqp_addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        server_addr(&self.amqp_url, 5672).await
+    }
+
+    /// RabbitMQ's process ids of this vhost's connections whose client named itself
+    /// `connection_name` (sfsync's binaries do: `sfsync-worker`, `sfsync-producer`).
+    pub fn connections_named(&self, connection_name: &str) -> anyhow::Result<Vec<String>> {
+        // The table format: the JSON one shows pids in a form close_connection refuses.
+        let out = Command::new("rabbitmqctl")
+            .args([
+                "list_connections",
+                "-q",
+                "--no-table-headers",
+                "pid",
+                "vhost",
+                "client_properties",
+            ])
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "rabbitmqctl list_connections failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let wanted = format!("\"{connection_name}\"");
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut columns = line.splitn(3, '\t');
+                let (pid, vhost, properties) = (columns.next()?, columns.next()?, columns.next()?);
+                (vhost == self.name && properties.contains(&wanted)).then(|| pid.to_owned())
+            })
+            .collect())
+    }
+
+    /// Closes connections of this vhost by their RabbitMQ pids (from [`Self::connections_named`]),
+    /// as a broker restart or a network fault would; other vhosts are never touched.
+    pub fn close_connections(&self, pids: &[String]) -> anyhow::Result<()> {
+        for pid in pids {
+            rabbitmqctl(&["close_connection", pid, "sfsync fault test"])?;
+        }
+        Ok(())
+    }
+
+    /// A `worker` process (the `e2e-worker` binary) on this test's services; `extra_env`
+    /// overrides [`Self::process_env`]. Killed when the handle is dropped.
+    pub fn worker_process(
+        &self,
+        binary: &str,
+        args: &[&str],
+        extra_env: &[(&str, String)],
+        stderr: std::process::Stdio,
+    ) -> anyhow::Result<tokio::process::Child> {
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.args(args)
+            .envs(self.process_env())
+            .envs(extra_env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true);
+        Ok(cmd.spawn()?)
+    }
+
+    /// Pages of `run_id` the workers have processed.
+    pub async fn pages_done(&self, run_id: Uuid) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM sfsync.page_results WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 
     /// Producer arguments for `object` against a fake org.
@@ -286,6 +384,26 @@ impl TestEnv {
             ),
         ]
     }
+}
+
+/// `url` with `addr` as its host and port.
+fn url_via(url: &str, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(url)?;
+    url.set_host(Some(&addr.ip().to_string()))?;
+    url.set_port(Some(addr.port()))
+        .map_err(|()| anyhow::anyhow!("cannot set a port on {}", url.scheme()))?;
+    Ok(url.to_string())
+}
+
+/// The socket address `url` points at.
+async fn server_addr(url: &str, default_port: u16) -> anyhow::Result<std::net::SocketAddr> {
+    let url = url::Url::parse(url)?;
+    let host = url.host_str().unwrap_or("127.0.0.1");
+    let port = url.port().unwrap_or(default_port);
+    tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{host}:{port} does not resolve"))
 }
 
 /// A worker running in this process.

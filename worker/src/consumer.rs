@@ -4,6 +4,9 @@
 //! A transient failure is retried here, in-process, holding the delivery: on RabbitMQ 3.10
 //! every return of a delivery raises its delivery count, so requeueing on a database outage
 //! would walk healthy pages into the dead-letter queue (DESIGN.md).
+//!
+//! A lost broker connection is not fatal either: the worker reconnects with backoff, declares
+//! the topology and its QoS again, and consumes on (see [`Session`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,6 +14,7 @@ use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable};
 use futures::StreamExt;
 use lapin::{
+    Channel, Connection, Consumer,
     message::Delivery,
     options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
     types::{FieldTable, ShortString},
@@ -37,90 +41,191 @@ struct Context {
     hard_stop: CancellationToken,
 }
 
-/// Runs a worker until `cancel` fires (then drains and returns `Ok`) or the broker connection
-/// is lost (an error).
+/// One broker connection with this worker's consumer on it.
+///
+/// When the connection breaks, the worker opens a new `Session` itself (see [`reconnect`])
+/// rather than using lapin's `enable_auto_recover`: a fresh connection redeclares the topology
+/// and sets the QoS through the same code as at start (lapin before 4.12.1 lost the QoS on
+/// recovery), there is no half-recovered state in which a delivery's ack silently returns
+/// `Ok(false)`, and the dead-letter publisher simply moves to the new connection. Pages in work
+/// on the old connection cannot be acked any more; the broker redelivers them, which the
+/// guarded upsert makes harmless.
+struct Session {
+    connection: Arc<Connection>,
+    channel: Channel,
+    consumer: Consumer,
+}
+
+impl Session {
+    /// Connects, declares the topology, sets the prefetch and starts consuming.
+    async fn open(args: &WorkerArgs) -> anyhow::Result<Self> {
+        let connection =
+            Arc::new(common::amqp::connect(&args.services.amqp_url, "sfsync-worker").await?);
+        Self::set_up(connection, args).await
+    }
+
+    /// Everything after the connection: topology, prefetch, consumer.
+    async fn set_up(connection: Arc<lapin::Connection>, args: &WorkerArgs) -> anyhow::Result<Self> {
+        let channel = connection
+            .create_channel()
+            .await
+            .context("opening an AMQP channel")?;
+        common::topology::declare(&channel)
+            .await
+            .context("declaring the sfsync exchanges and queues")?;
+        // Per consumer (global=false): global QoS on a quorum queue closes the connection.
+        channel
+            .basic_qos(
+                args.prefetch.max(args.concurrency),
+                BasicQosOptions { global: false },
+            )
+            .await
+            .context("setting the prefetch limit")?;
+        let consumer = channel
+            .basic_consume(
+                ShortString::from(common::topology::WORK_QUEUE),
+                ShortString::from(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .context("starting to consume sfsync.records")?;
+        Ok(Self {
+            connection,
+            channel,
+            consumer,
+        })
+    }
+
+    /// Closes the channel, then the connection; errors (it may be gone already) are ignored,
+    /// and a broker that does not answer is not waited for long.
+    async fn close(&self, reason: &str) {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+            let _ = self.channel.close(200, ShortString::from(reason)).await;
+            let _ = self.connection.close(200, ShortString::from(reason)).await;
+        })
+        .await;
+    }
+}
+
+/// How long closing a broker connection may take before the worker moves on.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Opens a new session, retrying for as long as it takes (or until `cancel`): jittered
+/// exponential backoff from 200 ms, capped at 5 s (at most 10 s with the jitter), each failed
+/// attempt logged at WARN. `None` when cancelled first.
+async fn reconnect(args: &WorkerArgs, cancel: &CancellationToken) -> Option<Session> {
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times();
+    let attempts = (|| Session::open(args))
+        .retry(backoff)
+        .notify(|e, after| {
+            tracing::warn!(error = format!("{e:#}"), retry_in = ?after, "Reconnecting to RabbitMQ failed; retrying.");
+        });
+    tokio::select! {
+        () = cancel.cancelled() => None,
+        session = attempts => session.ok(),
+    }
+}
+
+/// Runs a worker until `cancel` fires, then drains and returns `Ok`. A lost broker connection
+/// (or a consumer the broker cancelled) is not an error: the worker reconnects with backoff
+/// and carries on.
 ///
 /// # Errors
-/// A setting is wrong, a service is unreachable at start, or the broker connection was lost.
+/// A setting is wrong, or a service is unreachable at start.
 pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<()> {
     let control = common::db::connect_control(&args.services.database_url).await?;
     common::db::migrate(&control).await?;
     control.close().await;
     let pool = crate::pool::build(&args.services.database_url, usize::from(args.concurrency))?;
 
+    // A wrong URL, password or host fails fast. Once connected, a refused setup step is
+    // retried like a reconnect: RabbitMQ 3.10 can refuse the first consumers of a quorum queue
+    // declared a moment earlier (INTERNAL_ERROR, `{badmatch,{error,noproc}}` in its log) when
+    // several workers start together.
     let connection =
         Arc::new(common::amqp::connect(&args.services.amqp_url, "sfsync-worker").await?);
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening an AMQP channel")?;
-    common::topology::declare(&channel)
-        .await
-        .context("declaring the sfsync exchanges and queues")?;
-    // Per consumer (global=false): global QoS on a quorum queue closes the connection.
-    channel
-        .basic_qos(
-            args.prefetch.max(args.concurrency),
-            BasicQosOptions { global: false },
-        )
-        .await
-        .context("setting the prefetch limit")?;
-    let mut consumer = channel
-        .basic_consume(
-            ShortString::from(common::topology::WORK_QUEUE),
-            ShortString::from(""),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .context("starting to consume sfsync.records")?;
+    let mut session = match Session::set_up(connection, &args).await {
+        Ok(session) => session,
+        Err(e) => {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "Setting up the consumer failed; retrying."
+            );
+            match reconnect(&args, &cancel).await {
+                Some(session) => session,
+                None => return Ok(()),
+            }
+        }
+    };
     tracing::info!(
         prefetch = args.prefetch,
         concurrency = args.concurrency,
         "Worker consuming."
     );
 
-    let dead_letters = DeadLetterPublisher::new(connection.clone());
     let ctx = Arc::new(Context {
         pool,
         shapes: TableShapes::default(),
-        dead_letters,
+        dead_letters: DeadLetterPublisher::new(session.connection.clone()),
         hard_stop: CancellationToken::new(),
     });
     let permits = Arc::new(Semaphore::new(usize::from(args.concurrency)));
     let mut tasks = JoinSet::new();
-    let result = loop {
+    loop {
         let permit = tokio::select! {
-            () = cancel.cancelled() => break Ok(()),
+            () = cancel.cancelled() => break,
             permit = permits.clone().acquire_owned() => permit.context("page permits closed")?,
         };
         let next = tokio::select! {
-            () = cancel.cancelled() => break Ok(()),
-            next = consumer.next() => next,
+            () = cancel.cancelled() => break,
+            next = session.consumer.next() => next,
         };
-        match next {
+        while tasks.try_join_next().is_some() {}
+        let lost = match next {
             Some(Ok(delivery)) => {
                 let ctx = ctx.clone();
                 tasks.spawn(async move {
                     handle(delivery, &ctx).await;
                     drop(permit);
                 });
+                continue;
             }
-            Some(Err(e)) => break Err(anyhow::anyhow!("lost the RabbitMQ connection: {e}")),
-            None => {
-                break Err(anyhow::anyhow!(
-                    "the broker cancelled this worker's consumer; was {} deleted?",
-                    common::topology::WORK_QUEUE
-                ));
+            Some(Err(e)) => format!("lost the RabbitMQ connection: {e}"),
+            None => format!(
+                "the broker cancelled this worker's consumer (was {} deleted?)",
+                common::topology::WORK_QUEUE
+            ),
+        };
+        drop(permit);
+        tracing::warn!(
+            error = lost,
+            in_flight = tasks.len(),
+            "Reconnecting to RabbitMQ; pages in work will not be acked and come again."
+        );
+        session.close("worker reconnecting").await;
+        match reconnect(&args, &cancel).await {
+            Some(fresh) => {
+                session = fresh;
+                ctx.dead_letters
+                    .use_connection(session.connection.clone())
+                    .await;
+                tracing::info!("Reconnected to RabbitMQ; consuming again.");
             }
+            None => break,
         }
-        while tasks.try_join_next().is_some() {}
-    };
+    }
 
     // Stop deliveries first; what was prefetched but not started is requeued when the channel closes.
-    let _ = channel
-        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+    let _ = session
+        .channel
+        .basic_cancel(session.consumer.tag(), BasicCancelOptions::default())
         .await;
+    while tasks.try_join_next().is_some() {}
     let in_flight = tasks.len();
     if in_flight > 0 {
         tracing::info!(in_flight, "Finishing pages in work.");
@@ -139,14 +244,9 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
         tasks.abort_all();
         while tasks.join_next().await.is_some() {}
     }
-    let _ = channel
-        .close(200, ShortString::from("worker stopping"))
-        .await;
-    let _ = connection
-        .close(200, ShortString::from("worker stopping"))
-        .await;
+    session.close("worker stopping").await;
     tracing::info!("Worker stopped.");
-    result
+    Ok(())
 }
 
 /// Processes one delivery and settles it: store what can be stored, dead-letter the rest
@@ -248,9 +348,11 @@ async fn store_with_retries(
     attempts: i32,
     ctx: &Context,
 ) -> Result<PageOutcome, PageError> {
+    // Capped at 5 s (at most 10 s with the jitter), so a worker resumes soon after the
+    // database comes back.
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(30))
+        .with_max_delay(Duration::from_secs(5))
         .with_jitter()
         .without_max_times();
     (|| store_page(&ctx.pool, &ctx.shapes, page, booking, attempts))

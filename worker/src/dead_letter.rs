@@ -2,6 +2,8 @@
 //! every dead letter it produced is confirmed, so a crash at any instant leaves each record
 //! stored, on the DLQ, or still queued — never gone.
 
+use std::sync::Arc;
+
 use common::{
     dead_letter::{DeadLetterInfo, dead_header},
     message::{CONTENT_TYPE, PAGE_FORMAT_VERSION, PAGE_MESSAGE_TYPE, PageMessage},
@@ -99,26 +101,41 @@ pub fn for_message(
     }
 }
 
-/// A confirm-mode channel to the dead-letter exchange, reopened if it breaks.
+/// A confirm-mode channel to the dead-letter exchange, reopened if it breaks, on whichever
+/// connection the consumer currently uses.
 pub struct DeadLetterPublisher {
-    connection: std::sync::Arc<Connection>,
-    channel: Mutex<Option<Channel>>,
+    state: Mutex<PublisherState>,
+}
+
+struct PublisherState {
+    connection: Arc<Connection>,
+    channel: Option<Channel>,
 }
 
 impl DeadLetterPublisher {
-    pub fn new(connection: std::sync::Arc<Connection>) -> Self {
+    pub fn new(connection: Arc<Connection>) -> Self {
         Self {
-            connection,
-            channel: Mutex::new(None),
+            state: Mutex::new(PublisherState {
+                connection,
+                channel: None,
+            }),
         }
     }
 
+    /// Moves to a new connection after the consumer reconnected. Letters being sent on the old
+    /// one fail, so their pages are not acked and come again.
+    pub async fn use_connection(&self, connection: Arc<Connection>) {
+        let mut state = self.state.lock().await;
+        state.connection = connection;
+        state.channel = None;
+    }
+
     async fn channel(&self) -> Result<Channel, String> {
-        let mut slot = self.channel.lock().await;
-        if let Some(ch) = slot.as_ref().filter(|c| c.status().connected()) {
+        let mut state = self.state.lock().await;
+        if let Some(ch) = state.channel.as_ref().filter(|c| c.status().connected()) {
             return Ok(ch.clone());
         }
-        let ch = self
+        let ch = state
             .connection
             .create_channel()
             .await
@@ -126,7 +143,7 @@ impl DeadLetterPublisher {
         ch.confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| format!("confirm mode on the dead-letter channel: {e}"))?;
-        *slot = Some(ch.clone());
+        state.channel = Some(ch.clone());
         Ok(ch)
     }
 

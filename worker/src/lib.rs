@@ -30,7 +30,10 @@ pub use consumer::run;
 pub fn main() -> std::process::ExitCode {
     use clap::Parser;
     let args = WorkerArgs::parse();
-    common::telemetry::init("info,sqlx=warn,lapin=warn");
+    // lapin=off: every lapin failure reaches the worker as an error, which it reports with
+    // context (and, at start, as the one-line exit error); lapin's own ERROR lines would only
+    // repeat it. `RUST_LOG=…,lapin=warn` brings them back.
+    common::telemetry::init("info,sqlx=warn,lapin=off");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -20,6 +20,7 @@ use crate::cursor::Cursors;
 use crate::data::generate::{GENERATED_BEFORE_MS, base62_into, mix};
 use crate::data::schema::object_by_name;
 use crate::data::{ObjectDef, ObjectKind, Store};
+use crate::faults::{Counters, FaultStats, Faults};
 use crate::render::write_record;
 use crate::soql::SelectItem;
 use crate::soql::eval::Tables;
@@ -51,6 +52,10 @@ pub struct Org {
     history: Mutex<History>,
     /// API calls counted so far; reported in `Sforce-Limit-Info` and `/limits`.
     api_used: AtomicU64,
+    /// The faults in force; starts as `config.faults`, switchable at runtime.
+    faults: Mutex<Faults>,
+    /// What the faults did so far.
+    fault_counters: Counters,
     org_id: String,
     user_id: String,
 }
@@ -70,6 +75,8 @@ impl Org {
             jobs: Jobs::new(config.bulk_job_delay, config.seed),
             history: Mutex::new(History::default()),
             api_used: AtomicU64::new(0),
+            faults: Mutex::new(config.faults.clone()),
+            fault_counters: Counters::default(),
             org_id: minted(b"00D", 1),
             user_id: minted(b"005", 2),
             config,
@@ -125,6 +132,41 @@ impl Org {
     /// Invalidates every access token, as a session timeout would; clients must re-authenticate.
     pub fn expire_all_tokens(&self) {
         self.tokens.expire_all();
+    }
+
+    /// Every access token issued so far (expired ones too), oldest first.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.tokens.ever_issued()
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the faults in force; the next data call sees them. The data call counter that
+    /// `fail_every` and `truncate_every` count with keeps running.
+    pub fn set_faults(&self, faults: Faults) {
+        tracing::info!(?faults, "Faults switched.");
+        *self.faults.lock().unwrap_or_else(PoisonError::into_inner) = faults;
+    }
+
+    /// What the faults did so far.
+    pub fn fault_stats(&self) -> FaultStats {
+        self.fault_counters.snapshot()
+    }
+
+    pub(crate) fn fault_counters(&self) -> &Counters {
+        &self.fault_counters
+    }
+
+    /// Forgets every open query cursor, as Salesforce does after a locator's inactivity
+    /// timeout: following `nextRecordsUrl` then answers 400 `INVALID_QUERY_LOCATOR`.
+    pub fn expire_all_cursors(&self) {
+        self.cursors.expire_all();
     }
 
     /// API calls counted so far.

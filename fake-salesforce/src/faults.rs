@@ -1,0 +1,222 @@
+//! Fault injection for the data calls that page through records (`query`, `queryAll` and
+//! `query/<locator>`): failures every Nth call, bodies cut off mid-page, slow answers, expiring
+//! access tokens and query locators.
+//!
+//! Faults start from [`OrgConfig::faults`](crate::OrgConfig::faults) (the CLI flags) and can be
+//! switched while the org runs, with [`Org::set_faults`](crate::Org::set_faults) in process or
+//! `POST /__admin/faults` over HTTP. [`FaultStats`] counts what was injected, so a test can
+//! check that its fault really happened.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, json_response};
+
+/// The status a failing data call answers with, each the way Salesforce (or the proxy in front
+/// of it) sends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(try_from = "u16", into = "u16")]
+pub enum FailStatus {
+    /// 503 with `[{"errorCode":"SERVER_UNAVAILABLE",…}]`.
+    #[default]
+    #[value(name = "503")]
+    Unavailable,
+    /// 500 with an HTML page, as a load balancer sends it.
+    #[value(name = "500")]
+    InternalHtml,
+    /// 403 with `[{"errorCode":"REQUEST_LIMIT_EXCEEDED",…}]`.
+    #[value(name = "403")]
+    LimitExceeded,
+}
+
+impl TryFrom<u16> for FailStatus {
+    type Error = String;
+    fn try_from(code: u16) -> Result<Self, String> {
+        match code {
+            503 => Ok(FailStatus::Unavailable),
+            500 => Ok(FailStatus::InternalHtml),
+            403 => Ok(FailStatus::LimitExceeded),
+            other => Err(format!("fail_status {other} is not one of 503, 500, 403")),
+        }
+    }
+}
+
+impl From<FailStatus> for u16 {
+    fn from(s: FailStatus) -> u16 {
+        match s {
+            FailStatus::Unavailable => 503,
+            FailStatus::InternalHtml => 500,
+            FailStatus::LimitExceeded => 403,
+        }
+    }
+}
+
+impl FailStatus {
+    /// The response a failing call gets.
+    pub fn response(self) -> Response {
+        match self {
+            FailStatus::Unavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SERVER_UNAVAILABLE",
+                "Server temporarily unavailable. Please try again later.",
+            )
+            .into_response(),
+            FailStatus::InternalHtml => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
+                "<html><head><title>Error</title></head><body><h1>An internal server error \
+                 occurred.</h1><p>Please try again later.</p></body></html>",
+            )
+                .into_response(),
+            FailStatus::LimitExceeded => ApiError::limit_exceeded().into_response(),
+        }
+    }
+}
+
+/// Which faults are on. The default injects none.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Every Nth data call (counting query, queryAll and queryMore calls from 1) fails with
+    /// [`Self::fail_status`]; 0 never fails.
+    pub fail_every: u64,
+    /// How a failing call answers.
+    pub fail_status: FailStatus,
+    /// Every Nth data call answers 200 with a `Content-Length` for the whole page, sends half
+    /// of the body and closes the connection; 0 never. A call picked by both `fail_every` and
+    /// this fails.
+    pub truncate_every: u64,
+    /// Milliseconds every data call waits before answering.
+    pub slow_ms: u64,
+    /// Access tokens are refused (401 `INVALID_SESSION_ID`) this many milliseconds after they
+    /// were issued; `None` keeps them valid for ever.
+    pub token_ttl_ms: Option<u64>,
+}
+
+impl Faults {
+    pub fn token_ttl(&self) -> Option<Duration> {
+        self.token_ttl_ms.map(Duration::from_millis)
+    }
+}
+
+/// What the org has injected so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultStats {
+    /// Data calls seen (the counter `fail_every` and `truncate_every` use).
+    pub data_calls: u64,
+    /// Calls answered with the fail status.
+    pub failed: u64,
+    /// Calls whose body was cut off.
+    pub truncated: u64,
+    /// Calls refused with 401 `INVALID_SESSION_ID` (expired, unknown or missing token).
+    pub sessions_refused: u64,
+    /// queryMore calls refused with 400 `INVALID_QUERY_LOCATOR`.
+    pub locators_refused: u64,
+}
+
+/// The counters behind [`FaultStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub data_calls: AtomicU64,
+    pub failed: AtomicU64,
+    pub truncated: AtomicU64,
+    pub sessions_refused: AtomicU64,
+    pub locators_refused: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> FaultStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        FaultStats {
+            data_calls: get(&self.data_calls),
+            failed: get(&self.failed),
+            truncated: get(&self.truncated),
+            sessions_refused: get(&self.sessions_refused),
+            locators_refused: get(&self.locators_refused),
+        }
+    }
+
+    pub fn bump(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// What to do with data call number `n` (from 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injection {
+    Pass,
+    Fail(FailStatus),
+    Truncate,
+}
+
+impl Faults {
+    pub fn injection(&self, n: u64) -> Injection {
+        let hits = |every: u64| every > 0 && n.is_multiple_of(every);
+        if hits(self.fail_every) {
+            Injection::Fail(self.fail_status)
+        } else if hits(self.truncate_every) {
+            Injection::Truncate
+        } else {
+            Injection::Pass
+        }
+    }
+}
+
+/// Re-sends `response` with its full `Content-Length` but only the first half of its body,
+/// then fails the body stream so the server closes the connection mid-page.
+pub async fn truncate(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return json_response(StatusCode::INTERNAL_SERVER_ERROR, "[]".to_owned());
+    };
+    let half = bytes.slice(..bytes.len() / 2);
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    use futures::StreamExt as _;
+    // The pause lets the server flush the headers and the first half before the error
+    // makes it drop the connection.
+    let rest = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err::<axum::body::Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "fault injection: body truncated",
+        ))
+    });
+    let chunks = futures::stream::once(async move { Ok(half) }).chain(rest);
+    Response::from_parts(parts, Body::from_stream(chunks))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_nth_call_is_picked_and_failing_wins() {
+        let f = Faults {
+            fail_every: 3,
+            truncate_every: 2,
+            ..Faults::default()
+        };
+        let picked: Vec<_> = (1..=6).map(|n| f.injection(n)).collect();
+        use Injection::*;
+        let fail = Fail(FailStatus::Unavailable);
+        assert_eq!(picked, [Pass, Truncate, fail, Truncate, Pass, fail]);
+        assert_eq!(Faults::default().injection(7), Pass);
+    }
+
+    #[test]
+    fn faults_read_from_json_with_defaults() {
+        let f: Faults = serde_json::from_str(r#"{"fail_every":2,"fail_status":500}"#).unwrap();
+        assert_eq!(f.fail_status, FailStatus::InternalHtml);
+        assert_eq!(f.token_ttl(), None);
+        assert!(serde_json::from_str::<Faults>(r#"{"fail_status":404}"#).is_err());
+        let back = serde_json::to_value(&f).unwrap();
+        assert_eq!(back["fail_status"], 500);
+    }
+}
