@@ -20,10 +20,14 @@ const EXAMPLE: &str = "postgres://user:password@localhost:5432/dbname";
 /// Checks `DATABASE_URL` and turns it into sqlx connect options.
 pub fn control_options(url: &SecretString) -> Result<PgConnectOptions, SettingError> {
     check_url("DATABASE_URL", url, &["postgres", "postgresql"], EXAMPLE)?;
-    PgConnectOptions::from_str(url.expose_secret()).map_err(|e| SettingError {
+    let options = PgConnectOptions::from_str(url.expose_secret()).map_err(|e| SettingError {
         setting: "DATABASE_URL",
         problem: e.to_string(),
-    })
+    })?;
+    // Every sfsync statement names its schema, but sqlx keeps its migration history in the first
+    // schema of the search path, which by default is "$user": a role named `sfsync` would find
+    // sfsync's own schema there on its second start and re-run every migration.
+    Ok(options.options([("search_path", "public")]))
 }
 
 /// A small sqlx pool for control queries (migrations, runs, table definitions).

@@ -162,6 +162,12 @@ pub struct StatusArgs {
     /// Print JSON lines instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Keep refreshing: records/s and ETA per run, and the broker's queue depths.
+    #[arg(long, conflicts_with = "json")]
+    pub watch: bool,
+    /// Refresh period with --watch.
+    #[arg(long, default_value = "2s", value_parser = common::config::parse_duration)]
+    pub interval: std::time::Duration,
     #[command(flatten)]
     pub services: ServiceArgs,
 }

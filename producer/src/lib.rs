@@ -7,7 +7,8 @@
 //! - [`publisher`] — confirm-mode publishing with a window of outstanding confirms.
 //! - [`sync`] — one run of one object, from describe to the last confirm.
 //! - [`sync_state`] — the per-object watermark.
-//! - [`runs`] — the run rows and the `status` report.
+//! - [`runs`] — the run rows and the status query.
+//! - [`status`] — the `status` report, once or live.
 //! - [`dlq`] — listing, replaying and purging dead letters.
 //! - [`reconcile`] — comparing a table with the org and repairing it.
 
@@ -18,6 +19,7 @@ pub mod reconcile;
 pub mod runs;
 pub mod salesforce;
 pub mod soql;
+pub mod status;
 pub mod sync;
 pub mod sync_state;
 pub mod tables;
@@ -26,7 +28,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    cli::{Command, DlqArgs, DlqCommand, ReconcileArgs, StatusArgs, SyncArgs},
+    cli::{Command, DlqArgs, DlqCommand, ReconcileArgs, SyncArgs},
     salesforce::{Credentials, RetryPolicy, SalesforceClient},
     sync::{SyncOptions, SyncReport},
 };
@@ -50,29 +52,45 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
                 .for_each(print_report);
             Ok(())
         }
-        Command::Status(args) => print_status(&args).await,
-        Command::Dlq(args) => run_dlq(&args).await,
-        Command::Reconcile(args) => {
-            let reports = run_reconcile(&args).await?;
-            for r in &reports {
-                print_reconcile(r, args.json)?;
-            }
-            let left: i64 = reports
-                .iter()
-                .map(|r| r.after.unwrap_or(r.before).differences())
-                .sum();
-            anyhow::ensure!(
-                left == 0,
-                "{left} differences remain between the org and the table{}",
-                if args.dry_run {
-                    " (dry run: nothing was changed)"
-                } else {
-                    ""
-                }
-            );
-            Ok(())
-        }
+        // These do not watch the token themselves: a signal ends them where they are (nothing
+        // they do is left half-done: dlq letters are put back, reconcile repairs are pages).
+        Command::Status(args) => until_cancelled(&cancel, status::print_status(&args)).await,
+        Command::Dlq(args) => until_cancelled(&cancel, run_dlq(&args)).await,
+        Command::Reconcile(args) => until_cancelled(&cancel, reconcile_command(args)).await,
     }
+}
+
+/// Runs `work` until it ends or a shutdown signal arrives (then an error saying so).
+async fn until_cancelled(
+    cancel: &CancellationToken,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    tokio::select! {
+        result = work => result,
+        () = cancel.cancelled() => Err(anyhow::anyhow!("interrupted by a shutdown signal")),
+    }
+}
+
+/// `producer reconcile`: prints each report; an error when differences remain (exit 1).
+async fn reconcile_command(args: ReconcileArgs) -> anyhow::Result<()> {
+    let reports = run_reconcile(&args).await?;
+    for r in &reports {
+        print_reconcile(r, args.json)?;
+    }
+    let left: i64 = reports
+        .iter()
+        .map(|r| r.after.unwrap_or(r.before).differences())
+        .sum();
+    let dry = if args.dry_run {
+        " (dry run: nothing was changed)"
+    } else {
+        ""
+    };
+    anyhow::ensure!(
+        left == 0,
+        "{left} differences remain between the org and the table{dry}"
+    );
+    Ok(())
 }
 
 /// What a sync needs, connected once and reused by every object and every `--watch` pass.
@@ -308,42 +326,6 @@ fn print_report(r: &SyncReport) {
     );
 }
 
-async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
-    let pool = common::db::connect_control(&args.services.database_url).await?;
-    common::db::migrate(&pool).await?;
-    let rows = runs::status(&pool, args.limit)
-        .await
-        .context("reading sfsync.runs")?;
-    if args.json {
-        for row in &rows {
-            println!("{}", serde_json::to_string(row)?);
-        }
-        return Ok(());
-    }
-    println!(
-        "{:<36}  {:<16} {:<9} {:>9} {:>9} {:>10} {:>10} {:>8}  started",
-        "run", "object", "status", "pages_pub", "pages_done", "published", "stored", "dead"
-    );
-    for r in &rows {
-        println!(
-            "{:<36}  {:<16} {:<9} {:>9} {:>10} {:>10} {:>10} {:>8}  {}",
-            r.run_id,
-            r.object,
-            r.status,
-            r.pages_published,
-            r.pages_processed,
-            r.records_published,
-            r.records_stored,
-            r.records_dead,
-            r.started_at.format("%Y-%m-%d %H:%M:%S")
-        );
-        if let Some(error) = &r.error {
-            println!("    error: {error}");
-        }
-    }
-    Ok(())
-}
-
 /// `producer dlq …`
 ///
 /// # Errors
@@ -443,7 +425,8 @@ fn print_letters(letters: &[dlq::Letter], shown: usize) {
 pub fn main() -> std::process::ExitCode {
     use clap::Parser;
     let cli = cli::Cli::parse();
-    common::telemetry::init("info,sqlx=warn,lapin=warn");
+    // lapin logs connection errors at ERROR that the producer reports itself, in one line.
+    common::telemetry::init("info,sqlx=warn,lapin=off");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

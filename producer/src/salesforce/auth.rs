@@ -37,6 +37,24 @@ pub struct CredentialArgs {
     pub sf_api_version: String,
 }
 
+impl CredentialArgs {
+    fn without_empty_values(&self) -> Self {
+        let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let secret =
+            |v: &Option<SecretString>| v.clone().filter(|s| !s.expose_secret().trim().is_empty());
+        Self {
+            sf_login_url: text(&self.sf_login_url),
+            sf_client_id: secret(&self.sf_client_id),
+            sf_client_secret: secret(&self.sf_client_secret),
+            sf_username: text(&self.sf_username),
+            sf_password: secret(&self.sf_password),
+            sf_instance_url: text(&self.sf_instance_url),
+            sf_access_token: secret(&self.sf_access_token),
+            sf_api_version: self.sf_api_version.clone(),
+        }
+    }
+}
+
 /// A way to obtain an access token.
 #[derive(Clone)]
 pub enum Credentials {
@@ -83,11 +101,13 @@ impl std::fmt::Debug for Credentials {
 const HOW: &str = "set SF_LOGIN_URL with SF_CLIENT_ID and SF_CLIENT_SECRET (client credentials), plus SF_USERNAME and SF_PASSWORD (password grant), or SF_INSTANCE_URL with SF_ACCESS_TOKEN";
 
 fn http_url(setting: &str, value: &str) -> Result<Url, SfError> {
+    // Never echo the value whole: a URL may carry `user:password@`.
+    let shown = common::config::redact_url_text(value);
     let url = Url::parse(value.trim_end_matches('/'))
-        .map_err(|e| SfError::Config(format!("{setting}: {value:?} is not a valid URL ({e}); expected e.g. https://login.salesforce.com")))?;
+        .map_err(|e| SfError::Config(format!("{setting}: {shown:?} is not a valid URL ({e}); expected e.g. https://login.salesforce.com")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err(SfError::Config(format!(
-            "{setting}: {value:?} is not an http(s) URL; expected e.g. https://login.salesforce.com"
+            "{setting}: {shown:?} is not an http(s) URL; expected e.g. https://login.salesforce.com"
         )));
     }
     Ok(url)
@@ -99,6 +119,8 @@ impl Credentials {
     /// # Errors
     /// A needed setting is missing or a URL is malformed; the message says which.
     pub fn from_args(args: &CredentialArgs) -> Result<Self, SfError> {
+        // An empty variable (`SF_INSTANCE_URL=` in an .env file) means "not set".
+        let args = &args.without_empty_values();
         if let (Some(instance), Some(token)) = (&args.sf_instance_url, &args.sf_access_token) {
             return Ok(Credentials::AccessToken {
                 instance_url: http_url("SF_INSTANCE_URL", instance)?,
@@ -270,5 +292,42 @@ pub fn transport_detail(e: &reqwest::Error) -> String {
         kind.to_owned()
     } else {
         format!("{kind}: {root}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> CredentialArgs {
+        CredentialArgs {
+            sf_login_url: Some("https://login.example.com".into()),
+            sf_client_id: Some("id".into()),
+            sf_client_secret: Some("secret".into()),
+            sf_username: Some(String::new()),
+            sf_password: Some("".into()),
+            sf_instance_url: Some(String::new()),
+            sf_access_token: Some(" ".into()),
+            sf_api_version: "62.0".into(),
+        }
+    }
+
+    #[test]
+    fn empty_settings_count_as_unset() {
+        assert!(matches!(
+            Credentials::from_args(&args()),
+            Ok(Credentials::ClientCredentials { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_urls_are_named_without_their_password() {
+        let mut a = args();
+        a.sf_login_url = Some("ftp://me:hunter2@login.example.com".into());
+        let err = Credentials::from_args(&a).unwrap_err().to_string();
+        assert!(
+            err.starts_with("SF_LOGIN_URL: ") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 }

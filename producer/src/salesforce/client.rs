@@ -155,11 +155,23 @@ impl SalesforceClient {
             .user_agent(concat!("sfsync/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| SfError::Config(format!("cannot build the HTTP client: {e}")))?;
+        // Fewer tries than for data calls: an unreachable login host is usually a wrong setting.
+        let login_retry = RetryPolicy {
+            max_retries: retry.max_retries.min(3),
+            ..retry
+        };
         let session = (|| login(&http, &credentials))
-            .retry(retry.backoff())
+            .retry(login_retry.backoff())
             .when(SfError::is_transient)
             .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce login failed; retrying."))
-            .await?;
+            .await
+            .map_err(|e| match e {
+                SfError::Transient { url, detail, .. } => {
+                    let setting = if matches!(credentials, Credentials::AccessToken { .. }) { "SF_INSTANCE_URL" } else { "SF_LOGIN_URL" };
+                    SfError::Config(format!("{setting}: cannot reach Salesforce at {url}: {detail}"))
+                }
+                other => other,
+            })?;
         tracing::info!(instance_url = %session.instance_url, "Logged in to Salesforce.");
         Ok(Self {
             http,

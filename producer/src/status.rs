@@ -1,0 +1,168 @@
+//! `producer status`: what each run published and what the workers did of it, from the
+//! database; with `--watch`, a live view that adds records/s, an ETA and the broker's own queue
+//! depths.
+
+use std::{collections::HashMap, io::IsTerminal, time::Instant};
+
+use anyhow::Context as _;
+use lapin::{
+    Connection,
+    options::QueueDeclareOptions,
+    types::{FieldTable, ShortString},
+};
+use uuid::Uuid;
+
+use crate::{cli::StatusArgs, runs};
+
+/// Messages ready and consumers attached, as the broker counts them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub ready: u32,
+    pub consumers: u32,
+}
+
+/// The work queue's and the dead-letter queue's depths (passive declares: nothing is created).
+///
+/// # Errors
+/// The broker is unreachable or a queue does not exist yet.
+pub async fn queue_depths(connection: &Connection) -> anyhow::Result<(QueueDepth, QueueDepth)> {
+    let channel = connection.create_channel().await?;
+    let depth = |name: &'static str| {
+        let channel = channel.clone();
+        async move {
+            let q = channel
+                .queue_declare(
+                    ShortString::from(name),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            anyhow::Ok(QueueDepth {
+                ready: q.message_count(),
+                consumers: q.consumer_count(),
+            })
+        }
+    };
+    let work = depth(common::topology::WORK_QUEUE).await;
+    let dead = depth(common::topology::DEAD_QUEUE).await;
+    let _ = channel.close(200, ShortString::from("status")).await;
+    Ok((work?, dead?))
+}
+
+/// Prints the runs once, or keeps refreshing with `--watch`.
+///
+/// # Errors
+/// The database (or, with `--watch`, the broker) is unreachable.
+pub async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
+    let pool = common::db::connect_control(&args.services.database_url).await?;
+    common::db::migrate(&pool).await?;
+    if !args.watch {
+        let rows = runs::status(&pool, args.limit)
+            .await
+            .context("reading sfsync.runs")?;
+        if args.json {
+            for row in &rows {
+                println!("{}", serde_json::to_string(row)?);
+            }
+        } else {
+            print_table(&rows, &HashMap::new());
+        }
+        return Ok(());
+    }
+    let connection = common::amqp::connect(&args.services.amqp_url, "sfsync-status").await?;
+    let mut previous: HashMap<Uuid, (Instant, i64)> = HashMap::new();
+    let clear = std::io::stdout().is_terminal();
+    loop {
+        let rows = runs::status(&pool, args.limit)
+            .await
+            .context("reading sfsync.runs")?;
+        let now = Instant::now();
+        // records/s per run since the previous refresh
+        let rates: HashMap<Uuid, f64> = rows
+            .iter()
+            .filter_map(|r| {
+                let (then, stored) = previous.get(&r.run_id)?;
+                let secs = now.duration_since(*then).as_secs_f64();
+                (secs > 0.0).then(|| (r.run_id, (r.records_stored - stored) as f64 / secs))
+            })
+            .collect();
+        previous = rows
+            .iter()
+            .map(|r| (r.run_id, (now, r.records_stored)))
+            .collect();
+        let depths = queue_depths(&connection).await;
+        if clear {
+            print!("\x1b[2J\x1b[H");
+        }
+        println!(
+            "sfsync status, every {}s (Ctrl-C to stop)",
+            args.interval.as_secs()
+        );
+        match depths {
+            Ok((work, dead)) => println!(
+                "queue {}: {} pages waiting, {} consumers   dead letters {}: {}",
+                common::topology::WORK_QUEUE,
+                work.ready,
+                work.consumers,
+                common::topology::DEAD_QUEUE,
+                dead.ready
+            ),
+            Err(e) => println!("queues: unavailable ({e:#})"),
+        }
+        print_table(&rows, &rates);
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            () = tokio::time::sleep(args.interval) => {}
+        }
+    }
+}
+
+fn print_table(rows: &[runs::RunStatus], rates: &HashMap<Uuid, f64>) {
+    println!(
+        "{:<36}  {:<16} {:<9} {:>9} {:>10} {:>10} {:>10} {:>8} {:>9} {:>7}  started",
+        "run",
+        "object",
+        "status",
+        "pages_pub",
+        "pages_done",
+        "published",
+        "stored",
+        "dead",
+        "rec/s",
+        "eta"
+    );
+    for r in rows {
+        let rate = rates.get(&r.run_id).copied().unwrap_or(0.0);
+        let left = r.records_published - r.records_stored - r.records_dead;
+        let eta = if left > 0 && rate > 0.0 {
+            format!("{:.0}s", left as f64 / rate)
+        } else {
+            "-".into()
+        };
+        let rate = if rates.contains_key(&r.run_id) {
+            format!("{rate:.0}")
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<36}  {:<16} {:<9} {:>9} {:>10} {:>10} {:>10} {:>8} {:>9} {:>7}  {}",
+            r.run_id,
+            r.object,
+            r.status,
+            r.pages_published,
+            r.pages_processed,
+            r.records_published,
+            r.records_stored,
+            r.records_dead,
+            rate,
+            eta,
+            r.started_at.format("%Y-%m-%d %H:%M:%S")
+        );
+        if let Some(error) = &r.error {
+            println!("    error: {error}");
+        }
+    }
+}
