@@ -26,3 +26,17 @@ pub async fn connect(url: &SecretString, connection_name: &str) -> anyhow::Resul
             )
         })
 }
+
+/// How long closing a channel or connection may take: a broker that is gone never answers the
+/// close, and lapin would wait for ever.
+pub const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Closes a channel, giving up after [`CLOSE_TIMEOUT`]; errors are ignored (it may be gone).
+pub async fn close_channel(channel: &lapin::Channel, reason: &str) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, reason.into())).await;
+}
+
+/// Closes a connection, giving up after [`CLOSE_TIMEOUT`]; errors are ignored.
+pub async fn close_connection(connection: &Connection, reason: &str) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, connection.close(200, reason.into())).await;
+}

@@ -117,7 +117,7 @@ pub async fn list(connection: &Connection, filter: &DlqFilter) -> anyhow::Result
         async { Ok(true) }
     })
     .await?;
-    let _ = channel.close(200, ShortString::from("dlq list done")).await; // puts every letter back
+    common::amqp::close_channel(&channel, "dlq list done").await; // puts every letter back
     Ok(letters)
 }
 
@@ -187,10 +187,8 @@ pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Resu
         }
     })
     .await?;
-    let _ = take.close(200, ShortString::from("dlq replay done")).await;
-    let _ = publish
-        .close(200, ShortString::from("dlq replay done"))
-        .await;
+    common::amqp::close_channel(&take, "dlq replay done").await;
+    common::amqp::close_channel(&publish, "dlq replay done").await;
     Ok(moved)
 }
 
@@ -219,6 +217,6 @@ pub async fn purge(connection: &Connection, filter: &DlqFilter) -> anyhow::Resul
         }
     })
     .await?;
-    let _ = take.close(200, ShortString::from("dlq purge done")).await;
+    common::amqp::close_channel(&take, "dlq purge done").await;
     Ok(removed)
 }

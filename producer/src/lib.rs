@@ -98,6 +98,32 @@ struct Connected {
     sf: SalesforceClient,
     pool: sqlx::PgPool,
     connection: lapin::Connection,
+    /// For reconnecting after the broker connection is lost.
+    amqp_url: secrecy::SecretString,
+}
+
+/// A sync that lost the broker is started again on a new connection this many times. It
+/// resumes from the watermark, which only confirmed pages advanced, so nothing is skipped.
+const BROKER_RETRIES: u32 = 5;
+
+/// Whether an error came from the broker connection (worth reconnecting for).
+fn is_broker_error(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| cause.is::<lapin::Error>() || cause.is::<publisher::PublishError>())
+}
+
+/// Connects to the broker and declares the topology.
+async fn connect_broker(amqp_url: &secrecy::SecretString) -> anyhow::Result<lapin::Connection> {
+    let connection = common::amqp::connect(amqp_url, "sfsync-producer").await?;
+    let channel = connection
+        .create_channel()
+        .await
+        .context("opening an AMQP channel")?;
+    common::topology::declare(&channel)
+        .await
+        .context("declaring the sfsync exchanges and queues")?;
+    common::amqp::close_channel(&channel, "declared").await;
+    Ok(connection)
 }
 
 impl Connected {
@@ -124,15 +150,7 @@ impl Connected {
         let credentials = Credentials::from_args(salesforce)?;
         let pool = common::db::connect_control(&services.database_url).await?;
         common::db::migrate(&pool).await?;
-        let connection = common::amqp::connect(&services.amqp_url, "sfsync-producer").await?;
-        let channel = connection
-            .create_channel()
-            .await
-            .context("opening an AMQP channel")?;
-        common::topology::declare(&channel)
-            .await
-            .context("declaring the sfsync exchanges and queues")?;
-        let _ = channel.close(200, "declared".into()).await;
+        let connection = connect_broker(&services.amqp_url).await?;
         let max_usage = (max_api_usage < 100.0).then_some(max_api_usage);
         let sf = SalesforceClient::connect(
             credentials,
@@ -145,12 +163,15 @@ impl Connected {
             sf,
             pool,
             connection,
+            amqp_url: services.amqp_url.clone(),
         })
     }
 
     /// Syncs every object once, in order; stops at the first failure.
+    /// Syncs every object once, in order; stops at the first failure. A sync that lost the
+    /// broker is run again on a new connection (up to [`BROKER_RETRIES`] times, with backoff).
     async fn pass(
-        &self,
+        &mut self,
         args: &SyncArgs,
         cancel: &CancellationToken,
     ) -> anyhow::Result<Vec<SyncReport>> {
@@ -167,21 +188,51 @@ impl Connected {
                 api: args.api,
                 bulk_threshold: args.bulk_threshold,
             };
-            let channel = self
-                .connection
-                .create_channel()
-                .await
-                .context("opening an AMQP channel")?;
-            let result =
-                sync::sync_object(&self.sf, &self.pool, channel.clone(), &options, cancel).await;
-            let _ = channel.close(200, "sync done".into()).await;
-            reports.push(result?);
+            let mut attempt = 0;
+            let report = loop {
+                let result = match self.connection.create_channel().await {
+                    Ok(channel) => {
+                        let result = sync::sync_object(
+                            &self.sf,
+                            &self.pool,
+                            channel.clone(),
+                            &options,
+                            cancel,
+                        )
+                        .await;
+                        common::amqp::close_channel(&channel, "sync done").await;
+                        result
+                    }
+                    Err(e) => Err(anyhow::Error::new(e).context("opening an AMQP channel")),
+                };
+                match result {
+                    Err(e)
+                        if is_broker_error(&e)
+                            && attempt < BROKER_RETRIES
+                            && !cancel.is_cancelled() =>
+                    {
+                        attempt += 1;
+                        let pause = std::time::Duration::from_secs(1 << attempt.min(5));
+                        tracing::warn!(object, attempt, error = format!("{e:#}"), retry_in = ?pause, "Lost the broker; reconnecting and syncing again from the watermark.");
+                        tokio::time::sleep(pause).await;
+                        match connect_broker(&self.amqp_url).await {
+                            Ok(connection) => self.connection = connection,
+                            Err(e) => tracing::warn!(
+                                error = format!("{e:#}"),
+                                "Reconnecting to RabbitMQ failed."
+                            ),
+                        }
+                    }
+                    other => break other?,
+                }
+            };
+            reports.push(report);
         }
         Ok(reports)
     }
 
     async fn close(self) {
-        let _ = self.connection.close(200, "producer done".into()).await;
+        common::amqp::close_connection(&self.connection, "producer done").await;
         self.pool.close().await;
     }
 }
@@ -264,7 +315,7 @@ pub async fn run_sync_all(
     args: &SyncArgs,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Vec<SyncReport>> {
-    let connected = Connected::open(args).await?;
+    let mut connected = Connected::open(args).await?;
     let result = connected.pass(args, cancel).await;
     connected.close().await;
     result
@@ -291,7 +342,7 @@ pub async fn watch(
     cancel: &CancellationToken,
     mut on_pass: impl FnMut(&[SyncReport]),
 ) -> anyhow::Result<()> {
-    let connected = Connected::open(args).await?;
+    let mut connected = Connected::open(args).await?;
     let result = async {
         while !cancel.is_cancelled() {
             // Not the signal's token: a window that has started is finished.
@@ -337,7 +388,7 @@ pub async fn run_dlq(args: &DlqArgs) -> anyhow::Result<()> {
         common::topology::declare(&channel)
             .await
             .context("declaring the sfsync exchanges and queues")?;
-        let _ = channel.close(200, "declared".into()).await;
+        common::amqp::close_channel(&channel, "declared").await;
     }
     let result = match &args.command {
         DlqCommand::List { filter, json } => {
@@ -374,7 +425,7 @@ pub async fn run_dlq(args: &DlqArgs) -> anyhow::Result<()> {
             Ok(())
         }
     };
-    let _ = connection.close(200, "dlq done".into()).await;
+    common::amqp::close_connection(&connection, "dlq done").await;
     result
 }
 

@@ -10,7 +10,7 @@ use common::{
     message::{CONTENT_TYPE, PAGE_MESSAGE_TYPE, header, page_message_id},
     topology,
 };
-use futures::{StreamExt, stream::FuturesOrdered};
+use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use lapin::{
     BasicProperties, Channel, Confirmation,
     options::{BasicPublishOptions, ConfirmSelectOptions},
@@ -43,7 +43,15 @@ pub enum PublishError {
     },
     #[error("the channel is not in confirm mode, so page {page} cannot be confirmed")]
     NotConfirmed { page: u64 },
+    #[error("the broker connection closed before page {page} was confirmed")]
+    Closed { page: u64 },
+    #[error("page {page} was not confirmed within {0:?}", CONFIRM_TIMEOUT)]
+    Unconfirmed { page: u64 },
 }
+
+/// How long a confirm may take before the page counts as not published. Confirms normally
+/// take milliseconds; a broker under a resource alarm can stall publishers for longer.
+pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 type ConfirmFuture = Pin<Box<dyn Future<Output = Result<Confirmed, PublishError>> + Send>>;
 
@@ -89,6 +97,11 @@ impl PagePublisher {
     /// reported as confirmed must be treated as not published.
     pub async fn publish(&mut self, page: OutgoingPage) -> Result<Vec<Confirmed>, PublishError> {
         let mut confirmed = Vec::new();
+        // Collect the confirms that already arrived, so the watermark follows the broker
+        // closely instead of trailing it by a whole window.
+        while let Some(Some(done)) = self.in_flight.next().now_or_never() {
+            confirmed.push(done?);
+        }
         while self.in_flight.len() >= self.window {
             if let Some(done) = self.in_flight.next().await {
                 confirmed.push(done?);
@@ -138,8 +151,26 @@ impl PagePublisher {
                 page: number,
                 source,
             })?;
+        let channel = self.channel.clone();
         self.in_flight.push_back(Box::pin(async move {
-            match confirm.await.map_err(|source| PublishError::Broker {
+            // A confirm pending when the connection dies may never resolve: watch the channel,
+            // and give up after CONFIRM_TIMEOUT, so the page is reported as not published.
+            let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
+            let mut confirm = std::pin::pin!(confirm);
+            let answer = loop {
+                tokio::select! {
+                    answer = &mut confirm => break answer,
+                    () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                        if !channel.status().connected() {
+                            return Err(PublishError::Closed { page: number });
+                        }
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err(PublishError::Unconfirmed { page: number });
+                        }
+                    }
+                }
+            };
+            match answer.map_err(|source| PublishError::Broker {
                 page: number,
                 source,
             })? {

@@ -163,7 +163,7 @@ pub async fn reconcile_object(
         options,
     )
     .await;
-    let _ = channel.close(200, "reconcile published".into()).await;
+    common::amqp::close_channel(&channel, "reconcile published").await;
     let (pages, republished, deletions) = match published {
         Ok(counts) => counts,
         Err(e) => {

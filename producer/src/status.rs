@@ -48,7 +48,7 @@ pub async fn queue_depths(connection: &Connection) -> anyhow::Result<(QueueDepth
     };
     let work = depth(common::topology::WORK_QUEUE).await;
     let dead = depth(common::topology::DEAD_QUEUE).await;
-    let _ = channel.close(200, ShortString::from("status")).await;
+    common::amqp::close_channel(&channel, "status").await;
     Ok((work?, dead?))
 }
 

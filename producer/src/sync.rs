@@ -294,7 +294,7 @@ async fn publish_query(
     cancel: &CancellationToken,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let (tx, mut rx) = mpsc::channel::<Fetched>(2);
+    let (tx, rx) = mpsc::channel::<Fetched>(2);
     let fetch = async {
         match source {
             Source::Rest => {
@@ -310,6 +310,9 @@ async fn publish_query(
     };
     let bar = progress_bar(options.progress);
     let publish = async {
+        // Owned by this future: when publishing fails, the receiver is dropped with it, so a
+        // fetcher waiting to hand over its next page is released instead of waiting for ever.
+        let mut rx = rx;
         let mut last_reported = 0u64;
         while let Some(fetched) = rx.recv().await {
             bar.set_length(fetched.total_size);

@@ -313,6 +313,16 @@ impl TestEnv {
         }
     }
 
+    /// Pages processed by workers, over all runs.
+    pub async fn pages_done_any(&self) -> anyhow::Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT count(*) FROM sfsync.page_results")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap_or(0),
+        )
+    }
+
     /// Rows in `salesforce.<table>`.
     pub async fn count_rows(&self, table: &str) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

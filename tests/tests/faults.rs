@@ -624,3 +624,87 @@ async fn sigterm_finishes_and_acks_the_pages_in_work() {
     let twice: Vec<_> = writes.iter().filter(|(_, n)| *n != 1).collect();
     assert!(twice.is_empty(), "pages finished more than once: {twice:?}");
 }
+
+/// The producer's own broker connection is cut mid-sync: it reconnects and syncs again from
+/// the watermark; it never reports success with a page unconfirmed, and the table ends exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_reconnects_and_resumes_from_the_watermark() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new().await.unwrap();
+    // Slow pages, so the cut lands in the middle of paging.
+    let org = org(
+        20_000,
+        27,
+        Faults {
+            slow_ms: 150,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let workers: Vec<_> = (0..2).map(|_| env.spawn_worker(4, 2)).collect();
+    let producer = {
+        let mut args = env.sync_args(&org, "Contact");
+        args.page_size = 1000;
+        tokio::spawn(async move { producer::run_sync(&args, &CancellationToken::new()).await })
+    };
+    env.wait_until("some confirmed pages", WAIT, || async {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT max(pages_published) FROM sfsync.runs")
+                .fetch_one(&env.pool)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+                >= 1
+                || env.pages_done_any().await? >= 3,
+        )
+    })
+    .await
+    .unwrap();
+    let cut = env.connections_named("sfsync-producer").unwrap();
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    env.close_connections(&cut).unwrap();
+
+    let report = producer
+        .await
+        .unwrap()
+        .expect("the sync succeeds after reconnecting");
+    env.wait_for_run(report.run_id, report.pages, WAIT)
+        .await
+        .unwrap();
+    let statuses: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM sfsync.runs ORDER BY started_at")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        statuses,
+        ["failed", "published"],
+        "the cut run is recorded as failed, the resumed one as published"
+    );
+    assert!(
+        matches!(report.mode, producer::sync::SyncMode::Incremental { .. }),
+        "resumed from the watermark: {:?}",
+        report.mode
+    );
+    assert!(
+        report.records < 20_000,
+        "the resumed run read only what was not confirmed (plus the overlap): {}",
+        report.records
+    );
+    let rows = compare::table_rows(&env.pool, "contact").await.unwrap();
+    let diffs = compare::differences(org.org().records("Contact"), &rows);
+    assert!(
+        diffs.is_empty(),
+        "{} differences: {:?}",
+        diffs.len(),
+        &diffs[..diffs.len().min(5)]
+    );
+    assert_eq!(
+        env.queue_depth(common::topology::DEAD_QUEUE).await.unwrap(),
+        0
+    );
+    for w in workers {
+        w.stop().await;
+    }
+}
