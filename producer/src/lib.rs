@@ -476,24 +476,5 @@ fn print_letters(letters: &[dlq::Letter], shown: usize) {
 pub fn main() -> std::process::ExitCode {
     use clap::Parser;
     let cli = cli::Cli::parse();
-    // lapin logs connection errors at ERROR that the producer reports itself, in one line.
-    common::telemetry::init("info,sqlx=warn,lapin=off");
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let cancel = CancellationToken::new();
-        common::shutdown::cancel_on_signal(cancel.clone());
-        match run(cli.command, cancel).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                std::process::ExitCode::FAILURE
-            }
-        }
-    })
+    common::shutdown::run_binary(|cancel| run(cli.command, cancel))
 }

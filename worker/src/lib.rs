@@ -30,26 +30,5 @@ pub use consumer::run;
 pub fn main() -> std::process::ExitCode {
     use clap::Parser;
     let args = WorkerArgs::parse();
-    // lapin=off: every lapin failure reaches the worker as an error, which it reports with
-    // context (and, at start, as the one-line exit error); lapin's own ERROR lines would only
-    // repeat it. `RUST_LOG=…,lapin=warn` brings them back.
-    common::telemetry::init("info,sqlx=warn,lapin=off");
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    runtime.block_on(async {
-        let cancel = tokio_util::sync::CancellationToken::new();
-        common::shutdown::cancel_on_signal(cancel.clone());
-        match run(args, cancel).await {
-            Ok(()) => std::process::ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                std::process::ExitCode::FAILURE
-            }
-        }
-    })
+    common::shutdown::run_binary(|cancel| run(args, cancel))
 }
