@@ -86,6 +86,43 @@ impl<R> PageMessage<R> {
     }
 }
 
+impl PageMessage<()> {
+    /// The message body with `records_json` as its records: the records, comma-separated,
+    /// already JSON (the producer builds them from Bulk CSV), spliced in without being parsed
+    /// again. The body is exactly what serializing `PageMessage` with those records gives.
+    ///
+    /// # Errors
+    /// Serializing the envelope failed (it cannot for these field types).
+    pub fn body_with_records(&self, records_json: &[u8]) -> serde_json::Result<Vec<u8>> {
+        let empty: &serde_json::value::RawValue = serde_json::from_str("[]")?;
+        let envelope = PageMessage {
+            format: self.format,
+            object: self.object.clone(),
+            run_id: self.run_id,
+            page: self.page,
+            kind: self.kind,
+            hard_delete: self.hard_delete,
+            force: self.force,
+            records: empty,
+        };
+        let envelope = serde_json::to_vec(&envelope)?;
+        // `records` is written as `"records":[]`; no other field can contain that text (the
+        // object is an API name), so the last one is the place for the records.
+        const PLACEHOLDER: &[u8] = b"\"records\":[]";
+        let at = envelope
+            .windows(PLACEHOLDER.len())
+            .rposition(|w| w == PLACEHOLDER)
+            .expect("a serialized page has a records field")
+            + PLACEHOLDER.len()
+            - 1;
+        let mut body = Vec::with_capacity(envelope.len() + records_json.len());
+        body.extend_from_slice(&envelope[..at]);
+        body.extend_from_slice(records_json);
+        body.extend_from_slice(&envelope[at..]);
+        Ok(body)
+    }
+}
+
 /// The AMQP `message_id` of a page: unique per (run, page), stable across re-publishes.
 pub fn page_message_id(run_id: Uuid, page: u64) -> String {
     format!("{run_id}/{page}")
@@ -94,6 +131,28 @@ pub fn page_message_id(run_id: Uuid, page: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_body_with_spliced_records_is_the_serialized_page() {
+        let run_id = Uuid::from_u128(7);
+        let records = br#"{"Id":"a","records":[]},{"Id":"b"}"#;
+        let envelope = PageMessage {
+            hard_delete: true,
+            ..PageMessage::records("Contact".to_owned(), run_id, 3, ())
+        };
+        let spliced = envelope.body_with_records(records).unwrap();
+        let raw: Vec<Box<serde_json::value::RawValue>> =
+            serde_json::from_slice(&[b"[".as_slice(), records, b"]"].concat()).unwrap();
+        let expected = serde_json::to_vec(&PageMessage {
+            hard_delete: true,
+            ..PageMessage::records("Contact".to_owned(), run_id, 3, &raw)
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(spliced).unwrap(),
+            String::from_utf8(expected).unwrap()
+        );
+    }
     use serde_json::value::RawValue;
 
     #[test]

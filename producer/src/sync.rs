@@ -489,47 +489,47 @@ async fn fetch_bulk(
     let job = sf.wait_for_job(&job.id).await?;
     let total_size = job.records_processed.unwrap_or(0);
     let mut page = 0u64;
-    let mut chunk = sf.job_results(&job.id, None).await?;
+    // One chunk at a time: downloading the next one while this one is published would hold two
+    // chunks in memory, and on a real org the download, not the conversion, takes the time.
+    let mut locator: Option<String> = None;
     loop {
         if cancel.is_cancelled() {
             break;
         }
-        let (csv, next) = chunk;
-        let download_next = async {
-            match &next {
-                Some(locator) => Some(sf.job_results(&job.id, Some(locator)).await),
-                None => None,
-            }
-        };
+        let (csv, next) = sf.job_results(&job.id, locator.as_deref()).await?;
         let convert_and_send = async {
-            let records =
-                bulk::csv_to_records(&csv, object, typed).map_err(|detail| SfError::Protocol {
-                    url: format!("Bulk job {}", job.id),
-                    detail,
-                })?;
-            for slice in records.chunks(options.page_size as usize) {
+            let protocol = |detail| SfError::Protocol {
+                url: format!("Bulk job {}", job.id),
+                detail,
+            };
+            let mut pages = bulk::CsvPages::new(&csv, object, typed).map_err(protocol)?;
+            loop {
+                let mut records = Vec::with_capacity(options.page_size as usize * 1024);
+                let written = pages
+                    .next_page(options.page_size as usize, &mut records)
+                    .map_err(protocol)?;
+                if written.records == 0 {
+                    return Ok::<bool, SfError>(true);
+                }
                 page += 1;
-                let raw: Vec<Box<RawValue>> = slice
-                    .iter()
-                    .filter_map(|r| RawValue::from_string(r.clone()).ok())
-                    .collect();
-                let page_stamp = raw.last().and_then(|r| record_stamp(r));
-                let message = PageMessage {
+                let envelope = PageMessage {
                     hard_delete: options.hard_delete,
-                    ..PageMessage::records(object.to_owned(), run_id, page, &raw)
+                    ..PageMessage::records(object.to_owned(), run_id, page, ())
                 };
-                let body = serde_json::to_vec(&message).map_err(|e| SfError::Protocol {
-                    url: "bulk".into(),
-                    detail: e.to_string(),
-                })?;
+                let body = envelope
+                    .body_with_records(&records)
+                    .map_err(|e| protocol(e.to_string()))?;
+                drop(records);
                 let fetched = Fetched {
                     total_size,
                     message: OutgoingPage {
                         object: object.to_owned(),
                         run_id,
                         page,
-                        records: raw.len() as u64,
-                        last_stamp: page_stamp,
+                        records: written.records,
+                        last_stamp: written
+                            .last_stamp
+                            .and_then(|s| common::sftime::parse_datetime(&s).ok()),
                         body,
                     },
                 };
@@ -537,14 +537,12 @@ async fn fetch_bulk(
                     return Ok(false); // the publisher stopped; its error is the one to report
                 }
             }
-            Ok::<bool, SfError>(true)
         };
-        let (downloaded, sent) = tokio::join!(download_next, convert_and_send);
-        if !sent? {
+        if !convert_and_send.await? {
             break;
         }
-        match downloaded {
-            Some(result) => chunk = result?,
+        match next {
+            Some(next) => locator = Some(next),
             None => break,
         }
     }

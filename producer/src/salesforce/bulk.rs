@@ -22,7 +22,7 @@ pub struct Job {
 }
 
 /// Rows asked for per results request; Salesforce may send fewer.
-pub const MAX_RECORDS_PER_CHUNK: u32 = 50_000;
+pub const MAX_RECORDS_PER_CHUNK: u32 = 10_000;
 
 impl SalesforceClient {
     /// Creates a query job (`queryAll`, so deleted records come too) and returns it.
@@ -127,70 +127,176 @@ impl CsvType {
     }
 }
 
-/// Converts one CSV chunk into REST-shaped JSON records (one string each). An empty field is
-/// null (Bulk writes null as empty); NUL bytes, which Bulk results can contain, are dropped by
-/// PostgreSQL's rules later, not here, so the worker reports them.
-///
-/// # Errors
-/// The CSV is malformed, its header differs from the fields asked for, or a number or
-/// boolean column holds something else.
-pub fn csv_to_records(
-    csv: &[u8],
-    object: &str,
-    fields: &[(&str, CsvType)],
-) -> Result<Vec<String>, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(csv);
-    let header = reader
-        .headers()
-        .map_err(|e| format!("Bulk results CSV header unreadable: {e}"))?
-        .clone();
-    let names: Vec<&str> = header.iter().collect();
-    let wanted: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
-    if !names
-        .iter()
-        .map(|n| n.to_ascii_lowercase())
-        .eq(wanted.iter().map(|n| n.to_ascii_lowercase()))
-    {
-        return Err(format!(
-            "Bulk results columns {names:?} are not the fields asked for {wanted:?}"
-        ));
-    }
-    let attributes = json!({"type": object}).to_string();
-    let mut records = Vec::new();
-    for (row_number, row) in reader.records().enumerate() {
-        let row =
-            row.map_err(|e| format!("Bulk results CSV row {} unreadable: {e}", row_number + 1))?;
-        let mut out = String::with_capacity(512);
-        out.push_str("{\"attributes\":");
-        out.push_str(&attributes);
-        for ((name, kind), value) in fields.iter().zip(row.iter()) {
-            out.push(',');
-            out.push_str(&serde_json::to_string(name).unwrap_or_default());
-            out.push(':');
-            match (kind, value) {
-                (_, "") => out.push_str("null"),
-                (CsvType::Boolean, "true" | "false") => out.push_str(value),
-                (CsvType::Number, v) if v.parse::<f64>().is_ok_and(f64::is_finite) => {
-                    out.push_str(v)
-                }
-                (CsvType::Boolean | CsvType::Number, v) => {
-                    return Err(format!(
-                        "Bulk results row {}: {name} = {v:?} is not a {kind:?}",
-                        row_number + 1
-                    ));
-                }
-                (CsvType::Text, v) => out.push_str(&serde_json::to_string(v).unwrap_or_default()),
-            }
+/// Turns one CSV results chunk into REST-shaped JSON records, a page at a time, so that only
+/// the chunk and the page being built are in memory, never the chunk's records as strings.
+/// An empty field is null (Bulk writes null as empty); NUL bytes, which Bulk results can
+/// contain, are left to the worker, which reports them.
+pub struct CsvPages<'a> {
+    reader: csv::Reader<&'a [u8]>,
+    fields: &'a [(&'a str, CsvType)],
+    /// `{"attributes":{"type":"Contact"}`, written before each record's fields.
+    record_start: String,
+    /// `,"Name":` for each field, escaped once.
+    keys: Vec<String>,
+    /// Position of SystemModstamp among the fields, for the page's watermark.
+    stamp_index: Option<usize>,
+    row: csv::StringRecord,
+    rows_read: u64,
+}
+
+/// What [`CsvPages::next_page`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRecords {
+    pub records: u64,
+    /// The SystemModstamp of the page's last record, as Salesforce wrote it.
+    pub last_stamp: Option<String>,
+}
+
+impl<'a> CsvPages<'a> {
+    /// Checks the chunk's header against the fields asked for.
+    ///
+    /// # Errors
+    /// The header is unreadable or names other columns.
+    pub fn new(
+        csv: &'a [u8],
+        object: &str,
+        fields: &'a [(&'a str, CsvType)],
+    ) -> Result<Self, String> {
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(csv);
+        let header = reader
+            .headers()
+            .map_err(|e| format!("Bulk results CSV header unreadable: {e}"))?;
+        if !header
+            .iter()
+            .map(str::to_ascii_lowercase)
+            .eq(fields.iter().map(|(n, _)| n.to_ascii_lowercase()))
+        {
+            let names: Vec<&str> = header.iter().collect();
+            let wanted: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+            return Err(format!(
+                "Bulk results columns {names:?} are not the fields asked for {wanted:?}"
+            ));
         }
-        out.push('}');
-        records.push(out);
+        Ok(Self {
+            reader,
+            fields,
+            record_start: format!("{{\"attributes\":{}", json!({"type": object})),
+            keys: fields
+                .iter()
+                .map(|(name, _)| format!(",{}:", serde_json::Value::from(*name)))
+                .collect(),
+            stamp_index: fields
+                .iter()
+                .position(|(name, _)| name.eq_ignore_ascii_case("SystemModstamp")),
+            row: csv::StringRecord::new(),
+            rows_read: 0,
+        })
     }
-    Ok(records)
+
+    /// Appends up to `max` records to `out`, comma-separated (the caller writes the brackets).
+    /// Zero records means the chunk is done.
+    ///
+    /// # Errors
+    /// A malformed row, or a number or boolean column holding something else.
+    pub fn next_page(&mut self, max: usize, out: &mut Vec<u8>) -> Result<PageRecords, String> {
+        let mut written = PageRecords {
+            records: 0,
+            last_stamp: None,
+        };
+        while written.records < max as u64 {
+            let more = self.reader.read_record(&mut self.row).map_err(|e| {
+                format!(
+                    "Bulk results CSV row {} unreadable: {e}",
+                    self.rows_read + 1
+                )
+            })?;
+            if !more {
+                break;
+            }
+            self.rows_read += 1;
+            if written.records > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(self.record_start.as_bytes());
+            for (((name, kind), key), value) in
+                self.fields.iter().zip(&self.keys).zip(self.row.iter())
+            {
+                out.extend_from_slice(key.as_bytes());
+                match (kind, value) {
+                    (_, "") => out.extend_from_slice(b"null"),
+                    (CsvType::Boolean, "true" | "false") => out.extend_from_slice(value.as_bytes()),
+                    (CsvType::Number, v) if v.parse::<f64>().is_ok_and(f64::is_finite) => {
+                        out.extend_from_slice(v.as_bytes());
+                    }
+                    (CsvType::Boolean | CsvType::Number, v) => {
+                        return Err(format!(
+                            "Bulk results row {}: {name} = {v:?} is not a {kind:?}",
+                            self.rows_read
+                        ));
+                    }
+                    (CsvType::Text, v) => push_json_string(out, v),
+                }
+            }
+            out.push(b'}');
+            written.records += 1;
+            written.last_stamp = self
+                .stamp_index
+                .and_then(|i| self.row.get(i))
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned);
+        }
+        Ok(written)
+    }
+}
+
+/// Appends `s` as a JSON string literal, escaped as serde_json escapes it.
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    use serde::Serializer;
+    // Writing into a Vec cannot fail.
+    let _ = (&mut serde_json::Serializer::new(&mut *out)).serialize_str(s);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every record of a chunk, paged two at a time, as JSON strings.
+    fn all_records(csv: &[u8], fields: &[(&str, CsvType)]) -> Result<Vec<String>, String> {
+        let mut pages = CsvPages::new(csv, "Contact", fields)?;
+        let mut records = Vec::new();
+        loop {
+            let mut out = b"[".to_vec();
+            let page = pages.next_page(2, &mut out)?;
+            if page.records == 0 {
+                return Ok(records);
+            }
+            out.push(b']');
+            let parsed: Vec<Box<serde_json::value::RawValue>> =
+                serde_json::from_slice(&out).map_err(|e| e.to_string())?;
+            assert_eq!(parsed.len() as u64, page.records);
+            records.extend(parsed.into_iter().map(|r| r.get().to_owned()));
+        }
+    }
+
+    #[test]
+    fn pages_carry_the_last_stamp() {
+        let csv = "\"Id\",\"SystemModstamp\"\n\"a\",\"2024-01-15T10:20:30.000Z\"\n\"b\",\"2024-01-15T10:20:31.000Z\"\n\"c\",\"2024-01-15T10:20:32.000Z\"\n";
+        let fields = [("Id", CsvType::Text), ("SystemModstamp", CsvType::Text)];
+        let mut pages = CsvPages::new(csv.as_bytes(), "Contact", &fields).unwrap();
+        let mut out = Vec::new();
+        let first = pages.next_page(2, &mut out).unwrap();
+        assert_eq!(first.records, 2);
+        assert_eq!(
+            first.last_stamp.as_deref(),
+            Some("2024-01-15T10:20:31.000Z")
+        );
+        let second = pages.next_page(2, &mut Vec::new()).unwrap();
+        assert_eq!(
+            (second.records, second.last_stamp.as_deref()),
+            (1, Some("2024-01-15T10:20:32.000Z"))
+        );
+        assert_eq!(pages.next_page(2, &mut Vec::new()).unwrap().records, 0);
+    }
 
     #[test]
     fn csv_rows_become_rest_records() {
@@ -204,7 +310,7 @@ mod tests {
             ("Score__c", CsvType::Number),
             ("SystemModstamp", CsvType::Text),
         ];
-        let records = csv_to_records(csv.as_bytes(), "Contact", &fields).unwrap();
+        let records = all_records(csv.as_bytes(), &fields).unwrap();
         assert_eq!(
             records[0],
             r#"{"attributes":{"type":"Contact"},"Id":"003000000000001AAA","Name":"Two\nlines, \"quoted\"","IsDeleted":false,"Score__c":9.9213206E7,"SystemModstamp":"2024-01-15T10:20:30.000Z"}"#
@@ -219,18 +325,14 @@ mod tests {
     fn refuses_unexpected_columns_and_values() {
         let fields = [("Id", CsvType::Text), ("IsDeleted", CsvType::Boolean)];
         assert!(
-            csv_to_records(b"\"Id\",\"Other\"\n", "Contact", &fields)
+            all_records(b"\"Id\",\"Other\"\n", &fields)
                 .unwrap_err()
                 .contains("not the fields asked for")
         );
         assert!(
-            csv_to_records(
-                b"\"Id\",\"IsDeleted\"\n\"a\",\"maybe\"\n",
-                "Contact",
-                &fields
-            )
-            .unwrap_err()
-            .contains("IsDeleted = \"maybe\"")
+            all_records(b"\"Id\",\"IsDeleted\"\n\"a\",\"maybe\"\n", &fields)
+                .unwrap_err()
+                .contains("IsDeleted = \"maybe\"")
         );
     }
 }
