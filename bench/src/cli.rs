@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// Passed to the producer as `--page-size` (default: the producer's own default).
     #[arg(long)]
     pub page_size: Option<u32>,
+    /// Passed to the producer as `--api` (rest, bulk or auto; default: the producer's own
+    /// default, auto, which picks Bulk above 100,000 records).
+    #[arg(long)]
+    pub api: Option<String>,
     /// Share of the records the naive baseline really stores (it is then scaled to all of
     /// them); 0 skips it. One transaction per record is slow: 5% of 300,000 takes a while.
     #[arg(long, default_value_t = 0.05, value_parser = parse_fraction)]

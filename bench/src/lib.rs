@@ -48,12 +48,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         runs.push(figures);
     }
     println!(
-        "sfsync bench: {} Contacts, {} workers (prefetch {}, concurrency {}, page size {}), naive on {} records{}",
+        "sfsync bench: {} Contacts, {} workers (prefetch {}, concurrency {}, page size {}, api {}), naive on {} records{}",
         args.records,
         args.workers,
         args.prefetch.map_or("default".into(), |p| p.to_string()),
         args.concurrency.map_or("default".into(), |c| c.to_string()),
         args.page_size.map_or("default".into(), |p| p.to_string()),
+        args.api.as_deref().unwrap_or("default"),
         args.naive_records(),
         if args.naive_records() > 0 {
             " (scaled to all)"

@@ -128,6 +128,9 @@ async fn measure(
     if let Some(p) = args.page_size {
         producer_args.extend(["--page-size".to_owned(), p.to_string()]);
     }
+    if let Some(api) = &args.api {
+        producer_args.extend(["--api".to_owned(), api.clone()]);
+    }
     let mut producer_env = services.to_vec();
     producer_env.extend([
         ("SF_LOGIN_URL", format!("http://127.0.0.1:{port}")),

@@ -2,8 +2,6 @@
 //! record as raw JSON, so a failed record can be dead-lettered exactly as Salesforce sent it
 //! and numbers keep every digit.
 
-use std::collections::HashMap;
-
 use common::{
     message::{PAGE_FORMAT_VERSION, PAGE_MESSAGE_TYPE, PageMessage},
     schema::check_api_name,
@@ -12,8 +10,70 @@ use serde_json::value::RawValue;
 
 use crate::error::{ErrorClass, PageError};
 
-/// One record's fields: name (as Salesforce cased it) to raw JSON value.
-pub type RawRecord<'a> = HashMap<&'a str, &'a RawValue>;
+/// One record's fields in the order Salesforce wrote them: name (as Salesforce cased it) and
+/// raw JSON value. A list, not a map: records of a page share one field order, so a lookup at
+/// the position the previous record had the field in almost always hits at once, which costs
+/// far less than hashing every name of every record.
+#[derive(Debug, Default)]
+pub struct RawRecord<'a> {
+    fields: Vec<(&'a str, &'a RawValue)>,
+}
+
+impl<'a> RawRecord<'a> {
+    /// The value of `name` (its first occurrence).
+    pub fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+    }
+
+    /// The value of `name`, looked for first at position `hint`.
+    pub fn get_at(&self, hint: usize, name: &str) -> Option<&'a RawValue> {
+        match self.fields.get(hint) {
+            Some((n, v)) if *n == name => Some(*v),
+            _ => self.get(name),
+        }
+    }
+
+    /// Field names in order.
+    pub fn names(&self) -> impl Iterator<Item = &'a str> + '_ {
+        self.fields.iter().map(|(n, _)| *n)
+    }
+
+    /// Whether `other` has exactly these field names in this order.
+    pub fn same_names(&self, other: &RawRecord<'_>) -> bool {
+        self.fields.len() == other.fields.len()
+            && self
+                .fields
+                .iter()
+                .zip(&other.fields)
+                .all(|((a, _), (b, _))| a == b)
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for RawRecord<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Fields<'a> {
+            type Value = RawRecord<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object of fields")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(64));
+                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    fields.push(entry);
+                }
+                Ok(RawRecord { fields })
+            }
+        }
+        deserializer.deserialize_map(Fields(std::marker::PhantomData))
+    }
+}
 
 /// A decoded page, borrowing from the delivery's body; records are still raw.
 pub type Page<'a> = PageMessage<Vec<&'a RawValue>>;
@@ -73,8 +133,11 @@ mod tests {
         let body = br#"{"format":1,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[{"Id":"003000000000001AAA","Score":9.9213206E7,"Name":"a\nb"},7]}"#;
         let page = decode(Some(PAGE_MESSAGE_TYPE), body).unwrap();
         let first = fields(page.records[0]).unwrap();
-        assert_eq!(first["Score"].get(), "9.9213206E7");
-        assert_eq!(first["Name"].get(), r#""a\nb""#);
+        assert_eq!(first.get("Score").unwrap().get(), "9.9213206E7");
+        assert_eq!(first.get_at(2, "Name").unwrap().get(), r#""a\nb""#);
+        assert_eq!(first.get_at(0, "Name").unwrap().get(), r#""a\nb""#);
+        assert!(first.get_at(1, "Missing").is_none());
+        assert_eq!(first.names().collect::<Vec<_>>(), ["Id", "Score", "Name"]);
         assert!(
             fields(page.records[1])
                 .unwrap_err()

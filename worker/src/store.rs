@@ -115,26 +115,35 @@ fn check_records<'a>(page: &Page<'a>) -> (Vec<Valid<'a>>, Vec<FailedRecord>) {
     (valid, failed)
 }
 
-/// The columns a page writes, in COPY order: (field name as the records have it, column).
+/// The columns a page writes, in COPY order: (field name as the records have it, its usual
+/// position in a record, column).
 struct PagePlan<'a> {
-    fields: Vec<(&'a str, Column)>,
+    fields: Vec<(&'a str, usize, Column)>,
 }
 
 /// Matches the records' field names to the table's columns. Returns the names with no column.
 fn plan<'a>(records: &[Valid<'a>], shape: &TableShape) -> (PagePlan<'a>, Vec<&'a str>) {
-    let mut names: Vec<&'a str> = Vec::new();
+    // (name, position in the first record that has it)
+    let mut names: Vec<(&'a str, usize)> = Vec::new();
+    let mut previous: Option<&RawRecord<'a>> = None;
     for record in records {
-        for key in record.fields.keys() {
-            if *key != "attributes" && !names.contains(key) {
-                names.push(key);
+        // Records of a page nearly always share one field order: only a record whose names
+        // differ from the one before it can add a name.
+        if previous.is_some_and(|p| p.same_names(&record.fields)) {
+            continue;
+        }
+        previous = Some(&record.fields);
+        for (position, key) in record.fields.names().enumerate() {
+            if key != "attributes" && !names.iter().any(|(n, _)| *n == key) {
+                names.push((key, position));
             }
         }
     }
     let mut fields = Vec::with_capacity(names.len());
     let mut unmatched = Vec::new();
-    for name in names {
+    for (name, position) in names {
         match shape.columns.get(&column_name(name)) {
-            Some(column) => fields.push((name, column.clone())),
+            Some(column) => fields.push((name, position, column.clone())),
             None => unmatched.push(name),
         }
     }
@@ -148,15 +157,18 @@ fn copy_row(
     record: &Valid<'_>,
     plan: &PagePlan<'_>,
 ) -> Result<(), String> {
-    out.extend_from_slice(position.to_string().as_bytes());
-    for (name, column) in &plan.fields {
+    {
+        use std::io::Write as _;
+        let _ = write!(out, "{position}"); // writing into a Vec cannot fail
+    }
+    for (name, hint, column) in &plan.fields {
         out.push(b'\t');
         if column.name == "sfid" {
             // Stored in its 18-character form, whatever length Salesforce sent.
             push_text(out, record.id.as_str()).map_err(|e| e.to_string())?;
             continue;
         }
-        match record.fields.get(name) {
+        match record.fields.get_at(*hint, name) {
             Some(raw) => push_value(out, raw).map_err(|e| format!("field {name} {e}"))?,
             None => push_null(out),
         }
@@ -200,18 +212,18 @@ fn upsert_sql(
     let names: Vec<String> = plan
         .fields
         .iter()
-        .map(|(_, c)| quote_ident(&c.name))
+        .map(|(_, _, c)| quote_ident(&c.name))
         .collect();
     let casts: Vec<String> = plan
         .fields
         .iter()
-        .map(|(_, c)| format!("s.{}::{}", quote_ident(&c.name), c.base_type))
+        .map(|(_, _, c)| format!("s.{}::{}", quote_ident(&c.name), c.base_type))
         .collect();
     let data: Vec<&String> = plan
         .fields
         .iter()
         .zip(&names)
-        .filter(|((_, c), _)| c.name != "sfid")
+        .filter(|((_, _, c), _)| c.name != "sfid")
         .map(|(_, n)| n)
         .collect();
     let updates: Vec<String> = data.iter().map(|n| format!("{n} = EXCLUDED.{n}")).collect();
@@ -285,12 +297,12 @@ async fn upsert(
     let stage_columns: Vec<String> = plan
         .fields
         .iter()
-        .map(|(_, c)| format!("{} text", quote_ident(&c.name)))
+        .map(|(_, _, c)| format!("{} text", quote_ident(&c.name)))
         .collect();
     let stage_names: Vec<String> = plan
         .fields
         .iter()
-        .map(|(_, c)| quote_ident(&c.name))
+        .map(|(_, _, c)| quote_ident(&c.name))
         .collect();
     // Dropped at commit: no staging state outlives the page, whatever the table looks like next.
     tx.batch_execute(&format!(
@@ -592,9 +604,11 @@ mod tests {
         let plan = PagePlan {
             fields: fields
                 .iter()
-                .map(|(f, c, t)| {
+                .enumerate()
+                .map(|(i, (f, c, t))| {
                     (
                         *f,
+                        i,
                         Column {
                             name: (*c).into(),
                             base_type: (*t).into(),
