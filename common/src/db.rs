@@ -46,19 +46,28 @@ pub struct TlsSettings {
 }
 
 impl TlsSettings {
-    /// Reads `sslmode` and `sslrootcert` from the URL's query, as libpq does; the root
-    /// certificate file must be readable now, so a typo fails at start.
+    /// Reads `sslmode` and `sslrootcert` from the URL's query, as libpq does, falling back to
+    /// `PGSSLMODE` and `PGSSLROOTCERT` (which sqlx reads too); the root certificate file must
+    /// be readable now, so a typo fails at start.
     ///
     /// # Errors
     /// An unknown `sslmode`, or an `sslrootcert` that cannot be read.
     pub fn from_url(url: &Url) -> Result<Self, SettingError> {
-        let param = |name: &str| {
+        Self::from_url_and_env(url, |name| std::env::var(name).ok())
+    }
+
+    fn from_url_and_env(
+        url: &Url,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SettingError> {
+        let param = |name: &str, variable: &str| {
             url.query_pairs()
                 .filter(|(k, _)| k == name)
                 .last()
                 .map(|(_, v)| v.into_owned())
+                .or_else(|| env(variable))
         };
-        let mode = match param("sslmode").as_deref() {
+        let mode = match param("sslmode", "PGSSLMODE").as_deref() {
             None | Some("prefer") => SslMode::Prefer,
             Some("disable") => SslMode::Disable,
             Some("allow") => SslMode::Allow,
@@ -74,7 +83,7 @@ impl TlsSettings {
                 });
             }
         };
-        let root_cert = param("sslrootcert").map(PathBuf::from);
+        let root_cert = param("sslrootcert", "PGSSLROOTCERT").map(PathBuf::from);
         if let Some(path) = &root_cert {
             let pem = std::fs::read(path).map_err(|e| SettingError {
                 setting: "DATABASE_URL",
@@ -198,7 +207,17 @@ mod tests {
     use super::*;
 
     fn settings(url: &str) -> Result<TlsSettings, SettingError> {
-        TlsSettings::from_url(&Url::parse(url).unwrap())
+        TlsSettings::from_url_and_env(&Url::parse(url).unwrap(), |_| None)
+    }
+
+    #[test]
+    fn the_url_wins_over_pgsslmode() {
+        let env = |name: &str| (name == "PGSSLMODE").then(|| "require".to_owned());
+        let from_env = TlsSettings::from_url_and_env(&Url::parse("postgres://db/x").unwrap(), env);
+        assert_eq!(from_env.unwrap().mode, SslMode::Require);
+        let url = Url::parse("postgres://db/x?sslmode=disable").unwrap();
+        let from_url = TlsSettings::from_url_and_env(&url, env);
+        assert_eq!(from_url.unwrap().mode, SslMode::Disable);
     }
 
     #[test]
