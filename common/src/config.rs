@@ -10,11 +10,13 @@ use url::Url;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServiceArgs {
     /// RabbitMQ URL. The vhost is the path (`%2f` is the default vhost `/`); use `amqps://` for
-    /// TLS.
+    /// TLS, with `?cacertfile=<PEM file>` to trust a private CA.
     #[arg(long, env = "AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
     pub amqp_url: SecretString,
 
-    /// PostgreSQL URL, e.g. `postgres://user:password@host:5432/db?sslmode=require`.
+    /// PostgreSQL URL, e.g. `postgres://user:password@host:5432/db?sslmode=verify-full`.
+    /// `sslmode` is disable, prefer (default), require, verify-ca or verify-full, as in libpq;
+    /// `sslrootcert=<PEM file>` trusts a private CA.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres", value_parser = parse_secret, hide_env_values = true, hide_default_value = true)]
     pub database_url: SecretString,
 }

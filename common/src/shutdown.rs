@@ -26,15 +26,16 @@ pub fn cancel_on_signal(token: CancellationToken) {
     });
 }
 
-/// The body of every sfsync binary's `main`: logging (with lapin's own lines off: every lapin
-/// failure reaches sfsync as an error it reports, in one line), a runtime, a token cancelled by
+/// The body of every sfsync binary's `main`: logging (with lapin's and rustls-platform-verifier's
+/// own lines off: every failure of theirs reaches sfsync as an error it reports, in one line), a
+/// runtime, a token cancelled by
 /// SIGTERM/Ctrl-C, then `run`; a failure is one `error:` line on stderr and exit code 1.
 pub fn run_binary<F, Fut>(run: F) -> std::process::ExitCode
 where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    crate::telemetry::init("info,sqlx=warn,lapin=off");
+    crate::telemetry::init("info,sqlx=warn,lapin=off,rustls_platform_verifier=off");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -1,6 +1,6 @@
 //! Fault injection for the data calls that page through records (`query`, `queryAll` and
-//! `query/<locator>`): failures every Nth call, bodies cut off mid-page, slow answers, expiring
-//! access tokens and query locators.
+//! `query/<locator>`): failures every Nth call, bodies cut off mid-page, garbled bodies, slow
+//! answers, expiring access tokens and query locators.
 //!
 //! Faults start from [`OrgConfig::faults`](crate::OrgConfig::faults) (the CLI flags) and can be
 //! switched while the org runs, with [`Org::set_faults`](crate::Org::set_faults) in process or
@@ -91,6 +91,10 @@ pub struct Faults {
     /// of the body and closes the connection; 0 never. A call picked by both `fail_every` and
     /// this fails.
     pub truncate_every: u64,
+    /// Every Nth data call answers 200 with the whole body, full length, but one byte in the
+    /// middle replaced by NUL, so it is not valid JSON (a bit flipped on the way, a broken
+    /// proxy); 0 never. A call picked by `fail_every` or `truncate_every` gets that instead.
+    pub garble_every: u64,
     /// Milliseconds every data call waits before answering.
     pub slow_ms: u64,
     /// Access tokens are refused (401 `INVALID_SESSION_ID`) this many milliseconds after they
@@ -113,6 +117,8 @@ pub struct FaultStats {
     pub failed: u64,
     /// Calls whose body was cut off.
     pub truncated: u64,
+    /// Calls whose body was garbled.
+    pub garbled: u64,
     /// Calls refused with 401 `INVALID_SESSION_ID` (expired, unknown or missing token).
     pub sessions_refused: u64,
     /// queryMore calls refused with 400 `INVALID_QUERY_LOCATOR`.
@@ -125,6 +131,7 @@ pub(crate) struct Counters {
     pub data_calls: AtomicU64,
     pub failed: AtomicU64,
     pub truncated: AtomicU64,
+    pub garbled: AtomicU64,
     pub sessions_refused: AtomicU64,
     pub locators_refused: AtomicU64,
 }
@@ -136,6 +143,7 @@ impl Counters {
             data_calls: get(&self.data_calls),
             failed: get(&self.failed),
             truncated: get(&self.truncated),
+            garbled: get(&self.garbled),
             sessions_refused: get(&self.sessions_refused),
             locators_refused: get(&self.locators_refused),
         }
@@ -152,6 +160,7 @@ pub enum Injection {
     Pass,
     Fail(FailStatus),
     Truncate,
+    Garble,
 }
 
 impl Faults {
@@ -161,6 +170,8 @@ impl Faults {
             Injection::Fail(self.fail_status)
         } else if hits(self.truncate_every) {
             Injection::Truncate
+        } else if hits(self.garble_every) {
+            Injection::Garble
         } else {
             Injection::Pass
         }
@@ -192,6 +203,21 @@ pub async fn truncate(response: Response) -> Response {
     Response::from_parts(parts, Body::from_stream(chunks))
 }
 
+/// Re-sends `response` whole, with its full length, but with the middle byte replaced by NUL:
+/// never valid JSON (NUL is refused both inside and outside strings).
+pub async fn garble(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return json_response(StatusCode::INTERNAL_SERVER_ERROR, "[]".to_owned());
+    };
+    let mut garbled = bytes.to_vec();
+    let middle = garbled.len() / 2;
+    if let Some(byte) = garbled.get_mut(middle) {
+        *byte = 0;
+    }
+    Response::from_parts(parts, Body::from(garbled))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +234,11 @@ mod tests {
         let fail = Fail(FailStatus::Unavailable);
         assert_eq!(picked, [Pass, Truncate, fail, Truncate, Pass, fail]);
         assert_eq!(Faults::default().injection(7), Pass);
+        let g = Faults {
+            garble_every: 2,
+            ..Faults::default()
+        };
+        assert_eq!(g.injection(4), Garble);
     }
 
     #[test]

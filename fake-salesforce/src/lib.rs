@@ -16,8 +16,8 @@
 //! # Faults
 //! `POST /__admin/faults` (no auth, not counted) or [`Org::set_faults`] switches the
 //! [`Faults`] in force: `{"fail_every":N,"fail_status":503|500|403,"truncate_every":N,
-//! "slow_ms":N,"token_ttl_ms":N|null}` (every field optional, missing ones off), plus the
-//! one-shot actions `"expire_tokens":true` ([`Org::expire_all_tokens`]) and
+//! "garble_every":N,"slow_ms":N,"token_ttl_ms":N|null}` (every field optional, missing ones
+//! off), plus the one-shot actions `"expire_tokens":true` ([`Org::expire_all_tokens`]) and
 //! `"expire_cursors":true` ([`Org::expire_all_cursors`]). It answers the faults now in force
 //! and the [`FaultStats`]; `GET /__admin/faults` answers the same without changing anything.
 //!

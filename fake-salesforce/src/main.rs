@@ -65,6 +65,10 @@ struct Args {
     /// closes the connection; 0 never.
     #[arg(long, env = "FAKE_SF_TRUNCATE_EVERY", default_value_t = 0)]
     truncate_every: u64,
+    /// Fault: every Nth query call answers 200 with its whole body, but with one byte in the
+    /// middle replaced by NUL (full length, not valid JSON); 0 never.
+    #[arg(long, env = "FAKE_SF_GARBLE_EVERY", default_value_t = 0)]
+    garble_every: u64,
     /// Fault: milliseconds every query call waits before answering.
     #[arg(long, env = "FAKE_SF_SLOW_MS", default_value_t = 0)]
     slow_ms: u64,
@@ -91,12 +95,12 @@ Test hook (no auth, not counted):
     purge: gone from queryAll, kept in getDeleted; create: new Ids; vanish: gone everywhere.
     Answers the affected Ids per category and the SystemModstamp they got.
   POST /__admin/faults  {\"fail_every\":N,\"fail_status\":503,\"truncate_every\":N,
-                         \"slow_ms\":N,\"token_ttl_ms\":N,
+                         \"garble_every\":N,\"slow_ms\":N,\"token_ttl_ms\":N,
                          \"expire_tokens\":true,\"expire_cursors\":true}
     Replaces the faults in force (missing fields: off; the same faults as the --fail-every,
-    --fail-status, --truncate-every, --slow-ms and --token-ttl flags). expire_tokens
-    invalidates every access token now (401 INVALID_SESSION_ID); expire_cursors forgets every
-    open query locator (queryMore then gets 400 INVALID_QUERY_LOCATOR). Answers the faults in
+    --fail-status, --truncate-every, --garble-every, --slow-ms and --token-ttl flags).
+    expire_tokens invalidates every access token now (401 INVALID_SESSION_ID); expire_cursors
+    forgets every open query locator (queryMore then gets 400 INVALID_QUERY_LOCATOR). Answers the faults in
     force and counters of what they did; GET /__admin/faults answers the same.";
 
 #[tokio::main]
@@ -120,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
             fail_every: args.fail_every,
             fail_status: args.fail_status,
             truncate_every: args.truncate_every,
+            garble_every: args.garble_every,
             slow_ms: args.slow_ms,
             token_ttl_ms: args.token_ttl.map(|s| s.saturating_mul(1000)),
         },

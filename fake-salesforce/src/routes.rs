@@ -182,6 +182,11 @@ async fn data_api(
                 tracing::debug!("Injected a truncated body.");
                 response = faults::truncate(response).await;
             }
+            if injection == Injection::Garble && response.status() == StatusCode::OK {
+                Counters::bump(&org.fault_counters().garbled);
+                tracing::debug!("Injected a garbled body.");
+                response = faults::garble(response).await;
+            }
             (used, response)
         }
         (Err(used), _) => (used, ApiError::limit_exceeded().into_response()),

@@ -117,6 +117,24 @@ async fn a_truncated_body_breaks_off_mid_page() {
 }
 
 #[tokio::test]
+async fn a_garbled_body_arrives_whole_but_is_not_json() {
+    let fake = org(Faults {
+        garble_every: 2,
+        ..Faults::default()
+    })
+    .await;
+    let token = fake.org().issue_token();
+    let good = get(&fake, &token, QUERY).await.bytes().await.unwrap();
+    let r = get(&fake, &token, QUERY).await;
+    assert_eq!(r.status(), 200);
+    let bad = r.bytes().await.expect("the whole body arrives");
+    assert_eq!(bad.len(), good.len(), "full length");
+    assert!(serde_json::from_slice::<Value>(&good).is_ok());
+    assert!(serde_json::from_slice::<Value>(&bad).is_err(), "not JSON");
+    assert_eq!(fake.org().fault_stats().garbled, 1);
+}
+
+#[tokio::test]
 async fn slow_calls_wait_before_answering() {
     let fake = org(Faults {
         slow_ms: 300,
@@ -168,7 +186,7 @@ async fn the_admin_endpoint_switches_faults_and_expires_cursors_and_tokens() {
     let report: Value = r.json().await.unwrap();
     assert_eq!(
         report["faults"],
-        json!({"fail_every": 3, "fail_status": 500, "truncate_every": 0, "slow_ms": 1, "token_ttl_ms": null})
+        json!({"fail_every": 3, "fail_status": 500, "truncate_every": 0, "garble_every": 0, "slow_ms": 1, "token_ttl_ms": null})
     );
     assert_eq!(fake.org().faults().fail_status, FailStatus::InternalHtml);
 

@@ -55,6 +55,8 @@ pub struct ReconcileArgs {
     #[arg(long, default_value_t = 80.0, value_parser = parse_percent)]
     pub max_api_usage: f64,
     #[command(flatten)]
+    pub limit_retry: LimitRetryArgs,
+    #[command(flatten)]
     pub salesforce: CredentialArgs,
     #[command(flatten)]
     pub services: ServiceArgs,
@@ -142,9 +144,45 @@ pub struct SyncArgs {
     #[arg(long)]
     pub no_progress: bool,
     #[command(flatten)]
+    pub limit_retry: LimitRetryArgs,
+    #[command(flatten)]
     pub salesforce: CredentialArgs,
     #[command(flatten)]
     pub services: ServiceArgs,
+}
+
+/// How long a call Salesforce refuses with 403 `REQUEST_LIMIT_EXCEEDED` is retried. (Network
+/// failures, 5xx, 429 and garbled bodies are retried separately: 6 times from 0.5 s.)
+#[derive(Debug, Clone, Args)]
+pub struct LimitRetryArgs {
+    /// Retries of a call refused with 403 REQUEST_LIMIT_EXCEEDED (the org's API or
+    /// concurrent-request limit) before the run fails; 0 fails at once.
+    #[arg(long, env = "SF_LIMIT_RETRIES", default_value_t = 3)]
+    pub sf_limit_retries: usize,
+    /// The first pause before such a retry; each further one doubles (at most 5m), jittered.
+    #[arg(long, env = "SF_LIMIT_BACKOFF", default_value = "30s", value_parser = common::config::parse_duration)]
+    pub sf_limit_backoff: std::time::Duration,
+}
+
+impl Default for LimitRetryArgs {
+    fn default() -> Self {
+        let policy = crate::salesforce::RetryPolicy::default();
+        Self {
+            sf_limit_retries: policy.limit_max_retries,
+            sf_limit_backoff: policy.limit_min_delay,
+        }
+    }
+}
+
+impl LimitRetryArgs {
+    /// The client's retry policy with these limits.
+    pub fn policy(&self) -> crate::salesforce::RetryPolicy {
+        crate::salesforce::RetryPolicy {
+            limit_max_retries: self.sf_limit_retries,
+            limit_min_delay: self.sf_limit_backoff,
+            ..crate::salesforce::RetryPolicy::default()
+        }
+    }
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {

@@ -133,6 +133,7 @@ impl Connected {
             &args.salesforce,
             &args.services,
             args.max_api_usage,
+            args.limit_retry.policy(),
         )
         .await
     }
@@ -142,6 +143,7 @@ impl Connected {
         salesforce: &salesforce::CredentialArgs,
         services: &common::config::ServiceArgs,
         max_api_usage: f64,
+        retry: RetryPolicy,
     ) -> anyhow::Result<Self> {
         for object in objects {
             common::schema::check_api_name("object", object)
@@ -152,13 +154,9 @@ impl Connected {
         common::db::migrate(&pool).await?;
         let connection = connect_broker(&services.amqp_url).await?;
         let max_usage = (max_api_usage < 100.0).then_some(max_api_usage);
-        let sf = SalesforceClient::connect(
-            credentials,
-            &salesforce.sf_api_version,
-            RetryPolicy::default(),
-        )
-        .await?
-        .with_max_api_usage(max_usage);
+        let sf = SalesforceClient::connect(credentials, &salesforce.sf_api_version, retry)
+            .await?
+            .with_max_api_usage(max_usage);
         Ok(Self {
             sf,
             pool,
@@ -249,6 +247,7 @@ pub async fn run_reconcile(
         &args.salesforce,
         &args.services,
         args.max_api_usage,
+        args.limit_retry.policy(),
     )
     .await?;
     let mut reports = Vec::new();

@@ -214,6 +214,7 @@ impl TestEnv {
             page_size: 2000,
             confirm_window: 16,
             no_progress: true,
+            limit_retry: producer::cli::LimitRetryArgs::default(),
             salesforce: producer::salesforce::CredentialArgs {
                 sf_login_url: Some(org.base_url()),
                 sf_client_id: Some("demo".into()),

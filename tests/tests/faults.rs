@@ -34,11 +34,15 @@ async fn org(contacts: u32, seed: u64, faults: Faults) -> FakeOrg {
     .expect("fake org starts")
 }
 
+/// Pauses before retrying 403 REQUEST_LIMIT_EXCEEDED in these tests (30 s in production).
+const LIMIT_BACKOFF: Duration = Duration::from_millis(100);
+
 /// Publishes every Contact of the org with the in-process producer (no worker needs to run).
 async fn publish(env: &TestEnv, org: &FakeOrg, page_size: u32) -> producer::sync::SyncReport {
     let mut args = env.sync_args(org, "Contact");
     args.page_size = page_size;
     args.full = true;
+    args.limit_retry.sf_limit_backoff = LIMIT_BACKOFF;
     producer::run_sync(&args, &CancellationToken::new())
         .await
         .expect("the producer publishes every page")
@@ -443,6 +447,50 @@ async fn failing_truncated_and_slow_salesforce_calls_are_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_request_limit_and_garbled_bodies_are_retried() {
+    let _serial = SERIAL.lock().await;
+    let env = TestEnv::new().await.unwrap();
+    let org = org(10_000, 27, Faults::default()).await;
+    let workers: Vec<_> = (0..2).map(|_| env.spawn_worker(4, 2)).collect();
+    let cases = [
+        (
+            // Every third call refused; the retry after LIMIT_BACKOFF goes through.
+            "403 REQUEST_LIMIT_EXCEEDED, lifting at the next try",
+            Faults {
+                fail_every: 3,
+                fail_status: FailStatus::LimitExceeded,
+                ..Faults::default()
+            },
+        ),
+        (
+            "200 with a full-length but invalid JSON body",
+            Faults {
+                garble_every: 3,
+                ..Faults::default()
+            },
+        ),
+    ];
+    for (name, faults) in cases {
+        let before = org.org().fault_stats();
+        org.org().set_faults(faults);
+        let t = Instant::now();
+        let report = publish(&env, &org, 1000).await;
+        let after = org.org().fault_stats();
+        let injected = (after.failed - before.failed) + (after.garbled - before.garbled);
+        println!(
+            "{name}: {injected} calls refused or garbled, sync of {} pages completed in {:?}",
+            report.pages,
+            t.elapsed()
+        );
+        assert!(injected >= 3, "{name}: {before:?} -> {after:?}");
+        assert_exact(&env, &org, report.run_id, report.pages).await;
+    }
+    for w in workers {
+        w.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_api_limit_fails_the_run_clearly() {
     let _serial = SERIAL.lock().await;
     let env = TestEnv::new().await.unwrap();
@@ -461,6 +509,9 @@ async fn an_exhausted_api_limit_fails_the_run_clearly() {
         .args(["--api", "rest", "--max-api-usage", "100"])
         .envs(env.process_env())
         .env("RUST_LOG", "error")
+        // Two retries, from 300 ms (production: three, from 30 s).
+        .env("SF_LIMIT_RETRIES", "2")
+        .env("SF_LIMIT_BACKOFF", "300ms")
         .env("SF_LOGIN_URL", org.base_url())
         .env("SF_CLIENT_ID", "demo")
         .env("SF_CLIENT_SECRET", "demo")
@@ -490,6 +541,21 @@ async fn an_exhausted_api_limit_fails_the_run_clearly() {
     assert!(
         stderr.contains("REQUEST_LIMIT_EXCEEDED"),
         "the error names the limit: {stderr}"
+    );
+    assert!(
+        stderr.contains("still refused after 2 retries"),
+        "retried, then gave up: {stderr}"
+    );
+    // Retried with backoff (300 ms, then 600 ms, each plus up to as much jitter), bounded.
+    let gave_up_after = started.elapsed();
+    assert!(
+        gave_up_after >= Duration::from_millis(900) && gave_up_after < Duration::from_secs(30),
+        "{gave_up_after:?}"
+    );
+    assert!(
+        org.org().fault_stats().failed >= 3,
+        "one call and two retries refused: {:?}",
+        org.org().fault_stats()
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(

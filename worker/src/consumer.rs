@@ -142,6 +142,14 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
     common::db::migrate(&control).await?;
     control.close().await;
     let pool = crate::pool::build(&args.services.database_url, usize::from(args.concurrency))?;
+    // One pooled connection now, so that a TLS or login problem of the hot-path client (a
+    // different library than the control connection's) fails the start, not every page.
+    let probe = pool.get().await.map_err(|e| {
+        let text = crate::pool::describe(&e);
+        let hint = common::db::tls_hint(&text).map_or(String::new(), |h| format!(". {h}"));
+        anyhow::anyhow!("DATABASE_URL: the worker's connection pool cannot connect: {text}{hint}")
+    })?;
+    drop(probe); // back to the pool
 
     // A wrong URL, password or host fails fast. Once connected, a refused setup step is
     // retried like a reconnect: RabbitMQ 3.10 can refuse the first consumers of a quorum queue

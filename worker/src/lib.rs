@@ -11,6 +11,7 @@
 //! - [`dead_letter`] — failed records and foreign messages onto the dead-letter queue, confirmed.
 //! - [`error`] — transient vs permanent, and the dead-letter error classes.
 //! - [`pool`] — the deadpool-postgres pool.
+//! - [`tls`] — rustls for that pool, following `sslmode`.
 
 pub mod cli;
 pub mod consumer;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod pool;
 pub mod store;
 pub mod table;
+pub mod tls;
 
 pub use cli::WorkerArgs;
 pub use consumer::run;

@@ -14,14 +14,21 @@ use tokio::sync::RwLock;
 
 use super::auth::{Credentials, Session, login, transport_detail};
 use super::error::SfError;
+use super::page::QueryPage;
 
-/// Retry policy for transient failures (network, 5xx, 429): bounded and jittered so that many
-/// producers do not retry in step.
+/// Retry policy: bounded and jittered, so that many producers do not retry in step.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// Transient failures (network, 5xx, 429, a cut-off or garbled body): quick retries.
     pub min_delay: Duration,
     pub max_delay: Duration,
     pub max_retries: usize,
+    /// 403 `REQUEST_LIMIT_EXCEEDED` (the org's API or concurrent-request limit): fewer retries
+    /// after longer pauses, since hammering an org at its limit only uses more of it; the
+    /// primary guard is `--max-api-usage`, which stops before the limit.
+    pub limit_min_delay: Duration,
+    pub limit_max_delay: Duration,
+    pub limit_max_retries: usize,
 }
 
 impl Default for RetryPolicy {
@@ -30,6 +37,9 @@ impl Default for RetryPolicy {
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_retries: 6,
+            limit_min_delay: Duration::from_secs(30),
+            limit_max_delay: Duration::from_secs(300),
+            limit_max_retries: 3,
         }
     }
 }
@@ -40,6 +50,14 @@ impl RetryPolicy {
             .with_min_delay(self.min_delay)
             .with_max_delay(self.max_delay)
             .with_max_times(self.max_retries)
+            .with_jitter()
+    }
+
+    fn limit_backoff(&self) -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(self.limit_min_delay)
+            .with_max_delay(self.limit_max_delay.max(self.limit_min_delay))
+            .with_max_times(self.limit_max_retries)
             .with_jitter()
     }
 }
@@ -198,22 +216,65 @@ impl SalesforceClient {
     /// refreshing an expired token once per attempt.
     ///
     /// # Errors
-    /// Salesforce's own errors (not retried), or transient failures that outlasted the retries.
+    /// Salesforce's own errors (not retried), or failures that outlasted the retries.
     pub async fn get(
         &self,
         path_and_query: &str,
         headers: &[(&str, String)],
     ) -> Result<Bytes, SfError> {
-        (|| self.get_once_refreshing(path_and_query, headers))
-            .retry(self.retry.backoff())
-            .when(SfError::is_transient)
-            .adjust(|e, planned| match e {
-                // Honour Retry-After when Salesforce (or a proxy) sends one, within reason.
-                SfError::Transient { retry_after: Some(after), .. } => Some((*after).min(Duration::from_secs(120))),
-                _ => planned,
-            })
-            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying."))
+        self.get_checked(path_and_query, headers, |_| Ok(())).await
+    }
+
+    /// Like [`get`](Self::get), with `check` run on every 2xx body inside the retries, so that
+    /// a body `check` finds garbled (a transient error) is fetched again.
+    async fn get_checked(
+        &self,
+        path_and_query: &str,
+        headers: &[(&str, String)],
+        check: impl Fn(&[u8]) -> Result<(), SfError>,
+    ) -> Result<Bytes, SfError> {
+        self.retrying(|| async {
+            let body = self.get_once_refreshing(path_and_query, headers).await?;
+            check(&body)?;
+            Ok(body)
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds or fails for good: transient failures are retried
+    /// with [`RetryPolicy::backoff`] (honouring Retry-After), and 403 `REQUEST_LIMIT_EXCEEDED`
+    /// with the slower [`RetryPolicy::limit_backoff`] around that; when the limit never lifts,
+    /// the error says so ([`SfError::RequestLimit`]).
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, SfError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SfError>>,
+    {
+        let started = std::time::Instant::now();
+        let transient = || {
+            (&attempt)
+                .retry(self.retry.backoff())
+                .when(SfError::is_transient)
+                .adjust(|e, planned| match e {
+                    // Honour Retry-After when Salesforce (or a proxy) sends one, within reason.
+                    SfError::Transient { retry_after: Some(after), .. } => Some((*after).min(Duration::from_secs(120))),
+                    _ => planned,
+                })
+                .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying."))
+        };
+        transient
+            .retry(self.retry.limit_backoff())
+            .when(SfError::is_request_limit)
+            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce refused the call: its request limit is reached; retrying later."))
             .await
+            .map_err(|e| match e {
+                SfError::Api { status: 403, code, message } if code == "REQUEST_LIMIT_EXCEEDED" => SfError::RequestLimit {
+                    message,
+                    retries: self.retry.limit_max_retries,
+                    waited: started.elapsed(),
+                },
+                other => other,
+            })
     }
 
     async fn get_once_refreshing(
@@ -321,7 +382,7 @@ impl SalesforceClient {
         headers: &[(&str, String)],
         json: Option<&serde_json::Value>,
     ) -> Result<(reqwest::header::HeaderMap, Bytes), SfError> {
-        let attempt = || async {
+        self.retrying(|| async {
             match self
                 .send_once(method.clone(), path_and_query, headers, json)
                 .await
@@ -333,12 +394,8 @@ impl SalesforceClient {
                 }
                 other => other,
             }
-        };
-        attempt
-            .retry(self.retry.backoff())
-            .when(SfError::is_transient)
-            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying."))
-            .await
+        })
+        .await
     }
 
     /// The org's API usage as last reported, and the calls this client made.
@@ -407,7 +464,8 @@ impl SalesforceClient {
     }
 
     /// Runs SOQL through `query` (or `queryAll`, which includes deleted records) and returns
-    /// the first page's raw body.
+    /// the first page's raw body, checked to be a query result (a garbled one is fetched
+    /// again).
     ///
     /// # Errors
     /// Salesforce refused the query, or the call failed after retries.
@@ -420,9 +478,10 @@ impl SalesforceClient {
         let resource = if include_deleted { "queryAll" } else { "query" };
         let encoded: String = url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
         let path = format!("{}/{resource}?q={encoded}", self.data_path());
-        self.get(
+        self.get_checked(
             &path,
             &[("Sforce-Query-Options", format!("batchSize={batch_size}"))],
+            |body| QueryPage::parse(body, resource).map(drop),
         )
         .await
     }
@@ -442,9 +501,10 @@ impl SalesforceClient {
                 detail: "nextRecordsUrl is not a /services/data/ path".into(),
             });
         }
-        self.get(
+        self.get_checked(
             next_records_url,
             &[("Sforce-Query-Options", format!("batchSize={batch_size}"))],
+            |body| QueryPage::parse(body, next_records_url).map(drop),
         )
         .await
     }

@@ -48,6 +48,18 @@ pub enum SfError {
         *used as f64 * 100.0 / *max as f64
     )]
     Quota { used: u64, max: u64, limit: f64 },
+    /// Salesforce kept refusing with 403 `REQUEST_LIMIT_EXCEEDED` after every retry.
+    #[error(
+        "Salesforce 403 REQUEST_LIMIT_EXCEEDED: {message} (still refused after {retries} retries over {:.1}s). \
+         The org's API request limit (a rolling 24-hour window) or its concurrent-request limit is used up: \
+         run again later; --max-api-usage stops sfsync before the daily limit is reached",
+        waited.as_secs_f64()
+    )]
+    RequestLimit {
+        message: String,
+        retries: usize,
+        waited: Duration,
+    },
     /// Settings that cannot work.
     #[error("{0}")]
     Config(String),
@@ -57,6 +69,12 @@ impl SfError {
     /// Worth another try after a pause.
     pub fn is_transient(&self) -> bool {
         matches!(self, SfError::Transient { .. })
+    }
+
+    /// 403 `REQUEST_LIMIT_EXCEEDED`: the org's API or concurrent-request limit. Retried, but
+    /// fewer times and after longer pauses than a transient failure (see `RetryPolicy`).
+    pub fn is_request_limit(&self) -> bool {
+        matches!(self, SfError::Api { status: 403, code, .. } if code == "REQUEST_LIMIT_EXCEEDED")
     }
 
     /// The access token expired or was revoked: get a new one and repeat the same request.
@@ -150,6 +168,13 @@ mod tests {
             "Salesforce 400 INVALID_FIELD: No such column 'Foo'"
         );
         let e = SfError::from_response("u", 403, None, br#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#);
-        assert!(!e.is_transient());
+        assert!(!e.is_transient() && e.is_request_limit());
+        let e = SfError::from_response(
+            "u",
+            403,
+            None,
+            br#"[{"message":"no","errorCode":"INSUFFICIENT_ACCESS"}]"#,
+        );
+        assert!(!e.is_request_limit());
     }
 }

@@ -24,12 +24,22 @@ impl<'a> QueryPage<'a> {
     /// # Errors
     /// The body is not a query result, or claims more pages without saying where they are.
     pub fn parse(body: &'a [u8], url: &str) -> Result<Self, SfError> {
-        let page: QueryPage<'a> = serde_json::from_slice(body).map_err(|e| SfError::Transient {
-            // A cut-off or garbled body is what a dropped connection or a proxy produces:
-            // fetching the same page again is safe, so it is retried.
-            url: url.to_owned(),
-            detail: format!("query result not understood ({e})"),
-            retry_after: None,
+        let page: QueryPage<'a> = serde_json::from_slice(body).map_err(|e| {
+            if e.is_data() {
+                // Valid JSON of another shape: asking again gets the same answer.
+                SfError::Protocol {
+                    url: url.to_owned(),
+                    detail: format!("query result not understood ({e})"),
+                }
+            } else {
+                // A cut-off or garbled body is what a dropped connection or a proxy produces:
+                // fetching the same page again is safe, so it is retried.
+                SfError::Transient {
+                    url: url.to_owned(),
+                    detail: format!("query result is not valid JSON ({e})"),
+                    retry_after: None,
+                }
+            }
         })?;
         if !page.done && page.next_records_url.is_none() {
             return Err(SfError::Protocol {
@@ -77,5 +87,14 @@ mod tests {
                 .unwrap_err()
                 .is_transient()
         );
+        assert!(
+            QueryPage::parse(b"{\"totalSize\":3,\"done\":tr\0e,\"records\":[]}", "u")
+                .unwrap_err()
+                .is_transient()
+        );
+        assert!(matches!(
+            QueryPage::parse(br#"{"totalSize":"three","done":true,"records":[]}"#, "u"),
+            Err(SfError::Protocol { .. })
+        ));
     }
 }
