@@ -96,6 +96,7 @@ impl TestEnv {
             prefetch,
             concurrency,
             shutdown_timeout: Duration::from_secs(30),
+            metrics: common::metrics::MetricsArgs::default(),
             services: self.services(),
         }
     }
@@ -214,6 +215,7 @@ impl TestEnv {
             page_size: 2000,
             confirm_window: 16,
             no_progress: true,
+            metrics: common::metrics::MetricsArgs::default(),
             salesforce: producer::salesforce::CredentialArgs {
                 sf_login_url: Some(org.base_url()),
                 sf_client_id: Some("demo".into()),

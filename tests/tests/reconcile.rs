@@ -20,6 +20,7 @@ fn reconcile_args(
         wait: Duration::from_secs(120),
         api: producer::sync::ApiChoice::Bulk,
         max_api_usage: 100.0,
+        metrics: sync.metrics,
         salesforce: sync.salesforce,
         services: sync.services,
     }

@@ -8,6 +8,7 @@ use std::{
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
+use common::metrics::{ProducerMetrics, RetryCause};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::sync::RwLock;
@@ -52,6 +53,9 @@ pub struct SalesforceClient {
     api_version: String,
     retry: RetryPolicy,
     quota: Quota,
+    /// The producer's metrics: this client keeps the API usage and the Salesforce retries
+    /// current, and every part of a sync reaches them through it.
+    metrics: std::sync::Arc<ProducerMetrics>,
 }
 
 /// The org's API usage as `Sforce-Limit-Info` last reported it, the calls this client made, and
@@ -180,7 +184,19 @@ impl SalesforceClient {
             api_version: api_version.to_owned(),
             retry,
             quota: Quota::default(),
+            metrics: std::sync::Arc::default(),
         })
+    }
+
+    /// Reports to `metrics` (instead of a private set nobody scrapes).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<ProducerMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The producer's metrics.
+    pub fn metrics(&self) -> &ProducerMetrics {
+        &self.metrics
     }
 
     /// Stops every call once the org's reported usage reaches `percent` of its daily limit.
@@ -209,10 +225,16 @@ impl SalesforceClient {
             .when(SfError::is_transient)
             .adjust(|e, planned| match e {
                 // Honour Retry-After when Salesforce (or a proxy) sends one, within reason.
-                SfError::Transient { retry_after: Some(after), .. } => Some((*after).min(Duration::from_secs(120))),
+                SfError::Transient {
+                    retry_after: Some(after),
+                    ..
+                } => Some((*after).min(Duration::from_secs(120))),
                 _ => planned,
             })
-            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying."))
+            .notify(|e, after| {
+                self.metrics.retry(RetryCause::SalesforceUnavailable);
+                tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying.");
+            })
             .await
     }
 
@@ -224,6 +246,7 @@ impl SalesforceClient {
         match self.get_once(path_and_query, headers).await {
             Err(e) if e.is_session_expired() && self.credentials.can_refresh() => {
                 tracing::info!("Salesforce session expired; logging in again.");
+                self.metrics.retry(RetryCause::SalesforceSessionRefresh);
                 let fresh = login(&self.http, &self.credentials).await?;
                 *self.session.write().await = fresh;
                 self.get_once(path_and_query, headers).await
@@ -296,6 +319,9 @@ impl SalesforceClient {
             .and_then(|v| v.to_str().ok())
         {
             self.quota.record(usage);
+            if let Some((used, max)) = self.quota.last() {
+                self.metrics.api_usage(used, max);
+            }
         }
         let response_headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| SfError::Transient {
@@ -327,6 +353,7 @@ impl SalesforceClient {
                 .await
             {
                 Err(e) if e.is_session_expired() && self.credentials.can_refresh() => {
+                    self.metrics.retry(RetryCause::SalesforceSessionRefresh);
                     *self.session.write().await = login(&self.http, &self.credentials).await?;
                     self.send_once(method.clone(), path_and_query, headers, json)
                         .await
@@ -337,7 +364,10 @@ impl SalesforceClient {
         attempt
             .retry(self.retry.backoff())
             .when(SfError::is_transient)
-            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying."))
+            .notify(|e, after| {
+                self.metrics.retry(RetryCause::SalesforceUnavailable);
+                tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying.");
+            })
             .await
     }
 
