@@ -8,6 +8,7 @@
 
 pub mod compare;
 pub mod proxy;
+pub mod scrape;
 
 use std::{process::Command, time::Duration};
 
@@ -106,6 +107,30 @@ impl TestEnv {
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(worker::run(args, cancel.clone()));
         RunningWorker { cancel, handle }
+    }
+
+    /// Starts an in-process worker serving metrics on a free port of 127.0.0.1; returns it
+    /// and the address to scrape.
+    pub async fn spawn_worker_with_metrics(
+        &self,
+        prefetch: u16,
+        concurrency: u16,
+    ) -> anyhow::Result<(RunningWorker, std::net::SocketAddr)> {
+        let mut args = self.worker_args(prefetch, concurrency);
+        args.metrics.metrics_addr = Some("127.0.0.1:0".into());
+        let listener = args
+            .metrics
+            .bind()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no metrics address"))?;
+        let addr = listener.local_addr();
+        let cancel = CancellationToken::new();
+        let handle = tokio::spawn(worker::run_with_metrics(
+            args,
+            Some(listener),
+            cancel.clone(),
+        ));
+        Ok((RunningWorker { cancel, handle }, addr))
     }
 
     /// This test's `DATABASE_URL` with `addr` as the server, e.g. a [`proxy`].
