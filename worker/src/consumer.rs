@@ -114,8 +114,9 @@ impl Session {
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Opens a new session, retrying for as long as it takes (or until `cancel`): jittered
-/// exponential backoff from 200 ms, capped at 5 s (at most 10 s with the jitter), each failed
-/// attempt logged at WARN. `None` when cancelled first.
+/// exponential backoff from 200 ms, capped at 5 s (at most 10 s with the jitter), each attempt
+/// counted in `sfsync_retries_total{cause="broker_reconnect"}` and each failed one logged at
+/// WARN. `None` when cancelled first.
 async fn reconnect(
     args: &WorkerArgs,
     metrics: &WorkerMetrics,
@@ -126,11 +127,12 @@ async fn reconnect(
         .with_max_delay(Duration::from_secs(5))
         .with_jitter()
         .without_max_times();
-    let attempts = (|| {
+    let open = || {
         metrics.retry(RetryCause::BrokerReconnect);
         Session::open(args)
-    })
-    .retry(backoff)
+    };
+    let attempts = open
+        .retry(backoff)
         .notify(|e, after| {
             tracing::warn!(error = format!("{e:#}"), retry_in = ?after, "Reconnecting to RabbitMQ failed; retrying.");
         });
