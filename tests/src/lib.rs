@@ -116,7 +116,14 @@ impl TestEnv {
         prefetch: u16,
         concurrency: u16,
     ) -> anyhow::Result<(RunningWorker, std::net::SocketAddr)> {
-        let mut args = self.worker_args(prefetch, concurrency);
+        Self::spawn_worker_serving_metrics(self.worker_args(prefetch, concurrency)).await
+    }
+
+    /// Starts an in-process worker with these arguments, serving metrics on a free port of
+    /// 127.0.0.1; returns it and the address to scrape.
+    pub async fn spawn_worker_serving_metrics(
+        mut args: worker::WorkerArgs,
+    ) -> anyhow::Result<(RunningWorker, std::net::SocketAddr)> {
         args.metrics.metrics_addr = Some("127.0.0.1:0".into());
         let listener = args
             .metrics

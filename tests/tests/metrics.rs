@@ -9,7 +9,7 @@ use e2e::{
     TestEnv,
     scrape::{declares, sample, scrape},
 };
-use fake_salesforce::OrgConfig;
+use fake_salesforce::{FailStatus, Faults, OrgConfig};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
@@ -35,6 +35,55 @@ async fn scrape_all(addrs: &[SocketAddr]) -> anyhow::Result<Vec<String>> {
 
 const CONTACT: &[(&str, &str)] = &[("object", "Contact")];
 
+/// A producer in `--watch` mode (as it runs in production) serving metrics on a free port.
+struct WatchingProducer {
+    addr: SocketAddr,
+    passes: tokio::sync::mpsc::UnboundedReceiver<Vec<producer::sync::SyncReport>>,
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl WatchingProducer {
+    async fn start(mut args: producer::cli::SyncArgs) -> Self {
+        args.watch = true;
+        args.interval = Duration::from_secs(600);
+        args.metrics.metrics_addr = Some("127.0.0.1:0".into());
+        let listener = args.metrics.bind().await.unwrap().unwrap();
+        let addr = listener.local_addr();
+        let (tx, passes) = tokio::sync::mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                producer::watch_with_metrics(&args, Some(listener), &stop, |reports| {
+                    let _ = tx.send(reports.to_vec());
+                })
+                .await
+            }
+        });
+        Self {
+            addr,
+            passes,
+            stop,
+            handle,
+        }
+    }
+
+    /// The report of the next pass's first object.
+    async fn next_pass(&mut self) -> producer::sync::SyncReport {
+        tokio::time::timeout(WAIT, self.passes.recv())
+            .await
+            .expect("a pass ends")
+            .expect("the producer is running")
+            .remove(0)
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.handle.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scraped_counts_match_the_table_and_the_dead_letter_queue() {
     let env = TestEnv::new().await.unwrap();
@@ -47,34 +96,14 @@ async fn scraped_counts_match_the_table_and_the_dead_letter_queue() {
     .await
     .unwrap();
 
-    // The producer in --watch mode, as it runs in production, serving metrics on a free port.
     let mut args = env.sync_args(&org, "Contact");
-    args.watch = true;
-    args.interval = Duration::from_secs(600);
     args.page_size = 1000;
-    args.metrics.metrics_addr = Some("127.0.0.1:0".into());
-    let listener = args.metrics.bind().await.unwrap().unwrap();
-    let producer_addr = listener.local_addr();
-    let (passes, mut passed) = tokio::sync::mpsc::unbounded_channel();
-    let stop_producer = CancellationToken::new();
-    let producer = tokio::spawn({
-        let stop = stop_producer.clone();
-        async move {
-            producer::watch_with_metrics(&args, Some(listener), &stop, |reports| {
-                let _ = passes.send(reports.to_vec());
-            })
-            .await
-        }
-    });
+    let mut producer = WatchingProducer::start(args).await;
     // No worker yet: the pages wait on the queue.
-    let report = tokio::time::timeout(WAIT, passed.recv())
-        .await
-        .expect("the first pass ends")
-        .expect("the producer is running")
-        .remove(0);
+    let report = producer.next_pass().await;
     assert_eq!((report.records, report.pages), (12_000, 12));
 
-    let text = scrape(producer_addr).await.unwrap();
+    let text = scrape(producer.addr).await.unwrap();
     let used = sample(&text, "sfsync_api_calls_used", &[]).unwrap();
     let remaining = sample(&text, "sfsync_api_calls_remaining", &[]).unwrap();
     assert!(used > 0.0, "api calls used: {used}\n{text}");
@@ -211,11 +240,60 @@ async fn scraped_counts_match_the_table_and_the_dead_letter_queue() {
         letters.len()
     );
 
-    stop_producer.cancel();
-    producer.await.unwrap().unwrap();
+    producer.stop().await;
     for w in workers {
         w.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_counts_each_salesforce_retry_by_cause() {
+    let env = TestEnv::new().await.unwrap();
+    // Every third data call answers 503; slow calls and tokens living 800 ms make sessions
+    // expire mid-paging.
+    let org = fake_salesforce::spawn(OrgConfig {
+        accounts: 50,
+        contacts: 10_000,
+        seed: 19,
+        faults: Faults {
+            fail_every: 3,
+            fail_status: FailStatus::Unavailable,
+            slow_ms: 300,
+            token_ttl_ms: Some(800),
+            ..Faults::default()
+        },
+        ..OrgConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut args = env.sync_args(&org, "Contact");
+    args.page_size = 1000;
+    let mut producer = WatchingProducer::start(args).await;
+    let report = producer.next_pass().await;
+    assert_eq!(report.records, 10_000);
+    let text = scrape(producer.addr).await.unwrap();
+    let stats = org.org().fault_stats();
+    let retries = |cause| sample(&text, "sfsync_retries_total", &[("cause", cause)]);
+    assert!(
+        stats.failed >= 1 && stats.sessions_refused >= 1,
+        "{stats:?}"
+    );
+    assert_eq!(
+        retries("salesforce_unavailable"),
+        Some(stats.failed as f64),
+        "one retry per 503: {stats:?}\n{text}"
+    );
+    assert_eq!(
+        retries("salesforce_session_refresh"),
+        Some(stats.sessions_refused as f64),
+        "one new login per refused session: {stats:?}"
+    );
+    assert_eq!(retries("broker_reconnect"), Some(0.0));
+    println!(
+        "producer retries: {} for 503s, {} session refreshes, as the org counted them",
+        stats.failed, stats.sessions_refused
+    );
+    producer.stop().await;
 }
 
 /// Runs a binary that should fail at once; returns its stderr.
