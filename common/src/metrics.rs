@@ -283,7 +283,7 @@ impl WorkerMetrics {
         let records_dead_lettered = Family::default();
         registry.register(
             "sfsync_records_dead_lettered",
-            "Records (or undecodable messages, object \"unknown\") put on the dead-letter queue, counted once the broker confirmed them",
+            "Dead letters confirmed by the broker, by object: one per record set aside, or one per message that could not be handled as a page (object \"unknown\" when it is not an sfsync page)",
             records_dead_lettered.clone(),
         );
         let upsert_duration = Family::new_with_constructor(upsert_histogram as fn() -> Histogram);

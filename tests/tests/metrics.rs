@@ -240,6 +240,39 @@ async fn scraped_counts_match_the_table_and_the_dead_letter_queue() {
         letters.len()
     );
 
+    // A message that is not an sfsync page is dead-lettered whole, under object "unknown".
+    let conn = env.amqp().await.unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            common::topology::WORK_QUEUE.into(),
+            Default::default(),
+            b"this is not json",
+            lapin::BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let _ = conn.close(200, "".into()).await;
+    let unknown = &[("object", "unknown")];
+    env.wait_until("the foreign message counted", WAIT, || async {
+        Ok(sum(
+            &scrape_all(&addrs).await?,
+            "sfsync_records_dead_lettered_total",
+            unknown,
+        ) == 1.0)
+    })
+    .await
+    .unwrap();
+    let last = scrape_all(&addrs).await.unwrap();
+    assert_eq!(
+        sum(&last, "sfsync_records_dead_lettered_total", CONTACT),
+        120.0
+    );
+    assert_eq!(env.dead_letters().await.unwrap().len(), 121);
+
     producer.stop().await;
     for w in workers {
         w.stop().await;

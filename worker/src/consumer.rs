@@ -288,6 +288,8 @@ async fn handle(delivery: Delivery, ctx: &Context) {
         .map(|s| s.to_string())
         .unwrap_or_default();
     let message_type = delivery.properties.kind().as_ref().map(|s| s.as_str());
+    // The page's object, once decoded: its dead letters are counted there.
+    let mut counted = None;
     let letters = match decode(message_type, &delivery.data) {
         Err(PageError::Permanent { class, message }) => {
             tracing::error!(message_id, error_class = class.as_str(), error = %message, "Message is not an sfsync page; dead-lettering it whole.");
@@ -311,8 +313,8 @@ async fn handle(delivery: Delivery, ctx: &Context) {
                 ),
                 None => (Booking::Page, 1),
             };
-            let object = ctx.metrics.object(&page.object);
-            match store_with_retries(&page, booking, attempts as i32, ctx, &object).await {
+            let object = counted.insert(ctx.metrics.object(&page.object));
+            match store_with_retries(&page, booking, attempts as i32, ctx, object).await {
                 Ok(outcome) => {
                     // Committed: count it now, whatever happens to the ack.
                     object.stored(
@@ -361,10 +363,10 @@ async fn handle(delivery: Delivery, ctx: &Context) {
         tracing::error!(message_id, error = %e, "Dead letters not confirmed; leaving the page unacked for redelivery.");
         return;
     }
-    for letter in &letters {
-        ctx.metrics
-            .object(letter.info.object.as_deref().unwrap_or("unknown"))
-            .dead_lettered(1);
+    if !letters.is_empty() {
+        counted
+            .unwrap_or_else(|| ctx.metrics.object("unknown"))
+            .dead_lettered(letters.len() as u64);
     }
     match delivery.acker.ack(BasicAckOptions::default()).await {
         Ok(true) => {}
