@@ -9,12 +9,14 @@
 //! - [`schema`]: names and types where Salesforce meets PostgreSQL.
 //! - [`db`]: migrations and the control connection.
 //! - [`config`], [`telemetry`], [`shutdown`] — process plumbing.
+//! - [`metrics`] — Prometheus metrics and the `/metrics` endpoint.
 
 pub mod amqp;
 pub mod config;
 pub mod db;
 pub mod dead_letter;
 pub mod message;
+pub mod metrics;
 pub mod schema;
 pub mod sfid;
 pub mod sftime;

@@ -1,7 +1,7 @@
 //! The producer's command line: `sync` pulls an object, `status` reports runs.
 
 use clap::{Args, Parser, Subcommand};
-use common::config::ServiceArgs;
+use common::{config::ServiceArgs, metrics::MetricsArgs};
 
 use crate::{dlq::DlqFilter, salesforce::CredentialArgs};
 
@@ -48,6 +48,8 @@ pub struct ReconcileArgs {
     /// size) or rest (one call per 2,000 records, as many as a full import).
     #[arg(long, value_enum, default_value = "bulk")]
     pub api: crate::sync::ApiChoice,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// How long to wait for the workers to apply the repair before the "after" report.
     #[arg(long, default_value = "10m", value_parser = common::config::parse_duration)]
     pub wait: std::time::Duration,
@@ -145,6 +147,8 @@ pub struct SyncArgs {
     pub no_progress: bool,
     #[command(flatten)]
     pub limit_retry: LimitRetryArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub salesforce: CredentialArgs,
     #[command(flatten)]

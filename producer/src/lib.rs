@@ -24,7 +24,10 @@ pub mod sync;
 pub mod sync_state;
 pub mod tables;
 
+use std::sync::Arc;
+
 use anyhow::Context;
+use common::metrics::{MetricsListener, MetricsServer, ProducerMetrics, RetryCause};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -100,6 +103,9 @@ struct Connected {
     connection: lapin::Connection,
     /// For reconnecting after the broker connection is lost.
     amqp_url: secrecy::SecretString,
+    metrics: Arc<ProducerMetrics>,
+    /// `/metrics`, served while connected.
+    _metrics_server: Option<MetricsServer>,
 }
 
 /// A sync that lost the broker is started again on a new connection this many times. It
@@ -127,41 +133,51 @@ async fn connect_broker(amqp_url: &secrecy::SecretString) -> anyhow::Result<lapi
 }
 
 impl Connected {
-    async fn open(args: &SyncArgs) -> anyhow::Result<Self> {
+    async fn open(args: &SyncArgs, metrics: Option<MetricsListener>) -> anyhow::Result<Self> {
         Self::open_with(
             &args.objects,
             &args.salesforce,
             &args.services,
             args.max_api_usage,
             args.limit_retry.policy(),
+            metrics,
         )
         .await
     }
 
+    /// Checks the objects, starts serving metrics (the callers bind the address first, so a
+    /// bad one fails before any connection), then connects to the database, the broker and
+    /// Salesforce.
     async fn open_with(
         objects: &[String],
         salesforce: &salesforce::CredentialArgs,
         services: &common::config::ServiceArgs,
         max_api_usage: f64,
         retry: RetryPolicy,
+        listener: Option<MetricsListener>,
     ) -> anyhow::Result<Self> {
         for object in objects {
             common::schema::check_api_name("object", object)
                 .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
         }
         let credentials = Credentials::from_args(salesforce)?;
+        let metrics = Arc::new(ProducerMetrics::new());
+        let metrics_server = common::metrics::serve(listener, metrics.clone());
         let pool = common::db::connect_control(&services.database_url).await?;
         common::db::migrate(&pool).await?;
         let connection = connect_broker(&services.amqp_url).await?;
         let max_usage = (max_api_usage < 100.0).then_some(max_api_usage);
         let sf = SalesforceClient::connect(credentials, &salesforce.sf_api_version, retry)
             .await?
-            .with_max_api_usage(max_usage);
+            .with_max_api_usage(max_usage)
+            .with_metrics(metrics.clone());
         Ok(Self {
             sf,
             pool,
             connection,
             amqp_url: services.amqp_url.clone(),
+            metrics,
+            _metrics_server: metrics_server,
         })
     }
 
@@ -210,6 +226,7 @@ impl Connected {
                             && !cancel.is_cancelled() =>
                     {
                         attempt += 1;
+                        self.metrics.retry(RetryCause::BrokerReconnect);
                         let pause = std::time::Duration::from_secs(1 << attempt.min(5));
                         tracing::warn!(object, attempt, error = format!("{e:#}"), retry_in = ?pause, "Lost the broker; reconnecting and syncing again from the watermark.");
                         tokio::time::sleep(pause).await;
@@ -242,12 +259,14 @@ impl Connected {
 pub async fn run_reconcile(
     args: &ReconcileArgs,
 ) -> anyhow::Result<Vec<reconcile::ReconcileReport>> {
+    let listener = args.metrics.bind().await?;
     let connected = Connected::open_with(
         &args.objects,
         &args.salesforce,
         &args.services,
         args.max_api_usage,
         args.limit_retry.policy(),
+        listener,
     )
     .await?;
     let mut reports = Vec::new();
@@ -314,7 +333,8 @@ pub async fn run_sync_all(
     args: &SyncArgs,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Vec<SyncReport>> {
-    let mut connected = Connected::open(args).await?;
+    let listener = args.metrics.bind().await?;
+    let mut connected = Connected::open(args, listener).await?;
     let result = connected.pass(args, cancel).await;
     connected.close().await;
     result
@@ -339,9 +359,24 @@ pub async fn run_sync(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Re
 pub async fn watch(
     args: &SyncArgs,
     cancel: &CancellationToken,
+    on_pass: impl FnMut(&[SyncReport]),
+) -> anyhow::Result<()> {
+    let listener = args.metrics.bind().await?;
+    watch_with_metrics(args, listener, cancel, on_pass).await
+}
+
+/// [`watch`] with the metrics address already bound (`None`: no metrics endpoint), so that a
+/// caller binding port 0 knows where to scrape.
+///
+/// # Errors
+/// As for [`watch`].
+pub async fn watch_with_metrics(
+    args: &SyncArgs,
+    listener: Option<MetricsListener>,
+    cancel: &CancellationToken,
     mut on_pass: impl FnMut(&[SyncReport]),
 ) -> anyhow::Result<()> {
-    let mut connected = Connected::open(args).await?;
+    let mut connected = Connected::open(args, listener).await?;
     let result = async {
         while !cancel.is_cancelled() {
             // Not the signal's token: a window that has started is finished.

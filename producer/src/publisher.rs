@@ -6,6 +6,7 @@
 use std::{future::Future, pin::Pin};
 
 use chrono::{DateTime, Utc};
+use common::metrics::Gauge;
 use common::{
     message::{CONTENT_TYPE, PAGE_MESSAGE_TYPE, header, page_message_id},
     topology,
@@ -60,6 +61,8 @@ pub struct PagePublisher {
     channel: Channel,
     in_flight: FuturesOrdered<ConfirmFuture>,
     window: usize,
+    /// `sfsync_pages_in_flight`, kept equal to `in_flight.len()` when set.
+    gauge: Option<Gauge>,
 }
 
 /// One page ready to publish: the message body and what the headers say about it.
@@ -86,7 +89,20 @@ impl PagePublisher {
             channel,
             in_flight: FuturesOrdered::new(),
             window: window.max(1),
+            gauge: None,
         })
+    }
+
+    /// Keeps `gauge` at the number of pages awaiting their confirm.
+    pub fn with_in_flight_gauge(mut self, gauge: Gauge) -> Self {
+        self.gauge = Some(gauge);
+        self
+    }
+
+    fn track(&self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.set(self.in_flight.len() as i64);
+        }
     }
 
     /// Publishes a page. When the window is full, first waits for the oldest confirm; returns
@@ -107,6 +123,7 @@ impl PagePublisher {
                 confirmed.push(done?);
             }
         }
+        self.track();
         let mut headers = FieldTable::default();
         headers.insert(
             header::OBJECT.into(),
@@ -188,6 +205,7 @@ impl PagePublisher {
                 Confirmation::NotRequested => Err(PublishError::NotConfirmed { page: number }),
             }
         }));
+        self.track();
         Ok(confirmed)
     }
 
@@ -198,8 +216,18 @@ impl PagePublisher {
     pub async fn finish(&mut self) -> Result<Vec<Confirmed>, PublishError> {
         let mut confirmed = Vec::new();
         while let Some(done) = self.in_flight.next().await {
+            self.track();
             confirmed.push(done?);
         }
         Ok(confirmed)
+    }
+}
+
+impl Drop for PagePublisher {
+    fn drop(&mut self) {
+        // Confirms still pending are abandoned with the publisher (the run failed).
+        if let Some(gauge) = &self.gauge {
+            gauge.set(0);
+        }
     }
 }

@@ -151,7 +151,8 @@ pub async fn reconcile_object(
         .context("opening an AMQP channel")?;
     let mut publisher = PagePublisher::new(channel.clone(), 16)
         .await
-        .context("putting the AMQP channel in confirm mode")?;
+        .context("putting the AMQP channel in confirm mode")?
+        .with_in_flight_gauge(sf.metrics().pages_in_flight());
     let fields = selection.field_names();
     let published = repair(
         sf,

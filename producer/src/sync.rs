@@ -138,6 +138,9 @@ pub async fn sync_object(
     let watermark = sync_state::load(pool, &object)
         .await
         .context("reading sfsync.sync_state")?;
+    if let Some(w) = watermark {
+        sf.metrics().watermark(&object, w);
+    }
     let mode = match watermark {
         Some(w) if !options.full => SyncMode::Incremental {
             since: w - chrono::Duration::from_std(options.overlap).unwrap_or_default(),
@@ -153,7 +156,8 @@ pub async fn sync_object(
 
     let mut publisher = PagePublisher::new(channel, options.confirm_window)
         .await
-        .context("putting the AMQP channel in confirm mode")?;
+        .context("putting the AMQP channel in confirm mode")?
+        .with_in_flight_gauge(sf.metrics().pages_in_flight());
     let since = match mode {
         SyncMode::Incremental { since } => Some(since),
         SyncMode::Full => None,
@@ -220,6 +224,7 @@ pub async fn sync_object(
     match outcome {
         Ok(()) => {
             let api_calls = sf.usage().calls() - calls_before;
+            sf.metrics().sync_completed(&object, Utc::now());
             tracing::info!(%run_id, object, pages, records, deletions, api_calls, "Sync published every page.");
             Ok(SyncReport {
                 run_id,
@@ -322,7 +327,7 @@ async fn publish_query(
                 "Publishing page."
             );
             let done = publisher.publish(fetched.message).await?;
-            confirmed(pool, object, run_id, &done, progress, &bar).await?;
+            confirmed(sf, pool, object, run_id, &done, progress, &bar).await?;
             // Keep `producer status` current without a write per page.
             if progress.pages >= last_reported + 20 {
                 last_reported = progress.pages;
@@ -332,7 +337,7 @@ async fn publish_query(
             }
         }
         let done = publisher.finish().await?;
-        confirmed(pool, object, run_id, &done, progress, &bar).await?;
+        confirmed(sf, pool, object, run_id, &done, progress, &bar).await?;
         anyhow::Ok(())
     };
     let (fetched_all, published) = tokio::join!(fetch, publish);
@@ -348,6 +353,7 @@ async fn publish_query(
 /// Books confirmed pages: counters, progress bar, and the watermark (pages come in stamp order,
 /// so the last confirmed page's last stamp is how far the table is guaranteed to reach).
 async fn confirmed(
+    sf: &SalesforceClient,
     pool: &PgPool,
     object: &str,
     run_id: Uuid,
@@ -360,12 +366,22 @@ async fn confirmed(
         progress.records += c.records;
         bar.inc(c.records);
     }
+    count_published(sf, object, done);
     if let Some(stamp) = done.iter().filter_map(|c| c.last_stamp).max() {
         sync_state::advance(pool, object, stamp, run_id)
             .await
             .context("advancing the watermark in sfsync.sync_state")?;
+        sf.metrics().watermark(object, stamp);
     }
     Ok(())
+}
+
+/// Counts confirmed pages in the metrics.
+fn count_published(sf: &SalesforceClient, object: &str, done: &[Confirmed]) {
+    if !done.is_empty() {
+        let records = done.iter().map(|c| c.records).sum();
+        sf.metrics().published(object, done.len() as u64, records);
+    }
 }
 
 /// The SystemModstamp of a raw record, if it has a valid one.
@@ -420,6 +436,8 @@ async fn fetch_pages(
                     && restarts < LOCATOR_RESTARTS =>
             {
                 restarts += 1;
+                sf.metrics()
+                    .retry(common::metrics::RetryCause::SalesforceQueryRestart);
                 since = last_stamp.or(since);
                 tracing::warn!(object, restarts, since = ?since, "Salesforce dropped the query cursor; running the query again from the last stamp fetched.");
                 query = select(since)?;
@@ -596,9 +614,13 @@ async fn publish_deletions(
             last_stamp: None,
             body: serde_json::to_vec(&message)?,
         };
-        progress.pages += publisher.publish(outgoing).await?.len() as u64;
+        let done = publisher.publish(outgoing).await?;
+        count_published(sf, object, &done);
+        progress.pages += done.len() as u64;
     }
-    progress.pages += publisher.finish().await?.len() as u64;
+    let done = publisher.finish().await?;
+    count_published(sf, object, &done);
+    progress.pages += done.len() as u64;
     Ok(deleted.len() as u64)
 }
 

@@ -8,6 +8,7 @@
 
 pub mod compare;
 pub mod proxy;
+pub mod scrape;
 
 use std::{process::Command, time::Duration};
 
@@ -96,6 +97,7 @@ impl TestEnv {
             prefetch,
             concurrency,
             shutdown_timeout: Duration::from_secs(30),
+            metrics: common::metrics::MetricsArgs::default(),
             services: self.services(),
         }
     }
@@ -105,6 +107,37 @@ impl TestEnv {
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(worker::run(args, cancel.clone()));
         RunningWorker { cancel, handle }
+    }
+
+    /// Starts an in-process worker serving metrics on a free port of 127.0.0.1; returns it
+    /// and the address to scrape.
+    pub async fn spawn_worker_with_metrics(
+        &self,
+        prefetch: u16,
+        concurrency: u16,
+    ) -> anyhow::Result<(RunningWorker, std::net::SocketAddr)> {
+        Self::spawn_worker_serving_metrics(self.worker_args(prefetch, concurrency)).await
+    }
+
+    /// Starts an in-process worker with these arguments, serving metrics on a free port of
+    /// 127.0.0.1; returns it and the address to scrape.
+    pub async fn spawn_worker_serving_metrics(
+        mut args: worker::WorkerArgs,
+    ) -> anyhow::Result<(RunningWorker, std::net::SocketAddr)> {
+        args.metrics.metrics_addr = Some("127.0.0.1:0".into());
+        let listener = args
+            .metrics
+            .bind()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no metrics address"))?;
+        let addr = listener.local_addr();
+        let cancel = CancellationToken::new();
+        let handle = tokio::spawn(worker::run_with_metrics(
+            args,
+            Some(listener),
+            cancel.clone(),
+        ));
+        Ok((RunningWorker { cancel, handle }, addr))
     }
 
     /// This test's `DATABASE_URL` with `addr` as the server, e.g. a [`proxy`].
@@ -215,6 +248,7 @@ impl TestEnv {
             confirm_window: 16,
             no_progress: true,
             limit_retry: producer::cli::LimitRetryArgs::default(),
+            metrics: common::metrics::MetricsArgs::default(),
             salesforce: producer::salesforce::CredentialArgs {
                 sf_login_url: Some(org.base_url()),
                 sf_client_id: Some("demo".into()),

@@ -37,6 +37,17 @@ async fn org(contacts: u32, seed: u64, faults: Faults) -> FakeOrg {
 /// Pauses before retrying 403 REQUEST_LIMIT_EXCEEDED in these tests (30 s in production).
 const LIMIT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// `sfsync_retries_total{cause}` added up over the workers' metrics endpoints.
+async fn retries(metrics: &[std::net::SocketAddr], cause: &str) -> f64 {
+    let mut total = 0.0;
+    for addr in metrics {
+        let text = e2e::scrape::scrape(*addr).await.unwrap();
+        total +=
+            e2e::scrape::sample(&text, "sfsync_retries_total", &[("cause", cause)]).unwrap_or(0.0);
+    }
+    total
+}
+
 /// Publishes every Contact of the org with the in-process producer (no worker needs to run).
 async fn publish(env: &TestEnv, org: &FakeOrg, page_size: u32) -> producer::sync::SyncReport {
     let mut args = env.sync_args(org, "Contact");
@@ -260,13 +271,15 @@ async fn workers_retry_until_the_broker_is_reachable_again() {
         .await
         .unwrap();
     let via_proxy = env.amqp_url_via(proxy.addr()).unwrap();
-    let workers: Vec<_> = (0..2)
-        .map(|_| {
-            let mut args = env.worker_args(4, 2);
-            args.services.amqp_url = via_proxy.clone().into();
-            TestEnv::spawn_worker_with(args)
-        })
-        .collect();
+    let mut workers = Vec::new();
+    let mut metrics = Vec::new();
+    for _ in 0..2 {
+        let mut args = env.worker_args(4, 2);
+        args.services.amqp_url = via_proxy.clone().into();
+        let (worker, addr) = TestEnv::spawn_worker_serving_metrics(args).await.unwrap();
+        workers.push(worker);
+        metrics.push(addr);
+    }
     wait_pages(&env, report.run_id, 3).await;
     proxy.cut();
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -287,12 +300,17 @@ async fn workers_retry_until_the_broker_is_reachable_again() {
         restored.elapsed()
     );
     assert_exact(&env, &org, report.run_id, report.pages).await;
+    let reconnects = retries(&metrics, "broker_reconnect").await;
+    assert!(
+        reconnects >= 2.0,
+        "each worker counted its reconnect attempts: {reconnects}"
+    );
     for w in workers {
         assert!(!w.handle.is_finished(), "a worker gave up");
         w.stop().await;
     }
     println!(
-        "broker partition: exact table after {:?}",
+        "broker partition: sfsync_retries_total{{cause=\"broker_reconnect\"}} {reconnects} over the workers; exact table after {:?}",
         started.elapsed()
     );
 }
@@ -308,13 +326,15 @@ async fn workers_wait_out_a_database_outage() {
         .await
         .unwrap();
     let via_proxy = env.database_url_via(proxy.addr()).unwrap();
-    let workers: Vec<_> = (0..3)
-        .map(|_| {
-            let mut args = env.worker_args(4, 2);
-            args.services.database_url = via_proxy.clone().into();
-            TestEnv::spawn_worker_with(args)
-        })
-        .collect();
+    let mut workers = Vec::new();
+    let mut metrics = Vec::new();
+    for _ in 0..3 {
+        let mut args = env.worker_args(4, 2);
+        args.services.database_url = via_proxy.clone().into();
+        let (worker, addr) = TestEnv::spawn_worker_serving_metrics(args).await.unwrap();
+        workers.push(worker);
+        metrics.push(addr);
+    }
 
     wait_pages(&env, report.run_id, 5).await;
     proxy.cut();
@@ -348,10 +368,15 @@ async fn workers_wait_out_a_database_outage() {
     );
     assert!(proxy.dropped() > 0, "the cut hit live connections");
     assert_exact(&env, &org, report.run_id, report.pages).await;
+    let database = retries(&metrics, "database").await;
+    assert!(database > 0.0, "the retries were counted");
     for w in workers {
         w.stop().await;
     }
-    println!("database outage: exact table after {:?}", started.elapsed());
+    println!(
+        "database outage: sfsync_retries_total{{cause=\"database\"}} {database} over the workers; exact table after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

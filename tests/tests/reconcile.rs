@@ -21,6 +21,7 @@ fn reconcile_args(
         api: producer::sync::ApiChoice::Bulk,
         max_api_usage: 100.0,
         limit_retry: sync.limit_retry,
+        metrics: sync.metrics,
         salesforce: sync.salesforce,
         services: sync.services,
     }

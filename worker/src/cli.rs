@@ -3,7 +3,10 @@
 use std::time::Duration;
 
 use clap::Parser;
-use common::config::{ServiceArgs, parse_duration};
+use common::{
+    config::{ServiceArgs, parse_duration},
+    metrics::MetricsArgs,
+};
 
 /// sfsync worker: consumes Salesforce pages from RabbitMQ and upserts them into PostgreSQL
 /// (schema `salesforce`). Run as many as the database absorbs; they never deadlock each other.
@@ -21,6 +24,8 @@ pub struct WorkerArgs {
     /// are then redelivered, which is harmless).
     #[arg(long, env = "SFSYNC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub services: ServiceArgs,
 }

@@ -12,6 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable};
+use common::metrics::{MetricsListener, ObjectMetrics, RetryCause, WorkerMetrics};
 use futures::StreamExt;
 use lapin::{
     Channel, Connection, Consumer,
@@ -36,6 +37,7 @@ struct Context {
     pool: deadpool_postgres::Pool,
     shapes: TableShapes,
     dead_letters: DeadLetterPublisher,
+    metrics: Arc<WorkerMetrics>,
     /// Cancelled when the shutdown grace period is over: retries stop, and pages still in work
     /// are left unacked for redelivery.
     hard_stop: CancellationToken,
@@ -112,15 +114,24 @@ impl Session {
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Opens a new session, retrying for as long as it takes (or until `cancel`): jittered
-/// exponential backoff from 200 ms, capped at 5 s (at most 10 s with the jitter), each failed
-/// attempt logged at WARN. `None` when cancelled first.
-async fn reconnect(args: &WorkerArgs, cancel: &CancellationToken) -> Option<Session> {
+/// exponential backoff from 200 ms, capped at 5 s (at most 10 s with the jitter), each attempt
+/// counted in `sfsync_retries_total{cause="broker_reconnect"}` and each failed one logged at
+/// WARN. `None` when cancelled first.
+async fn reconnect(
+    args: &WorkerArgs,
+    metrics: &WorkerMetrics,
+    cancel: &CancellationToken,
+) -> Option<Session> {
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(200))
         .with_max_delay(Duration::from_secs(5))
         .with_jitter()
         .without_max_times();
-    let attempts = (|| Session::open(args))
+    let open = || {
+        metrics.retry(RetryCause::BrokerReconnect);
+        Session::open(args)
+    };
+    let attempts = open
         .retry(backoff)
         .notify(|e, after| {
             tracing::warn!(error = format!("{e:#}"), retry_in = ?after, "Reconnecting to RabbitMQ failed; retrying.");
@@ -138,6 +149,22 @@ async fn reconnect(args: &WorkerArgs, cancel: &CancellationToken) -> Option<Sess
 /// # Errors
 /// A setting is wrong, or a service is unreachable at start.
 pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<()> {
+    let listener = args.metrics.bind().await?;
+    run_with_metrics(args, listener, cancel).await
+}
+
+/// [`run`] with the metrics address already bound (`None`: no metrics endpoint), so that a
+/// caller binding port 0 knows where to scrape.
+///
+/// # Errors
+/// As for [`run`].
+pub async fn run_with_metrics(
+    args: WorkerArgs,
+    listener: Option<MetricsListener>,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let metrics = Arc::new(WorkerMetrics::new());
+    let _server = common::metrics::serve(listener, metrics.clone());
     let control = common::db::connect_control(&args.services.database_url).await?;
     common::db::migrate(&control).await?;
     control.close().await;
@@ -164,7 +191,7 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
                 error = format!("{e:#}"),
                 "Setting up the consumer failed; retrying."
             );
-            match reconnect(&args, &cancel).await {
+            match reconnect(&args, &metrics, &cancel).await {
                 Some(session) => session,
                 None => return Ok(()),
             }
@@ -180,6 +207,7 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
         pool,
         shapes: TableShapes::default(),
         dead_letters: DeadLetterPublisher::new(session.connection.clone()),
+        metrics,
         hard_stop: CancellationToken::new(),
     });
     let permits = Arc::new(Semaphore::new(usize::from(args.concurrency)));
@@ -216,7 +244,7 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
             "Reconnecting to RabbitMQ; pages in work will not be acked and come again."
         );
         session.close("worker reconnecting").await;
-        match reconnect(&args, &cancel).await {
+        match reconnect(&args, &ctx.metrics, &cancel).await {
             Some(fresh) => {
                 session = fresh;
                 ctx.dead_letters
@@ -260,6 +288,7 @@ pub async fn run(args: WorkerArgs, cancel: CancellationToken) -> anyhow::Result<
 /// Processes one delivery and settles it: store what can be stored, dead-letter the rest
 /// (confirmed), then ack. Nothing is acked before its dead letters are confirmed.
 async fn handle(delivery: Delivery, ctx: &Context) {
+    let _in_flight = ctx.metrics.page_started();
     let message_id = delivery
         .properties
         .message_id()
@@ -267,6 +296,8 @@ async fn handle(delivery: Delivery, ctx: &Context) {
         .map(|s| s.to_string())
         .unwrap_or_default();
     let message_type = delivery.properties.kind().as_ref().map(|s| s.as_str());
+    // The page's object, once decoded: its dead letters are counted there.
+    let mut counted = None;
     let letters = match decode(message_type, &delivery.data) {
         Err(PageError::Permanent { class, message }) => {
             tracing::error!(message_id, error_class = class.as_str(), error = %message, "Message is not an sfsync page; dead-lettering it whole.");
@@ -290,8 +321,14 @@ async fn handle(delivery: Delivery, ctx: &Context) {
                 ),
                 None => (Booking::Page, 1),
             };
-            match store_with_retries(&page, booking, attempts as i32, ctx).await {
+            let object = counted.insert(ctx.metrics.object(&page.object));
+            match store_with_retries(&page, booking, attempts as i32, ctx, object).await {
                 Ok(outcome) => {
+                    // Committed: count it now, whatever happens to the ack.
+                    object.stored(
+                        outcome.records - outcome.failed.len() as u64,
+                        outcome.rows_written,
+                    );
                     tracing::debug!(
                         message_id,
                         records = outcome.records,
@@ -334,6 +371,11 @@ async fn handle(delivery: Delivery, ctx: &Context) {
         tracing::error!(message_id, error = %e, "Dead letters not confirmed; leaving the page unacked for redelivery.");
         return;
     }
+    if !letters.is_empty() {
+        counted
+            .unwrap_or_else(|| ctx.metrics.object("unknown"))
+            .dead_lettered(letters.len() as u64);
+    }
     match delivery.acker.ack(BasicAckOptions::default()).await {
         Ok(true) => {}
         // Not sent (the channel was recovered since): the page will come again, harmlessly.
@@ -355,6 +397,7 @@ async fn store_with_retries(
     booking: Booking,
     attempts: i32,
     ctx: &Context,
+    object: &ObjectMetrics,
 ) -> Result<PageOutcome, PageError> {
     // Capped at 5 s (at most 10 s with the jitter), so a worker resumes soon after the
     // database comes back.
@@ -363,9 +406,20 @@ async fn store_with_retries(
         .with_max_delay(Duration::from_secs(5))
         .with_jitter()
         .without_max_times();
-    (|| store_page(&ctx.pool, &ctx.shapes, page, booking, attempts))
+    let attempt = || async {
+        let started = std::time::Instant::now();
+        let stored = store_page(&ctx.pool, &ctx.shapes, page, booking, attempts).await;
+        if stored.is_ok() {
+            object.upsert_took(started.elapsed());
+        }
+        stored
+    };
+    attempt
         .retry(backoff)
         .when(|e| matches!(e, PageError::Transient(_)) && !ctx.hard_stop.is_cancelled())
-        .notify(|e, after| tracing::warn!(object = %page.object, page = page.page, error = %e, retry_in = ?after, "Storing a page failed; retrying."))
+        .notify(|e, after| {
+            ctx.metrics.retry(RetryCause::Database);
+            tracing::warn!(object = %page.object, page = page.page, error = %e, retry_in = ?after, "Storing a page failed; retrying.");
+        })
         .await
 }

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`cli`] — flags.
-//! - [`consumer`] — the consume loop, settling deliveries, graceful shutdown.
+//! - [`consumer`] — the consume loop, settling deliveries, graceful shutdown, metrics.
 //! - [`decode`] — message → page, refusing what is not an sfsync page.
 //! - [`table`] — the target table's columns, cached.
 //! - [`copy_text`] — values in COPY text format.
@@ -26,7 +26,7 @@ pub mod table;
 pub mod tls;
 
 pub use cli::WorkerArgs;
-pub use consumer::run;
+pub use consumer::{run, run_with_metrics};
 
 /// The `worker` binary: parse flags, log, run until SIGTERM/Ctrl-C, exit 0 after a clean drain.
 pub fn main() -> std::process::ExitCode {

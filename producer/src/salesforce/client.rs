@@ -8,6 +8,7 @@ use std::{
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
+use common::metrics::{ProducerMetrics, RetryCause};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::sync::RwLock;
@@ -70,6 +71,9 @@ pub struct SalesforceClient {
     api_version: String,
     retry: RetryPolicy,
     quota: Quota,
+    /// The producer's metrics: this client keeps the API usage and the Salesforce retries
+    /// current, and every part of a sync reaches them through it.
+    metrics: std::sync::Arc<ProducerMetrics>,
 }
 
 /// The org's API usage as `Sforce-Limit-Info` last reported it, the calls this client made, and
@@ -198,7 +202,19 @@ impl SalesforceClient {
             api_version: api_version.to_owned(),
             retry,
             quota: Quota::default(),
+            metrics: std::sync::Arc::default(),
         })
+    }
+
+    /// Reports to `metrics` (instead of a private set nobody scrapes).
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<ProducerMetrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The producer's metrics.
+    pub fn metrics(&self) -> &ProducerMetrics {
+        &self.metrics
     }
 
     /// Stops every call once the org's reported usage reaches `percent` of its daily limit.
@@ -260,12 +276,18 @@ impl SalesforceClient {
                     SfError::Transient { retry_after: Some(after), .. } => Some((*after).min(Duration::from_secs(120))),
                     _ => planned,
                 })
-                .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying."))
+                .notify(|e, after| {
+                    self.metrics.retry(RetryCause::SalesforceUnavailable);
+                    tracing::warn!(error = %e, retry_in = ?after, "Salesforce call failed; retrying.");
+                })
         };
         transient
             .retry(self.retry.limit_backoff())
             .when(SfError::is_request_limit)
-            .notify(|e, after| tracing::warn!(error = %e, retry_in = ?after, "Salesforce refused the call: its request limit is reached; retrying later."))
+            .notify(|e, after| {
+                self.metrics.retry(RetryCause::SalesforceRequestLimit);
+                tracing::warn!(error = %e, retry_in = ?after, "Salesforce refused the call: its request limit is reached; retrying later.");
+            })
             .await
             .map_err(|e| match e {
                 SfError::Api { status: 403, code, message } if code == "REQUEST_LIMIT_EXCEEDED" => SfError::RequestLimit {
@@ -285,6 +307,7 @@ impl SalesforceClient {
         match self.get_once(path_and_query, headers).await {
             Err(e) if e.is_session_expired() && self.credentials.can_refresh() => {
                 tracing::info!("Salesforce session expired; logging in again.");
+                self.metrics.retry(RetryCause::SalesforceSessionRefresh);
                 let fresh = login(&self.http, &self.credentials).await?;
                 *self.session.write().await = fresh;
                 self.get_once(path_and_query, headers).await
@@ -357,6 +380,9 @@ impl SalesforceClient {
             .and_then(|v| v.to_str().ok())
         {
             self.quota.record(usage);
+            if let Some((used, max)) = self.quota.last() {
+                self.metrics.api_usage(used, max);
+            }
         }
         let response_headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| SfError::Transient {
@@ -388,6 +414,7 @@ impl SalesforceClient {
                 .await
             {
                 Err(e) if e.is_session_expired() && self.credentials.can_refresh() => {
+                    self.metrics.retry(RetryCause::SalesforceSessionRefresh);
                     *self.session.write().await = login(&self.http, &self.credentials).await?;
                     self.send_once(method.clone(), path_and_query, headers, json)
                         .await
