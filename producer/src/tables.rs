@@ -3,8 +3,8 @@
 //! own changes to the table (indexes, wider types) survive.
 
 use common::schema::{
-    FieldPlan, NameError, TARGET_SCHEMA, check_api_name, column_name, plan_for_type,
-    qualified_table, quote_ident,
+    FieldPlan, NameError, TARGET_SCHEMA, check_api_name, column_name, plan_for_type, qualified,
+    quote_ident,
 };
 // Names in these statements passed check_api_name and are quoted; types come from a fixed list.
 use sqlx::{AssertSqlSafe, PgPool};
@@ -33,6 +33,19 @@ pub enum TableError {
         "object {object} has no {field} field; sfsync needs Id and SystemModstamp to upsert safely"
     )]
     MissingField { object: String, field: &'static str },
+    /// A field named in `sfsync.toml` (`setting` is its key) that describe does not list.
+    #[error("{setting}: object {object} has no field {field}")]
+    UnknownField {
+        setting: String,
+        object: String,
+        field: String,
+    },
+    #[error("field {field} of {object} cannot be synced: {reason}")]
+    Unstorable {
+        object: String,
+        field: String,
+        reason: &'static str,
+    },
     #[error("object {0} is not queryable in this org")]
     NotQueryable(String),
     #[error("cannot create or extend table {table}: {source}")]
@@ -71,7 +84,8 @@ pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> 
     Ok(FieldSelection { columns, skipped })
 }
 
-/// Creates `salesforce.<object>` if needed and adds any missing column.
+/// Creates `salesforce.<table>` if needed and adds any missing column; `table` is the object's
+/// lower-cased name or a checked override.
 ///
 /// Runs under a transaction-scoped advisory lock, so producers starting at once do not race on
 /// `CREATE SCHEMA`/`CREATE TABLE`.
@@ -80,10 +94,10 @@ pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> 
 /// The database refused a statement.
 pub async fn ensure_table(
     pool: &PgPool,
-    object: &str,
+    table: &str,
     selection: &FieldSelection,
 ) -> Result<(), TableError> {
-    let table = qualified_table(object);
+    let table = qualified(table);
     let db_err = |source| TableError::Database {
         table: table.clone(),
         source,

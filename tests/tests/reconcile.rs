@@ -22,6 +22,7 @@ fn reconcile_args(
         max_api_usage: 100.0,
         salesforce: sync.salesforce,
         services: sync.services,
+        object_config: Default::default(),
     }
 }
 
