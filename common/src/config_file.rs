@@ -134,7 +134,8 @@ impl ConfigFile {
     /// # Errors
     /// The named file is missing or unreadable, or is not TOML.
     pub fn find(argv: &[OsString]) -> Result<Option<Self>, ConfigError> {
-        if let Some(path) = config_flag(argv).or_else(|| std::env::var_os(CONFIG_ENV)) {
+        let from_env = std::env::var_os(CONFIG_ENV).filter(|p| !p.is_empty());
+        if let Some(path) = config_flag(argv).or(from_env) {
             return Self::load(Path::new(&path)).map(Some);
         }
         let default = PathBuf::from(DEFAULT_PATH);

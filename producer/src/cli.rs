@@ -43,10 +43,14 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("which_objects").required(true).args(["objects", "all"]))]
 pub struct ReconcileArgs {
     /// Salesforce API name(s) of the object(s), e.g. Contact or Account,Contact.
-    #[arg(long = "object", value_delimiter = ',', required = true)]
+    #[arg(long = "object", value_delimiter = ',')]
     pub objects: Vec<String>,
+    /// Reconcile every object sfsync.toml configures (as `sync --all` syncs them).
+    #[arg(long)]
+    pub all: bool,
     /// Only report the differences; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -111,7 +115,9 @@ pub enum DlqCommand {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("which_objects").required(true).args(["objects", "all"]))]
+// `multiple`: --all and SFSYNC_OBJECTS may meet (the flag wins); --all with an --object flag is
+// refused in parse_from.
+#[command(group = clap::ArgGroup::new("which_objects").required(true).multiple(true).args(["objects", "all"]))]
 pub struct SyncArgs {
     /// Salesforce API name(s) of the object(s), e.g. Contact or Account,Contact or
     /// My_Object__c. Objects are synced one after the other. (In sfsync.toml, `objects` under
@@ -119,7 +125,7 @@ pub struct SyncArgs {
     #[arg(long = "object", env = "SFSYNC_OBJECTS", value_delimiter = ',')]
     pub objects: Vec<String>,
     /// Sync every object sfsync.toml configures: `objects = [...]` under [sync], then each
-    /// [objects.<Name>] section, in file order.
+    /// [objects.<Name>] section, in file order. Not with --object (it beats SFSYNC_OBJECTS).
     #[arg(long)]
     pub all: bool,
     /// Read every record, even when an earlier sync left a watermark. Without it, a sync
@@ -253,33 +259,185 @@ pub fn parse_from(argv: Vec<std::ffi::OsString>) -> Result<Cli, LoadError> {
         .unwrap_or_default()
     })?;
     let mut cli = Cli::from_arg_matches(&matches)?;
+    // Only sync and reconcile have --hard-delete (asking others would panic in debug builds).
     let explicit = |id: &str| {
-        matches.subcommand().is_some_and(|(_, m)| {
-            matches!(
-                m.value_source(id),
-                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
-            )
+        matches.subcommand().is_some_and(|(name, m)| {
+            matches!(name, "sync" | "reconcile")
+                && matches!(
+                    m.value_source(id),
+                    Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+                )
         })
     };
     if explicit("hard_delete") {
         objects.override_hard_delete();
     }
+    let configured = |all: bool, given: &mut Vec<String>| -> Result<(), LoadError> {
+        if all {
+            if matches
+                .subcommand()
+                .is_some_and(|(_, m)| m.value_source("objects") == Some(ValueSource::CommandLine))
+            {
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "the argument '--all' cannot be used with '--object <OBJECTS>'\n",
+                )
+                .into());
+            }
+            *given = objects.all_objects();
+            if given.is_empty() {
+                return Err(LoadError::File(ConfigError::Invalid(format!(
+                    "--all: {} configures no object; list them as `objects = [\"Account\", \"Contact\"]` under [sync] or add [objects.<Name>] sections",
+                    file.as_ref().map_or(
+                        "no settings file was found (./sfsync.toml or --config), so nothing"
+                            .to_owned(),
+                        |f| f.path.clone()
+                    )
+                ))));
+            }
+        }
+        Ok(())
+    };
     match &mut cli.command {
         Command::Sync(args) => {
-            if args.all {
-                args.objects = objects.all_objects();
-                if args.objects.is_empty() {
-                    return Err(ConfigError::Invalid(format!(
-                        "--all: {} configures no object; list them as `objects = [\"Account\", \"Contact\"]` under [sync] or add [objects.<Name>] sections",
-                        file.as_ref().map_or("no settings file was found (./sfsync.toml or --config), so nothing".to_owned(), |f| f.path.clone())
-                    ))
-                    .into());
-                }
-            }
+            configured(args.all, &mut args.objects)?;
             args.object_config = objects;
         }
-        Command::Reconcile(args) => args.object_config = objects,
+        Command::Reconcile(args) => {
+            configured(args.all, &mut args.objects)?;
+            args.object_config = objects;
+        }
         Command::Status(_) | Command::Dlq(_) => {}
     }
     Ok(cli)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::*;
+
+    /// Parses `args` with `toml` as the file named by --config (a file private to the test).
+    fn parse(name: &str, args: &[&str], toml: &str) -> Result<Cli, String> {
+        let path =
+            std::env::temp_dir().join(format!("sfsync-cli-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, toml).unwrap();
+        let mut argv: Vec<OsString> = vec!["producer".into()];
+        argv.extend(args.iter().map(OsString::from));
+        argv.extend(["--config".into(), path.clone().into()]);
+        let result = parse_from(argv).map_err(|e| match e {
+            LoadError::File(e) => e.to_string().replace(&path.display().to_string(), "FILE"),
+            LoadError::Clap(e) => e.to_string(),
+        });
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
+    fn sync(cli: Cli) -> SyncArgs {
+        match cli.command {
+            Command::Sync(args) => args,
+            other => panic!("not sync: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_example_file_is_valid_for_every_command() {
+        let example = include_str!("../../sfsync.example.toml");
+        let args = sync(parse("example", &["sync", "--all"], example).unwrap());
+        assert_eq!(args.objects, ["Account", "Contact"]);
+        assert_eq!(args.page_size, 2000);
+        assert_eq!(
+            args.object_config.settings("Contact").table("Contact"),
+            "contacts"
+        );
+        assert_eq!(
+            args.salesforce.sf_login_url.as_deref(),
+            Some("https://login.salesforce.com")
+        );
+        for command in [&["reconcile", "--all"][..], &["status"], &["dlq", "list"]] {
+            parse("example", command, example).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_command_section_beats_a_shared_one_and_flags_beat_both() {
+        let toml = "[services]\ndatabase_url = \"postgres://shared@h/db\"\n[status]\ndatabase_url = \"postgres://status@h/db\"\n[sync]\npage_size = 500\nhard_delete = false\n[objects.Contact]\nhard_delete = true\n";
+        use secrecy::ExposeSecret;
+        let Command::Status(status) = parse("layers", &["status"], toml).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(
+            status.services.database_url.expose_secret(),
+            "postgres://status@h/db"
+        );
+        let args = sync(parse("layers", &["sync", "--object", "Contact"], toml).unwrap());
+        assert_eq!(
+            args.services.database_url.expose_secret(),
+            "postgres://shared@h/db"
+        );
+        assert_eq!(args.page_size, 500);
+        assert_eq!(
+            args.object_config.settings("Contact").hard_delete,
+            Some(true)
+        );
+        let args = sync(
+            parse(
+                "layers",
+                &[
+                    "sync",
+                    "--object",
+                    "Contact",
+                    "--page-size",
+                    "300",
+                    "--hard-delete",
+                ],
+                toml,
+            )
+            .unwrap(),
+        );
+        assert_eq!(args.page_size, 300);
+        // The flag beats the object's setting too.
+        assert!(args.hard_delete);
+        assert_eq!(args.object_config.settings("Contact").hard_delete, None);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        for (args, toml, want) in [
+            (
+                &["sync", "--all"][..],
+                "[sync]\npage_size = 100",
+                "FILE: sync.page_size: 100 is not in 200..=2000",
+            ),
+            (
+                &["sync", "--all"],
+                "[sync]\nobjects = [\"Contact\"]\nmax_api_usage = 150",
+                "FILE: sync.max_api_usage: \"150\" is not a percentage between 1 and 100",
+            ),
+            (
+                &["status"],
+                "[reconcile]\nwiat = \"1m\"",
+                "FILE: reconcile.wiat: unknown setting; [reconcile] takes objects, all, dry_run",
+            ),
+            (
+                &["status"],
+                "[salesforce]\nsf_login = \"x\"",
+                "FILE: salesforce.sf_login: unknown setting",
+            ),
+            (
+                &["sync", "--all"],
+                "[sync]\npage_size = 500",
+                "--all: FILE configures no object",
+            ),
+            (
+                &["sync", "--all", "--object", "Lead"],
+                "[sync]\nobjects = [\"Contact\"]",
+                "error: the argument '--all' cannot be used with '--object <OBJECTS>'",
+            ),
+        ] {
+            let e = parse("errors", args, toml).unwrap_err();
+            assert!(e.starts_with(want), "{args:?} {toml}:\n{e}\nwanted {want}");
+        }
+    }
 }

@@ -139,12 +139,19 @@ pub async fn sync_object(
     // Describe gives the canonical casing (`contact` becomes `Contact`).
     let object = describe.name.clone();
     let table = options.settings.table(&object);
-    tables::ensure_table(pool, &table, &selection).await?;
+    let created = tables::ensure_table(pool, &table, &selection).await?;
     let watermark = sync_state::load(pool, &object)
         .await
         .context("reading sfsync.sync_state")?;
+    if created && watermark.is_some() {
+        tracing::info!(
+            object,
+            table,
+            "The table is new (was the table setting changed?); reading every record."
+        );
+    }
     let mode = match watermark {
-        Some(w) if !options.full => SyncMode::Incremental {
+        Some(w) if !options.full && !created => SyncMode::Incremental {
             since: w - chrono::Duration::from_std(options.overlap).unwrap_or_default(),
         },
         _ => SyncMode::Full,

@@ -88,7 +88,8 @@ pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> 
 /// lower-cased name or a checked override.
 ///
 /// Runs under a transaction-scoped advisory lock, so producers starting at once do not race on
-/// `CREATE SCHEMA`/`CREATE TABLE`.
+/// `CREATE SCHEMA`/`CREATE TABLE`. Returns whether the table was created (a new table, e.g.
+/// after a table override changed, needs every record whatever the watermark says).
 ///
 /// # Errors
 /// The database refused a statement.
@@ -96,7 +97,7 @@ pub async fn ensure_table(
     pool: &PgPool,
     table: &str,
     selection: &FieldSelection,
-) -> Result<(), TableError> {
+) -> Result<bool, TableError> {
     let table = qualified(table);
     let db_err = |source| TableError::Database {
         table: table.clone(),
@@ -114,6 +115,11 @@ pub async fn ensure_table(
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
+    let existed: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&table)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
     // Heroku Connect's layout: a local serial id, the 18-char sfid (unique, the upsert key),
     // the two columns every upsert relies on, and sfsync's own bookkeeping columns.
     let create = format!(
@@ -144,7 +150,7 @@ pub async fn ensure_table(
         .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
-    Ok(())
+    Ok(!existed)
 }
 
 #[cfg(test)]

@@ -235,6 +235,31 @@ exclude_fields = ["Website", "Phone", "AnnualRevenue"]
     });
     let diffs = compare::differences(org_accounts, &accounts);
     assert!(diffs.is_empty(), "{:?}", &diffs[..diffs.len().min(5)]);
+    // A changed table setting: the new table gets every record though a watermark exists;
+    // the other object goes on incrementally.
+    std::fs::write(
+        dir.0.join("sfsync.toml"),
+        std::fs::read_to_string(dir.file())
+            .unwrap()
+            .replace("\"people\"", "\"people_v2\""),
+    )
+    .unwrap();
+    let worker = env.spawn_worker(4, 2);
+    let out = run(PRODUCER, &["sync", "--all"], &env, &dir, &sf_env(&org)).await;
+    assert!(out.success, "second sync --all failed: {}", out.stderr);
+    assert!(
+        out.stdout.contains("Account (incremental since"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("Contact (full,"), "{}", out.stdout);
+    assert_eq!(runs(&out.stdout)[1], ("Contact".into(), 5, 2_500));
+    env.wait_until("the new table filled", LIMIT, || async {
+        Ok(table_exists(&env, "people_v2").await && env.count_rows("people_v2").await? == 2_500)
+    })
+    .await
+    .unwrap();
+    worker.stop().await;
 }
 
 /// The prefetch the broker holds for this vhost's only consumer, once there is one.
@@ -352,6 +377,22 @@ async fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_defau
     );
     assert_eq!(pages(&env, &dir, &[], &with(&env_300)).await, 8);
     assert_eq!(pages(&env, &dir, &[], &sf).await, 6);
+    // --all on the command line beats SFSYNC_OBJECTS (as compose files set it).
+    std::fs::write(
+        dir.0.join("sfsync.toml"),
+        "[sync]\nobjects = [\"Contact\"]\napi = \"rest\"\nno_progress = true\n",
+    )
+    .unwrap();
+    let out = run(
+        PRODUCER,
+        &["sync", "--all", "--full"],
+        &env,
+        &dir,
+        &[&sf[..], &[("SFSYNC_OBJECTS", "Account".to_owned())]].concat(),
+    )
+    .await;
+    assert!(out.success, "{}", out.stderr);
+    assert_eq!(runs(&out.stdout), [("Contact".into(), 2, 2_400)]);
     std::fs::remove_file(dir.0.join("sfsync.toml")).unwrap();
     assert_eq!(
         pages(&env, &dir, &["--api", "rest", "--no-progress"], &sf).await,

@@ -63,3 +63,24 @@ pub fn parse_from(argv: Vec<std::ffi::OsString>) -> Result<WorkerArgs, LoadError
     })?;
     Ok(WorkerArgs::from_arg_matches(&matches)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_valid_for_the_worker() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sfsync.example.toml");
+        let args = parse_from(vec!["worker".into(), "--config".into(), path.into()]).unwrap();
+        assert_eq!((args.prefetch, args.concurrency), (8, 2));
+        let args = parse_from(vec![
+            "worker".into(),
+            "--config".into(),
+            path.into(),
+            "--prefetch".into(),
+            "3".into(),
+        ])
+        .unwrap();
+        assert_eq!(args.prefetch, 3);
+    }
+}
