@@ -85,12 +85,22 @@ impl LoadError {
     }
 }
 
-/// A parsed `sfsync.toml`.
-#[derive(Debug, Clone)]
+/// A parsed `sfsync.toml`. Its `Debug` shows the path and section names only: the values may
+/// hold secrets.
+#[derive(Clone)]
 pub struct ConfigFile {
     /// As the user named it, for messages.
     pub path: String,
     pub doc: toml::Table,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("path", &self.path)
+            .field("sections", &self.doc.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ConfigFile {
@@ -342,13 +352,12 @@ fn config_flag(argv: &[OsString]) -> Option<OsString> {
     None
 }
 
-/// The argument a file key names: its id (the field name) or its long flag with `_` for `-`.
+/// The argument a file key names: its id, which is the field name and, but for `--object`
+/// (`objects`), the long flag with `_` for `-`. One spelling per setting.
 fn find_arg<'c>(cmd: &'c Command, key: &str) -> Option<&'c clap::Arg> {
     cmd.get_arguments().find(|a| {
         let id = a.get_id().as_str();
-        id != "config"
-            && !a.is_positional()
-            && (id == key || a.get_long().is_some_and(|l| l.replace('-', "_") == key))
+        id != "config" && !a.is_positional() && a.get_long().is_some() && id == key
     })
 }
 
@@ -567,6 +576,20 @@ mod tests {
             panic!("--help is a clap error");
         };
         assert!(!help.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn debug_output_hides_the_values() {
+        let file = ConfigFile::parse(
+            "f.toml",
+            "[services]\ndatabase_url = \"postgres://u:hunter2@h/d\"",
+        )
+        .unwrap();
+        let shown = format!("{file:?}");
+        assert!(
+            shown.contains("services") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

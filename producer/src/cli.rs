@@ -228,6 +228,17 @@ pub fn parse_from(argv: Vec<std::ffi::OsString>) -> Result<Cli, LoadError> {
                 &CredentialArgs::augment_args(clap::Command::new("salesforce")),
             )?;
             objects = ObjectsConfig::from_file(&file)?;
+            if file
+                .section("reconcile")
+                .is_some_and(|r| r.contains_key("objects"))
+            {
+                return Err(ConfigError::Setting {
+                    path: file.path.clone(),
+                    key: "reconcile.objects".into(),
+                    reason: "the configured objects are `objects` under [sync]; `reconcile --all` reconciles them".into(),
+                }
+                .into());
+            }
             // `[sync] objects` is the list for --all, not a default for --object.
             if let Some(sync) = file.doc.get_mut("sync").and_then(|s| s.as_table_mut()) {
                 sync.remove("objects");
@@ -429,6 +440,16 @@ mod tests {
                 &["sync", "--all"],
                 "[sync]\npage_size = 500",
                 "--all: FILE configures no object",
+            ),
+            (
+                &["status"],
+                "[sync]\nobject = \"Contact\"",
+                "FILE: sync.object: unknown setting",
+            ),
+            (
+                &["status"],
+                "[reconcile]\nobjects = [\"Contact\"]",
+                "FILE: reconcile.objects: the configured objects are `objects` under [sync]",
             ),
             (
                 &["sync", "--all", "--object", "Lead"],
