@@ -26,6 +26,19 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// What `<command> --help` says about the settings file, for `[section]`.
+macro_rules! file_help {
+    ($section:literal) => {
+        concat!(
+            "Settings file: these options can also be set in sfsync.toml (or the file --config names) \
+             under [", $section, "], by their long name with underscores (--an-option is \
+             an_option); where a command has them, --sf-* go under [salesforce], --amqp-url and --database-url \
+             under [services] (keep secrets in the environment or .env). A flag beats the \
+             environment, which beats the file, which beats the default."
+        )
+    };
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Pull an object's records (all of them the first time or with --full, then what changed)
@@ -44,6 +57,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("which_objects").required(true).args(["objects", "all"]))]
+#[command(after_help = concat!(file_help!("reconcile"), " [objects.<Name>] sections set the table and fields it compares."))]
 pub struct ReconcileArgs {
     /// Salesforce API name(s) of the object(s), e.g. Contact or Account,Contact.
     #[arg(long = "object", value_delimiter = ',')]
@@ -80,6 +94,7 @@ pub struct ReconcileArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = file_help!("dlq"))]
 pub struct DlqArgs {
     #[command(subcommand)]
     pub command: DlqCommand,
@@ -118,6 +133,8 @@ pub enum DlqCommand {
 // `multiple`: --all and SFSYNC_OBJECTS may meet (the flag wins); --all with an --object flag is
 // refused in parse_from.
 #[command(group = clap::ArgGroup::new("which_objects").required(true).multiple(true).args(["objects", "all"]))]
+#[command(after_help = concat!(file_help!("sync"), " Per object, [objects.<Name>] sections set `table`, \
+`include_fields` or `exclude_fields`, and `hard_delete`; `objects = [...]` under [sync] lists what --all syncs."))]
 pub struct SyncArgs {
     /// Salesforce API name(s) of the object(s), e.g. Contact or Account,Contact or
     /// My_Object__c. Objects are synced one after the other. (In sfsync.toml, `objects` under
@@ -188,6 +205,7 @@ fn parse_percent(s: &str) -> Result<f64, String> {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = file_help!("status"))]
 pub struct StatusArgs {
     /// How many runs to show, newest first.
     #[arg(long, default_value_t = 20)]
