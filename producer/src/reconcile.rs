@@ -108,7 +108,7 @@ pub async fn reconcile_object(
     let selection = objects::filter_fields(&describe, &options.settings, selection)?;
     let object = describe.name.clone();
     let table = options.settings.table(&object);
-    tables::ensure_table(pool, &table, &selection).await?;
+    tables::ensure_table(pool, &object, &table, &selection).await?;
     let has_is_deleted = describe.fields.iter().any(|f| f.name == "IsDeleted");
 
     // One connection for the whole reconcile: the snapshot is a temporary table.

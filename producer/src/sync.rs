@@ -139,7 +139,7 @@ pub async fn sync_object(
     // Describe gives the canonical casing (`contact` becomes `Contact`).
     let object = describe.name.clone();
     let table = options.settings.table(&object);
-    let created = tables::ensure_table(pool, &table, &selection).await?;
+    let created = tables::ensure_table(pool, &object, &table, &selection).await?;
     let watermark = sync_state::load(pool, &object)
         .await
         .context("reading sfsync.sync_state")?;

@@ -46,6 +46,15 @@ pub enum TableError {
         field: String,
         reason: &'static str,
     },
+    #[error(
+        "table salesforce.{table} already holds {owner} records; give {object} a table of its own \
+         (`table` under [objects.{object}] in sfsync.toml)"
+    )]
+    Claimed {
+        table: String,
+        object: String,
+        owner: String,
+    },
     #[error("object {0} is not queryable in this org")]
     NotQueryable(String),
     #[error("cannot create or extend table {table}: {source}")]
@@ -84,8 +93,9 @@ pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> 
     Ok(FieldSelection { columns, skipped })
 }
 
-/// Creates `salesforce.<table>` if needed and adds any missing column; `table` is the object's
-/// lower-cased name or a checked override.
+/// Creates `salesforce.<table>` for `object` if needed and adds any missing column; `table` is
+/// the object's lower-cased name or a checked override. The table is claimed for the object in
+/// `sfsync.table_owners`: a table another object holds is refused.
 ///
 /// Runs under a transaction-scoped advisory lock, so producers starting at once do not race on
 /// `CREATE SCHEMA`/`CREATE TABLE`. Returns whether the table was created (a new table, e.g.
@@ -95,10 +105,11 @@ pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> 
 /// The database refused a statement.
 pub async fn ensure_table(
     pool: &PgPool,
-    table: &str,
+    object: &str,
+    table_name: &str,
     selection: &FieldSelection,
 ) -> Result<bool, TableError> {
-    let table = qualified(table);
+    let table = qualified(table_name);
     let db_err = |source| TableError::Database {
         table: table.clone(),
         source,
@@ -115,6 +126,23 @@ pub async fn ensure_table(
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
+    let owner: String = sqlx::query_scalar(
+        "INSERT INTO sfsync.table_owners (table_name, object) VALUES ($1, $2)
+         ON CONFLICT (table_name) DO UPDATE SET table_name = EXCLUDED.table_name
+         RETURNING object",
+    )
+    .bind(table_name)
+    .bind(object)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    if !owner.eq_ignore_ascii_case(object) {
+        return Err(TableError::Claimed {
+            table: table_name.to_owned(),
+            object: object.to_owned(),
+            owner,
+        });
+    }
     let existed: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
         .bind(&table)
         .fetch_one(&mut *tx)

@@ -485,4 +485,41 @@ async fn a_bad_file_stops_each_binary_at_start_naming_the_setting() {
     );
     assert!(runs(&out.stdout).is_empty(), "{}", out.stdout);
     assert!(!table_exists(&env, "account").await);
+    // A table another object already holds is refused, even when the file names only one of
+    // the two objects.
+    std::fs::write(
+        dir.0.join("sfsync.toml"),
+        "[sync]\napi = \"rest\"\n[objects.Contact]\ntable = \"account\"\n",
+    )
+    .unwrap();
+    let out = run(
+        PRODUCER,
+        &["sync", "--object", "Account"],
+        &env,
+        &dir,
+        &sf_env(&org),
+    )
+    .await;
+    assert!(out.success, "{}", out.stderr);
+    let out = run(
+        PRODUCER,
+        &["sync", "--object", "Contact"],
+        &env,
+        &dir,
+        &sf_env(&org),
+    )
+    .await;
+    assert!(!out.success);
+    assert!(
+        out.stderr
+            .trim()
+            .ends_with("error: table salesforce.account already holds Account records; give Contact a table of its own (`table` under [objects.Contact] in sfsync.toml)"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        env.count_rows("account").await.unwrap(),
+        0,
+        "nothing stored yet: no worker"
+    );
 }
