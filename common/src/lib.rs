@@ -8,11 +8,13 @@
 //! - [`dead_letter`] — what a message on the dead-letter queue says about its failure.
 //! - [`schema`]: names and types where Salesforce meets PostgreSQL.
 //! - [`db`]: migrations and the control connection.
-//! - [`config`], [`telemetry`], [`shutdown`] — process plumbing.
+//! - [`config`], [`config_file`], [`telemetry`], [`shutdown`] — process plumbing (`sfsync.toml`
+//!   is layered under flags and environment in [`config_file`]).
 //! - [`metrics`] — Prometheus metrics and the `/metrics` endpoint.
 
 pub mod amqp;
 pub mod config;
+pub mod config_file;
 pub mod db;
 pub mod dead_letter;
 pub mod message;

@@ -47,6 +47,11 @@ pub struct PageMessage<R> {
     /// `reconcile`, which re-pulls records whose stored stamp disagrees with the org's.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
+    /// The table the records go to, when `sfsync.toml` overrides the default (the object's
+    /// lower-cased name); absent otherwise, so older messages read the same. Checked with
+    /// [`crate::schema::check_table_name`] on both sides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
     /// The records as Salesforce returned them.
     pub records: R,
 }
@@ -81,8 +86,17 @@ impl<R> PageMessage<R> {
             kind: PageKind::Records,
             hard_delete: false,
             force: false,
+            table: None,
             records,
         }
+    }
+
+    /// The table (in schema `salesforce`) the records go to: the override, or the object's
+    /// lower-cased name.
+    pub fn target_table(&self) -> String {
+        self.table
+            .clone()
+            .unwrap_or_else(|| crate::schema::table_name(&self.object))
     }
 }
 
@@ -98,6 +112,7 @@ impl PageMessage<()> {
         let envelope = PageMessage {
             format: self.format,
             object: self.object.clone(),
+            table: self.table.clone(),
             run_id: self.run_id,
             page: self.page,
             kind: self.kind,
@@ -138,6 +153,7 @@ mod tests {
         let records = br#"{"Id":"a","records":[]},{"Id":"b"}"#;
         let envelope = PageMessage {
             hard_delete: true,
+            table: Some("contacts".to_owned()),
             ..PageMessage::records("Contact".to_owned(), run_id, 3, ())
         };
         let spliced = envelope.body_with_records(records).unwrap();
@@ -145,6 +161,7 @@ mod tests {
             serde_json::from_slice(&[b"[".as_slice(), records, b"]"].concat()).unwrap();
         let expected = serde_json::to_vec(&PageMessage {
             hard_delete: true,
+            table: Some("contacts".to_owned()),
             ..PageMessage::records("Contact".to_owned(), run_id, 3, &raw)
         })
         .unwrap();
@@ -164,6 +181,7 @@ mod tests {
             kind: PageKind::Records,
             hard_delete: false,
             force: false,
+            table: None,
             format: PAGE_FORMAT_VERSION,
             object: "Contact".into(),
             run_id: Uuid::nil(),
@@ -179,6 +197,25 @@ mod tests {
             serde_json::from_str(&body).unwrap();
         assert_eq!(back.page, 3);
         assert_eq!(back.records[0]["Id"], "003000000000001AAA");
+    }
+
+    #[test]
+    fn the_table_override_is_optional_on_the_wire() {
+        let old = r#"{"format":1,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[]}"#;
+        let page: PageMessage<Vec<serde_json::Value>> = serde_json::from_str(old).unwrap();
+        assert_eq!(page.table, None);
+        assert_eq!(page.target_table(), "contact");
+        assert_eq!(serde_json::to_string(&page).unwrap(), old);
+        let page = PageMessage {
+            table: Some("people".into()),
+            ..page
+        };
+        assert_eq!(page.target_table(), "people");
+        assert!(
+            serde_json::to_string(&page)
+                .unwrap()
+                .contains(r#""table":"people""#)
+        );
     }
 
     #[test]

@@ -76,13 +76,38 @@ pub fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// `salesforce."contact"`
-pub fn qualified_table(object: &str) -> String {
-    format!(
-        "{}.{}",
-        quote_ident(TARGET_SCHEMA),
-        quote_ident(&table_name(object))
-    )
+/// A table name chosen in `sfsync.toml` (`[objects.Contact] table = "people"`), refused with
+/// the reason unless it is a plain PostgreSQL identifier: a lower-case letter, then lower-case
+/// letters, digits and underscores, at most 63 bytes (PostgreSQL would silently cut a longer
+/// one). Lower case only, so the name needs no quoting in a user's own SQL.
+pub fn check_table_name(name: &str) -> Result<(), String> {
+    let refuse = |reason: &str| {
+        Err(format!(
+            "table {name:?} is not a plain PostgreSQL name: {reason}; use lower-case letters, \
+             digits and underscores, starting with a letter"
+        ))
+    };
+    if name.is_empty() {
+        return refuse("it is empty");
+    }
+    if name.len() > 63 {
+        return refuse("it is longer than 63 bytes");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return refuse("it does not start with a lower-case letter");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return refuse("it holds a character other than a lower-case letter, digit or underscore");
+    }
+    Ok(())
+}
+
+/// `salesforce."contact"`, for a table name from [`table_name`] or a checked override.
+pub fn qualified(table: &str) -> String {
+    format!("{}.{}", quote_ident(TARGET_SCHEMA), quote_ident(table))
 }
 
 /// What sfsync does with a field of a given Salesforce type.
@@ -163,8 +188,32 @@ mod tests {
         assert_eq!(column_name("Id"), "sfid");
         assert_eq!(column_name("LastName"), "lastname");
         assert_eq!(column_name("Engagement_Score__c"), "engagement_score__c");
-        assert_eq!(qualified_table("Contact"), r#""salesforce"."contact""#);
+        assert_eq!(
+            qualified(&table_name("Contact")),
+            r#""salesforce"."contact""#
+        );
         assert_eq!(quote_ident(r#"a"b"#), r#""a""b""#);
+    }
+
+    #[test]
+    fn table_overrides_are_plain_names() {
+        assert_eq!(check_table_name("people_2"), Ok(()));
+        for bad in [
+            "",
+            "People",
+            "2people",
+            "peo ple",
+            "people;drop",
+            "_x",
+            &"a".repeat(64),
+        ] {
+            assert!(check_table_name(bad).is_err(), "{bad} accepted");
+        }
+        assert!(
+            check_table_name("People")
+                .unwrap_err()
+                .starts_with(r#"table "People" is not a plain PostgreSQL name: it does not start with a lower-case letter"#)
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! sfsync's producer: pulls Salesforce objects and publishes one message per page.
 //!
 //! # Layout
-//! - [`cli`] — flags and subcommands.
+//! - [`cli`] — flags and subcommands, layered over `sfsync.toml`.
+//! - [`objects`] — per-object settings from `sfsync.toml`: table, fields, hard delete.
 //! - [`salesforce`] — login, describe, paged queries, error classes and retries.
 //! - [`soql`], [`tables`] — the query and the target table, both built from describe.
 //! - [`publisher`] — confirm-mode publishing with a window of outstanding confirms.
@@ -14,6 +15,7 @@
 
 pub mod cli;
 pub mod dlq;
+pub mod objects;
 pub mod publisher;
 pub mod reconcile;
 pub mod runs;
@@ -136,6 +138,7 @@ impl Connected {
     async fn open(args: &SyncArgs, metrics: Option<MetricsListener>) -> anyhow::Result<Self> {
         Self::open_with(
             &args.objects,
+            &args.object_config,
             &args.salesforce,
             &args.services,
             args.max_api_usage,
@@ -150,6 +153,7 @@ impl Connected {
     /// Salesforce.
     async fn open_with(
         objects: &[String],
+        object_config: &objects::ObjectsConfig,
         salesforce: &salesforce::CredentialArgs,
         services: &common::config::ServiceArgs,
         max_api_usage: f64,
@@ -171,6 +175,9 @@ impl Connected {
             .await?
             .with_max_api_usage(max_usage)
             .with_metrics(metrics.clone());
+        if object_config.has_field_filters(objects) {
+            objects::check_fields_against_org(&sf, object_config, objects).await?;
+        }
         Ok(Self {
             sf,
             pool,
@@ -191,6 +198,7 @@ impl Connected {
     ) -> anyhow::Result<Vec<SyncReport>> {
         let mut reports = Vec::new();
         for object in &args.objects {
+            let settings = args.object_config.settings(object);
             let options = SyncOptions {
                 object: object.clone(),
                 page_size: args.page_size,
@@ -198,9 +206,10 @@ impl Connected {
                 progress: !args.no_progress,
                 full: args.full,
                 overlap: args.overlap,
-                hard_delete: args.hard_delete,
+                hard_delete: settings.hard_delete.unwrap_or(args.hard_delete),
                 api: args.api,
                 bulk_threshold: args.bulk_threshold,
+                settings,
             };
             let mut attempt = 0;
             let report = loop {
@@ -262,6 +271,7 @@ pub async fn run_reconcile(
     let listener = args.metrics.bind().await?;
     let connected = Connected::open_with(
         &args.objects,
+        &args.object_config,
         &args.salesforce,
         &args.services,
         args.max_api_usage,
@@ -272,13 +282,15 @@ pub async fn run_reconcile(
     let mut reports = Vec::new();
     let mut result = Ok(());
     for object in &args.objects {
+        let settings = args.object_config.settings(object);
         let options = reconcile::ReconcileOptions {
             object: object.clone(),
             dry_run: args.dry_run,
-            hard_delete: args.hard_delete,
+            hard_delete: settings.hard_delete.unwrap_or(args.hard_delete),
             wait: args.wait,
             // auto: the snapshot is small per record, Bulk pays off at any size above a page.
             bulk: args.api != sync::ApiChoice::Rest,
+            settings,
         };
         match reconcile::reconcile_object(
             &connected.sf,
@@ -506,9 +518,9 @@ fn print_letters(letters: &[dlq::Letter], shown: usize) {
     }
 }
 
-/// The `producer` binary: parse flags, log, run the command, one-line error and exit 1 on failure.
+/// The `producer` binary: read flags, environment and `sfsync.toml`, log, run the command,
+/// one-line error and exit 1 on failure.
 pub fn main() -> std::process::ExitCode {
-    use clap::Parser;
-    let cli = cli::Cli::parse();
+    let cli = cli::parse_from(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
     common::shutdown::run_binary(|cancel| run(cli.command, cancel))
 }

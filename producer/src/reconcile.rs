@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use common::{
     message::{PageKind, PageMessage},
-    schema::qualified_table,
+    schema::qualified,
     sfid::SalesforceId,
 };
 use futures::TryStreamExt;
@@ -31,6 +31,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
+    objects::{self, ObjectSettings},
     publisher::{OutgoingPage, PagePublisher},
     runs,
     salesforce::{SalesforceClient, page::QueryPage},
@@ -81,6 +82,8 @@ pub struct ReconcileOptions {
     /// Take the org snapshot through Bulk API 2.0 (a few calls) rather than REST (one call per
     /// 2,000 records).
     pub bulk: bool,
+    /// The object's `sfsync.toml` section: table name and fields.
+    pub settings: ObjectSettings,
 }
 
 /// Records re-pulled per query: `WHERE Id IN (…)` of 200 Ids keeps the URL near 5 KB.
@@ -102,8 +105,10 @@ pub async fn reconcile_object(
     let calls_before = sf.usage().calls();
     let describe = sf.describe(&options.object).await?;
     let selection = tables::select_fields(&describe)?;
+    let selection = objects::filter_fields(&describe, &options.settings, selection)?;
     let object = describe.name.clone();
-    tables::ensure_table(pool, &object, &selection).await?;
+    let table = options.settings.table(&object);
+    tables::ensure_table(pool, &object, &table, &selection).await?;
     let has_is_deleted = describe.fields.iter().any(|f| f.name == "IsDeleted");
 
     // One connection for the whole reconcile: the snapshot is a temporary table.
@@ -122,7 +127,7 @@ pub async fn reconcile_object(
         snapshot_org_rest(sf, &mut db, &object, has_is_deleted).await?
     };
     tracing::info!(object, records = seen, "Org snapshot taken.");
-    let before = census(&mut db, &object, options.hard_delete).await?;
+    let before = census(&mut db, &table, options.hard_delete).await?;
 
     let mut report = ReconcileReport {
         object: object.clone(),
@@ -178,7 +183,7 @@ pub async fn reconcile_object(
         .await
         .context("recording the end of the run in sfsync.runs")?;
     wait_until_applied(pool, run_id, pages, options.wait).await?;
-    report.after = Some(census(&mut db, &object, options.hard_delete).await?);
+    report.after = Some(census(&mut db, &table, options.hard_delete).await?);
     report.run_id = Some(run_id);
     report.republished = republished;
     report.deletions = deletions;
@@ -300,8 +305,8 @@ async fn snapshot_org_rest(
 }
 
 /// Counts the categories (see the module docs).
-async fn census(db: &mut PgConnection, object: &str, hard_delete: bool) -> anyhow::Result<Census> {
-    let table = qualified_table(object);
+async fn census(db: &mut PgConnection, table: &str, hard_delete: bool) -> anyhow::Result<Census> {
+    let table = qualified(table);
     // A row the org no longer has is in step once marked deleted, unless rows must go entirely.
     let gone_done = if hard_delete { "false" } else { "t.isdeleted" };
     let sql = format!(
@@ -327,7 +332,7 @@ async fn repair(
     run_id: Uuid,
     options: &ReconcileOptions,
 ) -> anyhow::Result<(u64, u64, u64)> {
-    let table = qualified_table(object);
+    let table = qualified(&options.settings.table(object));
     let mut page = 0u64;
     let mut republished = 0u64;
 
@@ -360,6 +365,7 @@ async fn repair(
         let message = PageMessage {
             force: true,
             hard_delete: options.hard_delete,
+            table: options.settings.table_override(object),
             ..PageMessage::records(object.to_owned(), run_id, page, &parsed.records)
         };
         publisher
@@ -396,6 +402,7 @@ async fn repair(
         let message = PageMessage {
             kind: PageKind::Deleted,
             hard_delete: options.hard_delete,
+            table: options.settings.table_override(object),
             ..PageMessage::records(object.to_owned(), run_id, page, &records)
         };
         publisher

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
+    objects::{self, ObjectSettings},
     publisher::{Confirmed, OutgoingPage, PagePublisher},
     runs,
     salesforce::{
@@ -54,6 +55,8 @@ pub struct SyncOptions {
     pub api: ApiChoice,
     /// With `ApiChoice::Auto`, Bulk is used above this many records.
     pub bulk_threshold: u64,
+    /// The object's `sfsync.toml` section: table name and fields.
+    pub settings: ObjectSettings,
 }
 
 /// Which Salesforce API reads the records.
@@ -129,20 +132,29 @@ pub async fn sync_object(
     let calls_before = sf.usage().calls();
     let describe = sf.describe(&options.object).await?;
     let selection = tables::select_fields(&describe)?;
+    let selection = objects::filter_fields(&describe, &options.settings, selection)?;
     for (field, why) in &selection.skipped {
         tracing::info!(object = %describe.name, field, reason = why, "Field left out of the sync.");
     }
     // Describe gives the canonical casing (`contact` becomes `Contact`).
     let object = describe.name.clone();
-    tables::ensure_table(pool, &object, &selection).await?;
+    let table = options.settings.table(&object);
+    let created = tables::ensure_table(pool, &object, &table, &selection).await?;
     let watermark = sync_state::load(pool, &object)
         .await
         .context("reading sfsync.sync_state")?;
     if let Some(w) = watermark {
         sf.metrics().watermark(&object, w);
     }
+    if created && watermark.is_some() {
+        tracing::info!(
+            object,
+            table,
+            "The table is new (was the table setting changed?); reading every record."
+        );
+    }
     let mode = match watermark {
-        Some(w) if !options.full => SyncMode::Incremental {
+        Some(w) if !options.full && !created => SyncMode::Incremental {
             since: w - chrono::Duration::from_std(options.overlap).unwrap_or_default(),
         },
         _ => SyncMode::Full,
@@ -152,7 +164,7 @@ pub async fn sync_object(
     runs::start(pool, run_id, &object)
         .await
         .context("recording the run in sfsync.runs")?;
-    tracing::info!(%run_id, object, ?mode, fields = selection.columns.len(), "Sync started.");
+    tracing::info!(%run_id, object, table, ?mode, fields = selection.columns.len(), "Sync started.");
 
     let mut publisher = PagePublisher::new(channel, options.confirm_window)
         .await
@@ -460,6 +472,7 @@ async fn fetch_pages(
         last_stamp = page_stamp.or(last_stamp);
         let message = PageMessage {
             hard_delete: options.hard_delete,
+            table: options.settings.table_override(object),
             ..PageMessage::records(object.to_owned(), run_id, page, &parsed.records)
         };
         let body = serde_json::to_vec(&message).map_err(|e| SfError::Protocol {
@@ -532,6 +545,7 @@ async fn fetch_bulk(
                 page += 1;
                 let envelope = PageMessage {
                     hard_delete: options.hard_delete,
+                    table: options.settings.table_override(object),
                     ..PageMessage::records(object.to_owned(), run_id, page, ())
                 };
                 let body = envelope
@@ -604,6 +618,7 @@ async fn publish_deletions(
         let message = PageMessage {
             kind: PageKind::Deleted,
             hard_delete: options.hard_delete,
+            table: options.settings.table_override(object),
             ..PageMessage::records(object.to_owned(), run_id, page, &records)
         };
         let outgoing = OutgoingPage {

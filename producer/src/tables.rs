@@ -3,8 +3,8 @@
 //! own changes to the table (indexes, wider types) survive.
 
 use common::schema::{
-    FieldPlan, NameError, TARGET_SCHEMA, check_api_name, column_name, plan_for_type,
-    qualified_table, quote_ident,
+    FieldPlan, NameError, TARGET_SCHEMA, check_api_name, column_name, plan_for_type, qualified,
+    quote_ident,
 };
 // Names in these statements passed check_api_name and are quoted; types come from a fixed list.
 use sqlx::{AssertSqlSafe, PgPool};
@@ -33,6 +33,28 @@ pub enum TableError {
         "object {object} has no {field} field; sfsync needs Id and SystemModstamp to upsert safely"
     )]
     MissingField { object: String, field: &'static str },
+    /// A field named in `sfsync.toml` (`setting` is its key) that describe does not list.
+    #[error("{setting}: object {object} has no field {field}")]
+    UnknownField {
+        setting: String,
+        object: String,
+        field: String,
+    },
+    #[error("field {field} of {object} cannot be synced: {reason}")]
+    Unstorable {
+        object: String,
+        field: String,
+        reason: &'static str,
+    },
+    #[error(
+        "table salesforce.{table} already holds {owner} records; give {object} a table of its own \
+         (`table` under [objects.{object}] in sfsync.toml)"
+    )]
+    Claimed {
+        table: String,
+        object: String,
+        owner: String,
+    },
     #[error("object {0} is not queryable in this org")]
     NotQueryable(String),
     #[error("cannot create or extend table {table}: {source}")]
@@ -71,19 +93,23 @@ pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> 
     Ok(FieldSelection { columns, skipped })
 }
 
-/// Creates `salesforce.<object>` if needed and adds any missing column.
+/// Creates `salesforce.<table>` for `object` if needed and adds any missing column; `table` is
+/// the object's lower-cased name or a checked override. The table is claimed for the object in
+/// `sfsync.table_owners`: a table another object holds is refused.
 ///
 /// Runs under a transaction-scoped advisory lock, so producers starting at once do not race on
-/// `CREATE SCHEMA`/`CREATE TABLE`.
+/// `CREATE SCHEMA`/`CREATE TABLE`. Returns whether the table was created (a new table, e.g.
+/// after a table override changed, needs every record whatever the watermark says).
 ///
 /// # Errors
 /// The database refused a statement.
 pub async fn ensure_table(
     pool: &PgPool,
     object: &str,
+    table_name: &str,
     selection: &FieldSelection,
-) -> Result<(), TableError> {
-    let table = qualified_table(object);
+) -> Result<bool, TableError> {
+    let table = qualified(table_name);
     let db_err = |source| TableError::Database {
         table: table.clone(),
         source,
@@ -100,6 +126,28 @@ pub async fn ensure_table(
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
+    let owner: String = sqlx::query_scalar(
+        "INSERT INTO sfsync.table_owners (table_name, object) VALUES ($1, $2)
+         ON CONFLICT (table_name) DO UPDATE SET table_name = EXCLUDED.table_name
+         RETURNING object",
+    )
+    .bind(table_name)
+    .bind(object)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    if !owner.eq_ignore_ascii_case(object) {
+        return Err(TableError::Claimed {
+            table: table_name.to_owned(),
+            object: object.to_owned(),
+            owner,
+        });
+    }
+    let existed: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(&table)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
     // Heroku Connect's layout: a local serial id, the 18-char sfid (unique, the upsert key),
     // the two columns every upsert relies on, and sfsync's own bookkeeping columns.
     let create = format!(
@@ -130,7 +178,7 @@ pub async fn ensure_table(
         .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
-    Ok(())
+    Ok(!existed)
 }
 
 #[cfg(test)]

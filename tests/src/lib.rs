@@ -236,6 +236,7 @@ impl TestEnv {
     ) -> producer::cli::SyncArgs {
         producer::cli::SyncArgs {
             objects: vec![object.into()],
+            all: false,
             full: false,
             overlap: Duration::from_secs(300),
             hard_delete: false,
@@ -260,6 +261,7 @@ impl TestEnv {
                 sf_api_version: "62.0".into(),
             },
             services: self.services(),
+            object_config: Default::default(),
         }
     }
 

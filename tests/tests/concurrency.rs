@@ -53,9 +53,14 @@ async fn eight_workers_on_overlapping_shuffled_pages_keep_the_newest_version() {
         })
         .collect(),
     };
-    tables::ensure_table(&pool, "Contact", &tables::select_fields(&describe).unwrap())
-        .await
-        .unwrap();
+    tables::ensure_table(
+        &pool,
+        "Contact",
+        "contact",
+        &tables::select_fields(&describe).unwrap(),
+    )
+    .await
+    .unwrap();
 
     // COPIES versions of every Id, version v stamped v minutes after a base, in shuffled pages.
     let mut records: Vec<serde_json::Value> = (0..IDS)

@@ -14,6 +14,7 @@ fn reconcile_args(
     let sync = env.sync_args(org, "Contact");
     producer::cli::ReconcileArgs {
         objects: vec!["Contact".into()],
+        all: false,
         dry_run,
         json: false,
         hard_delete: false,
@@ -24,6 +25,7 @@ fn reconcile_args(
         metrics: sync.metrics,
         salesforce: sync.salesforce,
         services: sync.services,
+        object_config: Default::default(),
     }
 }
 

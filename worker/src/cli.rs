@@ -1,17 +1,23 @@
-//! The worker's command line.
+//! The worker's command line, layered over `sfsync.toml`'s `[worker]` and `[services]`.
 
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use common::{
     config::{ServiceArgs, parse_duration},
+    config_file::{ConfigFile, Layer, LoadError, parse_layered},
     metrics::MetricsArgs,
 };
+
+const AFTER_HELP: &str = "Settings file: every option above can also be set in sfsync.toml (or the file \
+--config names), by its long name with underscores: `prefetch = 8` under [worker]; --amqp-url and \
+--database-url under [services] (keep secrets in the environment or .env rather than a file). A \
+flag beats the environment, which beats the file, which beats the default.";
 
 /// sfsync worker: consumes Salesforce pages from RabbitMQ and upserts them into PostgreSQL
 /// (schema `salesforce`). Run as many as the database absorbs; they never deadlock each other.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "worker", version, about, long_about = None)]
+#[command(name = "worker", version, about, long_about = None, after_help = AFTER_HELP)]
 pub struct WorkerArgs {
     /// Pages the broker may hand this worker before it acks (per-consumer QoS). At least
     /// --concurrency, so the next page is here when one commits; each page is ~1 MB.
@@ -28,4 +34,56 @@ pub struct WorkerArgs {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub services: ServiceArgs,
+}
+
+/// Worker arguments from `argv`, the environment and the settings file (`[worker]`, then the
+/// shared `[services]`), in that precedence.
+///
+/// # Errors
+/// A usage error (or `--help`), or a settings file that is missing, malformed or holds a bad
+/// value; the message names the setting.
+pub fn parse_from(argv: Vec<std::ffi::OsString>) -> Result<WorkerArgs, LoadError> {
+    let file = ConfigFile::find(&argv)?;
+    if let Some(file) = &file {
+        file.check_sections()?;
+        file.check_keys(
+            "services",
+            &ServiceArgs::augment_args(clap::Command::new("services")),
+        )?;
+        file.check_keys("worker", &WorkerArgs::command())?;
+    }
+    let matches = parse_layered(WorkerArgs::command(), argv, file.as_ref(), |_| {
+        vec![
+            Layer {
+                section: "services".into(),
+                strict: false,
+            },
+            Layer {
+                section: "worker".into(),
+                strict: true,
+            },
+        ]
+    })?;
+    Ok(WorkerArgs::from_arg_matches(&matches)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_is_valid_for_the_worker() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sfsync.example.toml");
+        let args = parse_from(vec!["worker".into(), "--config".into(), path.into()]).unwrap();
+        assert_eq!((args.prefetch, args.concurrency), (8, 2));
+        let args = parse_from(vec![
+            "worker".into(),
+            "--config".into(),
+            path.into(),
+            "--prefetch".into(),
+            "3".into(),
+        ])
+        .unwrap();
+        assert_eq!(args.prefetch, 3);
+    }
 }

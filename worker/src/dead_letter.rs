@@ -54,6 +54,7 @@ pub fn for_records(
                 kind: page.kind,
                 hard_delete: page.hard_delete,
                 force: page.force,
+                table: page.table.clone(),
                 records: [raw],
             })
             .unwrap_or_default();

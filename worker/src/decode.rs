@@ -4,7 +4,7 @@
 
 use common::{
     message::{PAGE_FORMAT_VERSION, PAGE_MESSAGE_TYPE, PageMessage},
-    schema::check_api_name,
+    schema::{check_api_name, check_table_name},
 };
 use serde_json::value::RawValue;
 
@@ -82,8 +82,8 @@ pub type Page<'a> = PageMessage<Vec<&'a RawValue>>;
 ///
 /// # Errors
 /// [`ErrorClass::Decode`] when the message is not an sfsync page: another `type`, a body that
-/// is not JSON or has another shape, an unknown format version, or an object name that breaks
-/// Salesforce's identifier rules.
+/// is not JSON or has another shape, an unknown format version, an object name that breaks
+/// Salesforce's identifier rules, or a table name that is not a plain PostgreSQL name.
 pub fn decode<'a>(message_type: Option<&str>, body: &'a [u8]) -> Result<Page<'a>, PageError> {
     if let Some(t) = message_type
         && t != PAGE_MESSAGE_TYPE
@@ -112,6 +112,9 @@ pub fn decode<'a>(message_type: Option<&str>, body: &'a [u8]) -> Result<Page<'a>
     }
     check_api_name("object", &page.object)
         .map_err(|e| PageError::permanent(ErrorClass::Decode, e.to_string()))?;
+    if let Some(table) = &page.table {
+        check_table_name(table).map_err(|e| PageError::permanent(ErrorClass::Decode, e))?;
+    }
     Ok(page)
 }
 
@@ -147,11 +150,12 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_page() {
-        let cases: [(Option<&str>, &[u8], &str); 4] = [
+        let cases: [(Option<&str>, &[u8], &str); 5] = [
             (Some("other.type"), b"{}", "message type \"other.type\""),
             (None, b"not json", "body is not an sfsync page"),
             (None, br#"{"format":2,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[]}"#, "page format 2"),
             (None, br#"{"format":1,"object":"Contact;drop","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[]}"#, "not a valid Salesforce API name"),
+            (None, br#"{"format":1,"object":"Contact","table":"x; drop table y","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[]}"#, "is not a plain PostgreSQL name"),
         ];
         for (t, body, want) in cases {
             match decode(t, body) {

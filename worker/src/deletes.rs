@@ -5,7 +5,7 @@
 //! replayed later cannot undo them. Hard deletes leave no row to guard: a replay of a page
 //! older than the deletion brings the record back until the next sync deletes it again.
 
-use common::schema::qualified_table;
+use common::schema::qualified;
 use uuid::Uuid;
 
 use crate::error::PageError;
@@ -17,12 +17,12 @@ use crate::error::PageError;
 /// Database errors, classified as usual.
 pub async fn apply_deletions(
     tx: &deadpool_postgres::Transaction<'_>,
-    object: &str,
+    table: &str,
     run_id: Uuid,
     deleted: &[(&str, String)],
     hard: bool,
 ) -> Result<u64, PageError> {
-    let table = qualified_table(object);
+    let table = qualified(table);
     let mut sorted: Vec<&(&str, String)> = deleted.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(b.0)); // row locks in Id order, like the upsert
     let ids: Vec<&str> = sorted.iter().map(|(id, _)| *id).collect();
@@ -55,13 +55,13 @@ pub async fn apply_deletions(
 /// Database errors, classified as usual.
 pub async fn remove_deleted(
     tx: &deadpool_postgres::Transaction<'_>,
-    object: &str,
+    table: &str,
     ids: &[&str],
 ) -> Result<u64, PageError> {
     if ids.is_empty() {
         return Ok(0);
     }
-    let table = qualified_table(object);
+    let table = qualified(table);
     Ok(tx
         .execute(
             &format!("DELETE FROM {table} WHERE sfid = ANY($1::text[]) AND isdeleted"),

@@ -28,9 +28,8 @@ pub mod tls;
 pub use cli::WorkerArgs;
 pub use consumer::{run, run_with_metrics};
 
-/// The `worker` binary: parse flags, log, run until SIGTERM/Ctrl-C, exit 0 after a clean drain.
+/// The `worker` binary: read flags, environment and `sfsync.toml`, log, run until SIGTERM/Ctrl-C, exit 0 after a clean drain.
 pub fn main() -> std::process::ExitCode {
-    use clap::Parser;
-    let args = WorkerArgs::parse();
+    let args = cli::parse_from(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
     common::shutdown::run_binary(|cancel| run(args, cancel))
 }

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 use common::message::PageKind;
 use common::{
-    schema::{column_name, qualified_table, quote_ident},
+    schema::{column_name, qualified, quote_ident},
     sfid::SalesforceId,
     sftime::parse_datetime,
 };
@@ -201,14 +201,14 @@ fn failing_position(
 
 /// The upsert of staged rows `_n` in `[lo, hi)` into the target table.
 fn upsert_sql(
-    object: &str,
+    table: &str,
     plan: &PagePlan<'_>,
     run_id: Uuid,
     lo: usize,
     hi: usize,
     force: bool,
 ) -> String {
-    let table = qualified_table(object);
+    let table = qualified(table);
     let names: Vec<String> = plan
         .fields
         .iter()
@@ -333,7 +333,7 @@ async fn upsert(
         // (the values in the statement are a uuid and two integers, written as literals).
         let attempt = format!(
             "SAVEPOINT sfsync_range; {}; RELEASE SAVEPOINT sfsync_range",
-            upsert_sql(&page.object, plan, page.run_id, lo, hi, page.force)
+            upsert_sql(&page.target_table(), plan, page.run_id, lo, hi, page.force)
         );
         match tx.simple_query(&attempt).await {
             Ok(messages) => {
@@ -501,11 +501,12 @@ async fn store_valid(
     booking: Booking,
     attempts: i32,
 ) -> Result<PageOutcome, PageError> {
-    let mut shape = shapes.get(client, &page.object).await?;
+    let table = page.target_table();
+    let mut shape = shapes.get(client, &table, &page.object).await?;
     let (mut page_plan, mut unmatched) = plan(valid, &shape);
     if !unmatched.is_empty() {
         // The producer may have added columns since the shape was cached.
-        shape = shapes.reload(client, &page.object).await?;
+        shape = shapes.reload(client, &table, &page.object).await?;
         (page_plan, unmatched) = plan(valid, &shape);
         if !unmatched.is_empty() {
             tracing::debug!(object = %page.object, fields = ?unmatched, "Fields without a column are not stored.");
@@ -521,7 +522,7 @@ async fn store_valid(
                     .filter(|v| v.fields.get("IsDeleted").is_some_and(|d| d.get() == "true"))
                     .map(|v| v.id.as_str())
                     .collect();
-                deletes::remove_deleted(&tx, &page.object, &gone).await?;
+                deletes::remove_deleted(&tx, &table, &gone).await?;
             }
             (written, refused)
         }
@@ -539,7 +540,7 @@ async fn store_valid(
                 })
                 .collect();
             (
-                deletes::apply_deletions(&tx, &page.object, page.run_id, &stamps, page.hard_delete)
+                deletes::apply_deletions(&tx, &table, page.run_id, &stamps, page.hard_delete)
                     .await?,
                 Vec::new(),
             )
@@ -617,7 +618,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let sql = upsert_sql("Contact", &plan, Uuid::nil(), 10, 20, false);
+        let sql = upsert_sql("contact", &plan, Uuid::nil(), 10, 20, false);
         assert!(sql.contains(r#"DISTINCT ON (s.sfid COLLATE "C")"#), "{sql}");
         assert!(
             sql.contains(r#"ORDER BY s.sfid COLLATE "C", s.systemmodstamp::timestamptz DESC"#),

@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use common::schema::{TARGET_SCHEMA, table_name};
+use common::schema::TARGET_SCHEMA;
 use tokio::sync::RwLock;
 
 use crate::error::{ErrorClass, PageError};
@@ -24,7 +24,7 @@ pub struct TableShape {
     pub columns: HashMap<String, Column>,
 }
 
-/// Table shapes by object, loaded on first use and reloaded when a page names a field the
+/// Table shapes by table name, loaded on first use and reloaded when a page names a field the
 /// cached shape lacks (the producer adds columns for new fields before publishing).
 #[derive(Default)]
 pub struct TableShapes {
@@ -32,20 +32,23 @@ pub struct TableShapes {
 }
 
 impl TableShapes {
+    /// The shape of `salesforce.<table>`, which holds `object`'s records.
     pub async fn get(
         &self,
         client: &deadpool_postgres::Client,
+        table: &str,
         object: &str,
     ) -> Result<Arc<TableShape>, PageError> {
-        if let Some(shape) = self.cache.read().await.get(object) {
+        if let Some(shape) = self.cache.read().await.get(table) {
             return Ok(shape.clone());
         }
-        self.reload(client, object).await
+        self.reload(client, table, object).await
     }
 
     pub async fn reload(
         &self,
         client: &deadpool_postgres::Client,
+        table: &str,
         object: &str,
     ) -> Result<Arc<TableShape>, PageError> {
         let rows = client
@@ -55,15 +58,14 @@ impl TableShapes {
                    JOIN pg_class c ON c.oid = a.attrelid
                    JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
-                &[&TARGET_SCHEMA, &table_name(object)],
+                &[&TARGET_SCHEMA, &table],
             )
             .await?;
         if rows.is_empty() {
             return Err(PageError::permanent(
                 ErrorClass::Schema,
                 format!(
-                    "table {TARGET_SCHEMA}.{} does not exist; run `producer sync --object {object}` (it creates the table) and replay",
-                    table_name(object)
+                    "table {TARGET_SCHEMA}.{table} does not exist; run `producer sync --object {object}` (it creates the table) and replay"
                 ),
             ));
         }
@@ -80,7 +82,7 @@ impl TableShapes {
         self.cache
             .write()
             .await
-            .insert(object.to_owned(), shape.clone());
+            .insert(table.to_owned(), shape.clone());
         Ok(shape)
     }
 }

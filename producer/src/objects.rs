@@ -1,0 +1,407 @@
+//! Per-object settings from `sfsync.toml`: the `[sync] objects` list that `sync --all` syncs,
+//! and `[objects.<Name>]` sections (table name, fields to include or exclude, hard delete).
+//!
+//! Names are checked when the file is read (object and field names against Salesforce's
+//! identifier rules, table names as plain PostgreSQL names); field names are checked against
+//! the org's describe before the first object is synced.
+
+use common::{
+    config_file::{ConfigError, ConfigFile},
+    schema::{check_api_name, check_table_name, table_name},
+};
+use serde::Deserialize;
+
+use crate::{
+    salesforce::Describe,
+    tables::{FieldSelection, TableError},
+};
+
+/// Fields every sync needs whatever the settings say: the upsert key, its guard, and the
+/// soft-delete flag.
+pub const ALWAYS_KEPT: [&str; 3] = ["Id", "SystemModstamp", "IsDeleted"];
+
+/// One `[objects.<Name>]` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectSettings {
+    /// Table in schema `salesforce` instead of the lower-cased object name.
+    pub table: Option<String>,
+    /// Sync only these fields (plus [`ALWAYS_KEPT`]).
+    pub include_fields: Option<Vec<String>>,
+    /// Sync every field but these ([`ALWAYS_KEPT`] cannot be excluded).
+    pub exclude_fields: Option<Vec<String>>,
+    /// `--hard-delete` for this object (a flag or `SFSYNC_HARD_DELETE` still wins).
+    pub hard_delete: Option<bool>,
+}
+
+impl ObjectSettings {
+    /// The table override, if it differs from the default name.
+    pub fn table_override(&self, object: &str) -> Option<String> {
+        self.table.clone().filter(|t| *t != table_name(object))
+    }
+
+    /// The table the object's records go to.
+    pub fn table(&self, object: &str) -> String {
+        self.table.clone().unwrap_or_else(|| table_name(object))
+    }
+
+    fn has_field_filter(&self) -> bool {
+        self.include_fields.is_some() || self.exclude_fields.is_some()
+    }
+}
+
+/// The objects the settings file configures, in file order.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectsConfig {
+    /// `[sync] objects`.
+    listed: Vec<String>,
+    /// `[objects.<Name>]`, in file order.
+    sections: Vec<(String, ObjectSettings)>,
+}
+
+impl ObjectsConfig {
+    /// Reads `[sync] objects` and the `[objects.*]` sections, checking every name.
+    ///
+    /// # Errors
+    /// Names the key and what is wrong with it.
+    pub fn from_file(file: &ConfigFile) -> Result<Self, ConfigError> {
+        let error = |key: String, reason: String| ConfigError::Setting {
+            path: file.path.clone(),
+            key,
+            reason,
+        };
+        let mut config = Self::default();
+        if let Some(list) = file.section("sync").and_then(|s| s.get("objects")) {
+            let names: Vec<String> = list.clone().try_into().map_err(|_| {
+                error(
+                    "sync.objects".into(),
+                    "expected a list of object names, e.g. [\"Account\", \"Contact\"]".into(),
+                )
+            })?;
+            for name in names {
+                check_api_name("object", &name)
+                    .map_err(|e| error("sync.objects".into(), e.to_string()))?;
+                if !config.listed.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+                    config.listed.push(name);
+                }
+            }
+        }
+        for (name, value) in file.section("objects").into_iter().flatten() {
+            let key = format!("objects.{name}");
+            check_api_name("object", name).map_err(|e| error(key.clone(), e.to_string()))?;
+            if config.get(name).is_some() {
+                return Err(error(
+                    key,
+                    "configured twice (object names are not case-sensitive)".into(),
+                ));
+            }
+            let settings: ObjectSettings = value
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| error(key.clone(), e.message().trim().into()))?;
+            if let Some(table) = &settings.table {
+                check_table_name(table).map_err(|e| error(format!("{key}.table"), e))?;
+            }
+            if settings.include_fields.is_some() && settings.exclude_fields.is_some() {
+                return Err(error(
+                    key,
+                    "include_fields and exclude_fields cannot both be set".into(),
+                ));
+            }
+            for (list, what) in [
+                (&settings.include_fields, "include_fields"),
+                (&settings.exclude_fields, "exclude_fields"),
+            ] {
+                for field in list.iter().flatten() {
+                    check_api_name("field", field)
+                        .map_err(|e| error(format!("{key}.{what}"), e.to_string()))?;
+                }
+            }
+            for field in settings.exclude_fields.iter().flatten() {
+                if ALWAYS_KEPT.iter().any(|k| k.eq_ignore_ascii_case(field)) {
+                    return Err(error(
+                        format!("{key}.exclude_fields"),
+                        format!(
+                            "{field} cannot be excluded: sfsync needs Id, SystemModstamp and IsDeleted"
+                        ),
+                    ));
+                }
+            }
+            config.sections.push((name.clone(), settings));
+        }
+        config
+            .check_tables_distinct()
+            .map_err(|(key, reason)| error(key, reason))?;
+        Ok(config)
+    }
+
+    /// Two objects writing one table would overwrite each other's rows.
+    fn check_tables_distinct(&self) -> Result<(), (String, String)> {
+        let objects = self.all_objects();
+        for (i, a) in objects.iter().enumerate() {
+            for b in &objects[..i] {
+                let table = self.settings(a).table(a);
+                if table == self.settings(b).table(b) {
+                    return Err((
+                        format!("objects.{a}.table"),
+                        format!("{a} and {b} would both be stored in table salesforce.{table}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings of `object` (any casing), if it has a section.
+    pub fn get(&self, object: &str) -> Option<&ObjectSettings> {
+        self.sections
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(object))
+            .map(|(_, s)| s)
+    }
+
+    /// The settings of `object`, the defaults if it has no section.
+    pub fn settings(&self, object: &str) -> ObjectSettings {
+        self.get(object).cloned().unwrap_or_default()
+    }
+
+    /// What `sync --all` syncs: `[sync] objects`, then each `[objects.*]` not listed there.
+    pub fn all_objects(&self) -> Vec<String> {
+        let mut all = self.listed.clone();
+        for (name, _) in &self.sections {
+            if !all.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                all.push(name.clone());
+            }
+        }
+        all
+    }
+
+    /// Forgets the per-object `hard_delete` values: a `--hard-delete` flag or
+    /// `SFSYNC_HARD_DELETE` was given, and it beats the file.
+    pub fn override_hard_delete(&mut self) {
+        for (_, s) in &mut self.sections {
+            s.hard_delete = None;
+        }
+    }
+
+    /// Whether any object has fields to include or exclude (checked against describe first).
+    pub fn has_field_filters(&self, objects: &[String]) -> bool {
+        objects
+            .iter()
+            .any(|o| self.get(o).is_some_and(ObjectSettings::has_field_filter))
+    }
+}
+
+/// Applies `include_fields`/`exclude_fields` to the fields chosen from describe.
+///
+/// # Errors
+/// A configured field is not a field of the object, or is one sfsync cannot store.
+pub fn filter_fields(
+    describe: &Describe,
+    settings: &ObjectSettings,
+    selection: FieldSelection,
+) -> Result<FieldSelection, TableError> {
+    let configured = [
+        ("include_fields", &settings.include_fields),
+        ("exclude_fields", &settings.exclude_fields),
+    ];
+    let configured = configured
+        .iter()
+        .flat_map(|(key, list)| list.iter().flatten().map(move |f| (*key, f)));
+    for (key, field) in configured {
+        if !describe
+            .fields
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(field))
+        {
+            return Err(TableError::UnknownField {
+                setting: format!("objects.{}.{key}", describe.name),
+                object: describe.name.clone(),
+                field: field.clone(),
+            });
+        }
+        if let Some((_, why)) = selection
+            .skipped
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(field))
+            .filter(|_| settings.include_fields.is_some())
+        {
+            return Err(TableError::Unstorable {
+                object: describe.name.clone(),
+                field: field.clone(),
+                reason: why,
+            });
+        }
+    }
+    let listed = |list: &Option<Vec<String>>, name: &str| {
+        list.iter().flatten().any(|f| f.eq_ignore_ascii_case(name))
+    };
+    let keep = |name: &str| {
+        ALWAYS_KEPT.iter().any(|k| k.eq_ignore_ascii_case(name))
+            || match (&settings.include_fields, &settings.exclude_fields) {
+                (Some(_), _) => listed(&settings.include_fields, name),
+                (None, Some(_)) => !listed(&settings.exclude_fields, name),
+                (None, None) => true,
+            }
+    };
+    let (columns, left_out): (Vec<_>, Vec<_>) = selection
+        .columns
+        .into_iter()
+        .partition(|(name, _)| keep(name));
+    let mut skipped = selection.skipped;
+    skipped.extend(
+        left_out
+            .into_iter()
+            .map(|(name, _)| (name, "left out by sfsync.toml")),
+    );
+    Ok(FieldSelection { columns, skipped })
+}
+
+/// Checks the field settings of `objects` against the org before any sync starts, so that a
+/// typo stops the run at once rather than after the objects before it.
+///
+/// # Errors
+/// Describe failed, or a configured field is unknown or cannot be stored.
+pub async fn check_fields_against_org(
+    sf: &crate::salesforce::SalesforceClient,
+    config: &ObjectsConfig,
+    objects: &[String],
+) -> anyhow::Result<()> {
+    for object in objects {
+        let settings = config.settings(object);
+        if !settings.has_field_filter() {
+            continue;
+        }
+        let describe = sf.describe(object).await?;
+        let selection = crate::tables::select_fields(&describe)?;
+        filter_fields(&describe, &settings, selection)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::DescribeField;
+
+    fn config(toml: &str) -> Result<ObjectsConfig, String> {
+        let file = ConfigFile::parse("sfsync.toml", toml).map_err(|e| e.to_string())?;
+        ObjectsConfig::from_file(&file).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn all_objects_follow_the_file_order() {
+        let c = config(
+            "[sync]\nobjects = [\"Contact\", \"Account\"]\n[objects.Lead]\n[objects.contact]\ntable = \"people\"",
+        )
+        .unwrap();
+        assert_eq!(c.all_objects(), ["Contact", "Account", "Lead"]);
+        assert_eq!(c.settings("CONTACT").table("Contact"), "people");
+        assert_eq!(c.settings("Account").table("Account"), "account");
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_their_key() {
+        for (toml, want) in [
+            (
+                "[sync]\nobjects = [\"Con tact\"]",
+                "sfsync.toml: sync.objects: object \"Con tact\" is not a valid Salesforce API name",
+            ),
+            (
+                "[sync]\nobjects = \"Contact\"",
+                "sfsync.toml: sync.objects: expected a list of object names",
+            ),
+            (
+                "[objects.\"Bad-Name\"]",
+                "sfsync.toml: objects.Bad-Name: object \"Bad-Name\" is not a valid Salesforce API name",
+            ),
+            (
+                "[objects.Contact]\ntable = \"People\"",
+                "sfsync.toml: objects.Contact.table: table \"People\" is not a plain PostgreSQL name",
+            ),
+            (
+                "[objects.Contact]\ninclude_fields = [\"Last Name\"]",
+                "sfsync.toml: objects.Contact.include_fields: field \"Last Name\" is not a valid Salesforce API name",
+            ),
+            (
+                "[objects.Contact]\ntabel = \"x\"",
+                "sfsync.toml: objects.Contact: unknown field `tabel`, expected one of `table`, `include_fields`, `exclude_fields`, `hard_delete`",
+            ),
+            (
+                "[objects.Contact]\ninclude_fields = [\"Id\"]\nexclude_fields = [\"Email\"]",
+                "sfsync.toml: objects.Contact: include_fields and exclude_fields cannot both be set",
+            ),
+            (
+                "[objects.Contact]\nexclude_fields = [\"systemmodstamp\"]",
+                "sfsync.toml: objects.Contact.exclude_fields: systemmodstamp cannot be excluded",
+            ),
+            (
+                "[objects.Contact]\n[objects.CONTACT]",
+                "sfsync.toml: objects.CONTACT: configured twice",
+            ),
+            (
+                "[objects.Contact]\ntable = \"account\"\n[objects.Account]",
+                "sfsync.toml: objects.Account.table: Account and Contact would both be stored in table salesforce.account",
+            ),
+            (
+                "[objects.Contact]\nhard_delete = \"yes\"",
+                "sfsync.toml: objects.Contact: invalid type: string \"yes\", expected a boolean",
+            ),
+        ] {
+            let e = config(toml).unwrap_err();
+            assert!(e.starts_with(want), "{toml}:\n{e}\nwanted {want}");
+        }
+    }
+
+    fn describe() -> Describe {
+        Describe {
+            name: "Contact".into(),
+            queryable: true,
+            fields: [
+                ("Id", "id"),
+                ("SystemModstamp", "datetime"),
+                ("IsDeleted", "boolean"),
+                ("FirstName", "string"),
+                ("LastName", "string"),
+                ("Email", "email"),
+                ("MailingAddress", "address"),
+            ]
+            .iter()
+            .map(|(n, t)| DescribeField {
+                name: (*n).into(),
+                sf_type: (*t).into(),
+            })
+            .collect(),
+        }
+    }
+
+    fn filtered(toml: &str) -> Result<Vec<String>, String> {
+        let c = config(toml).unwrap();
+        let d = describe();
+        let sel = crate::tables::select_fields(&d).unwrap();
+        filter_fields(&d, &c.settings("Contact"), sel)
+            .map(|s| s.field_names().iter().map(|f| f.to_string()).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn include_and_exclude_act_on_describe_and_keep_what_sync_needs() {
+        assert_eq!(
+            filtered("[objects.Contact]\ninclude_fields = [\"lastname\"]").unwrap(),
+            ["Id", "SystemModstamp", "IsDeleted", "LastName"]
+        );
+        assert_eq!(
+            filtered("[objects.Contact]\nexclude_fields = [\"Email\", \"FirstName\"]").unwrap(),
+            ["Id", "SystemModstamp", "IsDeleted", "LastName"]
+        );
+        assert_eq!(
+            filtered("[objects.Contact]\ninclude_fields = [\"Nickname\"]").unwrap_err(),
+            "objects.Contact.include_fields: object Contact has no field Nickname"
+        );
+        assert!(
+            filtered("[objects.Contact]\ninclude_fields = [\"MailingAddress\"]")
+                .unwrap_err()
+                .starts_with("field MailingAddress of Contact cannot be synced: compound field")
+        );
+    }
+}
