@@ -59,8 +59,11 @@ impl Env {
     }
 
     /// `DATABASE_URL` for the sfsync processes.
+    ///
+    /// Without TLS, like the bench's own COPY connection: sfsync's default `sslmode=prefer`
+    /// would encrypt when the server offers it, and the comparison must be like for like.
     pub fn database_url(&self) -> String {
-        format!("{}/{}", self.pg_base, self.name)
+        format!("{}/{}?sslmode=disable", self.pg_base, self.name)
     }
 
     /// `AMQP_URL` for the sfsync processes.

@@ -241,7 +241,13 @@ async fn snapshot_org_bulk(
     let mut seen = 0u64;
     let mut locator: Option<String> = None;
     loop {
-        let (csv, next) = sf.job_results(&job.id, locator.as_deref()).await?;
+        let (csv, next) = sf
+            .job_results(
+                &job.id,
+                locator.as_deref(),
+                crate::salesforce::bulk::SNAPSHOT_ROWS_PER_CHUNK,
+            )
+            .await?;
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
             .from_reader(&csv[..]);

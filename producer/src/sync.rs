@@ -527,7 +527,9 @@ async fn fetch_bulk(
         if cancel.is_cancelled() {
             break;
         }
-        let (csv, next) = sf.job_results(&job.id, locator.as_deref()).await?;
+        let (csv, next) = sf
+            .job_results(&job.id, locator.as_deref(), bulk::RECORDS_PER_CHUNK)
+            .await?;
         let convert_and_send = async {
             let protocol = |detail| SfError::Protocol {
                 url: format!("Bulk job {}", job.id),

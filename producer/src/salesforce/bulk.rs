@@ -21,8 +21,16 @@ pub struct Job {
     pub records_processed: Option<u64>,
 }
 
-/// Rows asked for per results request; Salesforce may send fewer.
-pub const MAX_RECORDS_PER_CHUNK: u32 = 10_000;
+/// Rows asked for per results request when downloading whole records; Salesforce may send
+/// fewer. A chunk is held in memory while it is turned into pages: 5,000 Contacts are about
+/// 3.5 MB of CSV, and keep the producer's peak as low as with REST (50 MiB for 300,000
+/// records; 10,000 gave 65 MiB, 50,000 gave 154 MiB). It costs one API call per 5,000 records,
+/// still under half of REST's one per 2,000.
+pub const RECORDS_PER_CHUNK: u32 = 5_000;
+
+/// Rows per results request for a reconcile snapshot (Id and SystemModstamp only, ~50 bytes a
+/// row): large chunks, few calls.
+pub const SNAPSHOT_ROWS_PER_CHUNK: u32 = 50_000;
 
 impl SalesforceClient {
     /// Creates a query job (`queryAll`, so deleted records come too) and returns it.
@@ -79,9 +87,10 @@ impl SalesforceClient {
         &self,
         job_id: &str,
         locator: Option<&str>,
+        max_records: u32,
     ) -> Result<(bytes::Bytes, Option<String>), SfError> {
         let mut path = format!(
-            "{}/jobs/query/{job_id}/results?maxRecords={MAX_RECORDS_PER_CHUNK}",
+            "{}/jobs/query/{job_id}/results?maxRecords={max_records}",
             self.data_path()
         );
         if let Some(locator) = locator {
