@@ -5,7 +5,7 @@ use std::{path::PathBuf, str::FromStr};
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{
-    Connection as _,
+    ConnectOptions as _, Connection as _,
     postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgSslMode},
 };
 use url::Url;
@@ -141,7 +141,12 @@ pub fn control_options(url: &SecretString) -> Result<PgConnectOptions, SettingEr
     // Every sfsync statement names its schema, but sqlx keeps its migration history in the first
     // schema of the search path, which by default is "$user": a role named `sfsync` would find
     // sfsync's own schema there on its second start and re-run every migration.
-    Ok(options.options([("search_path", "public")]))
+    let options = options.options([("search_path", "public")]);
+    // sqlx warns about any statement over 1 s. Here that is mostly the migration lock waiting
+    // for another process that is migrating (workers starting together), which is no problem,
+    // and the warning broke the one-line error of a binary that then failed on another
+    // setting. Slow control statements stay visible with RUST_LOG=sqlx=debug.
+    Ok(options.log_slow_statements(log::LevelFilter::Debug, std::time::Duration::from_secs(1)))
 }
 
 /// What to do about a failed TLS handshake, for the one-line error; `None` when `error` is
