@@ -28,14 +28,13 @@ use crate::{
     dead_letter::{self, DeadLetterPublisher},
     decode::{Page, decode},
     error::PageError,
-    store::{Booking, PageOutcome, store_page},
-    table::TableShapes,
+    store::{Booking, PageOutcome, Tables, store_page},
 };
 
 /// What every page task shares.
 struct Context {
     pool: deadpool_postgres::Pool,
-    shapes: TableShapes,
+    tables: Tables,
     dead_letters: DeadLetterPublisher,
     metrics: Arc<WorkerMetrics>,
     /// Cancelled when the shutdown grace period is over: retries stop, and pages still in work
@@ -205,7 +204,7 @@ pub async fn run_with_metrics(
 
     let ctx = Arc::new(Context {
         pool,
-        shapes: TableShapes::default(),
+        tables: Tables::default(),
         dead_letters: DeadLetterPublisher::new(session.connection.clone()),
         metrics,
         hard_stop: CancellationToken::new(),
@@ -408,7 +407,7 @@ async fn store_with_retries(
         .without_max_times();
     let attempt = || async {
         let started = std::time::Instant::now();
-        let stored = store_page(&ctx.pool, &ctx.shapes, page, booking, attempts).await;
+        let stored = store_page(&ctx.pool, &ctx.tables, page, booking, attempts).await;
         if stored.is_ok() {
             object.upsert_took(started.elapsed());
         }

@@ -8,6 +8,7 @@
 //! - [`copy_text`] — values in COPY text format.
 //! - [`store`] — COPY into a staging table, then one guarded, sorted upsert per page, bisecting
 //!   around records the database refuses.
+//! - [`direct`] — when a page tries a plain COPY into the table first (new rows, full imports).
 //! - [`dead_letter`] — failed records and foreign messages onto the dead-letter queue, confirmed.
 //! - [`error`] — transient vs permanent, and the dead-letter error classes.
 //! - [`pool`] — the deadpool-postgres pool.
@@ -19,6 +20,7 @@ pub mod copy_text;
 pub mod dead_letter;
 pub mod decode;
 pub mod deletes;
+pub mod direct;
 pub mod error;
 pub mod pool;
 pub mod store;

@@ -1,4 +1,6 @@
-//! Storing one page: COPY the records into a temporary staging table, then one
+//! Storing one page. New records (a full import) first try one COPY straight into the table
+//! ([`crate::direct`]). Otherwise, and whenever that fails: COPY the records into a temporary
+//! staging table, then one
 //! `INSERT … SELECT … ON CONFLICT (sfid) DO UPDATE … WHERE stored.systemmodstamp < incoming`
 //! that de-duplicates by Id (newest wins) and takes row locks in Id order, so concurrent
 //! workers cannot deadlock each other. COPY then one set-based upsert was the fastest path
@@ -28,9 +30,19 @@ use crate::{
     copy_text::{push_null, push_text, push_value},
     decode::{Page, RawRecord, fields},
     deletes,
+    direct::{Attempt, DirectCopyGate},
     error::{ErrorClass, PageError},
     table::{Column, TableShape, TableShapes},
 };
+
+/// What a worker keeps about its target tables between pages.
+#[derive(Default)]
+pub struct Tables {
+    /// Their columns.
+    pub shapes: TableShapes,
+    /// Whether their next page tries a direct COPY (new rows, as in a full import).
+    pub direct: DirectCopyGate,
+}
 
 /// A record that could not be stored, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,19 +162,13 @@ fn plan<'a>(records: &[Valid<'a>], shape: &TableShape) -> (PagePlan<'a>, Vec<&'a
     (PagePlan { fields }, unmatched)
 }
 
-/// Writes one COPY text row (position first); `Err` when a value cannot be written.
-fn copy_row(
-    out: &mut Vec<u8>,
-    position: usize,
-    record: &Valid<'_>,
-    plan: &PagePlan<'_>,
-) -> Result<(), String> {
-    {
-        use std::io::Write as _;
-        let _ = write!(out, "{position}"); // writing into a Vec cannot fail
-    }
-    for (name, hint, column) in &plan.fields {
-        out.push(b'\t');
+/// Writes one record's fields as COPY text, tab-separated, in the plan's column order (no row
+/// end); `Err` when a value cannot be written.
+fn copy_fields(out: &mut Vec<u8>, record: &Valid<'_>, plan: &PagePlan<'_>) -> Result<(), String> {
+    for (i, (name, hint, column)) in plan.fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
         if column.name == "sfid" {
             // Stored in its 18-character form, whatever length Salesforce sent.
             push_text(out, record.id.as_str()).map_err(|e| e.to_string())?;
@@ -173,7 +179,6 @@ fn copy_row(
             None => push_null(out),
         }
     }
-    out.push(b'\n');
     Ok(())
 }
 
@@ -259,6 +264,81 @@ fn upsert_sql(
     )
 }
 
+/// Inserts the records with one COPY straight into the target table, under a savepoint, when
+/// none of them is there yet (see [`crate::direct`]). `None` when that did not work out and
+/// nothing was written: a row existed, a value was refused, or a record cannot be written as
+/// COPY text; the page then goes through the staging table and the guarded upsert.
+async fn copy_direct(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+    run_id: Uuid,
+    valid: &[Valid<'_>],
+    order: &[usize],
+    plan: &PagePlan<'_>,
+    gate: &DirectCopyGate,
+) -> Result<Option<u64>, PageError> {
+    let run_id = run_id.to_string();
+    let mut rows = Vec::with_capacity(valid.len() * 512);
+    for &i in order {
+        if copy_fields(&mut rows, &valid[i], plan).is_err() {
+            return Ok(None); // the staging path sets that record aside
+        }
+        rows.push(b'\t');
+        rows.extend_from_slice(run_id.as_bytes());
+        rows.push(b'\n');
+    }
+    let names: Vec<String> = plan
+        .fields
+        .iter()
+        .map(|(_, _, c)| quote_ident(&c.name))
+        .collect();
+    // `_sfsync_synced_at` is left to its default, now(): the upsert writes now() as well.
+    let copy = format!(
+        "COPY {} ({}, _sfsync_run_id) FROM STDIN",
+        qualified(table),
+        names.join(", ")
+    );
+    tx.batch_execute("SAVEPOINT sfsync_direct").await?;
+    let attempt = async {
+        let sink = tx.copy_in(&copy).await?;
+        futures::pin_mut!(sink);
+        sink.send(Bytes::from(rows)).await?;
+        sink.finish().await
+    }
+    .await;
+    match attempt {
+        Ok(written) => {
+            tx.batch_execute("RELEASE SAVEPOINT sfsync_direct").await?;
+            gate.record(table, Attempt::Inserted);
+            Ok(Some(written))
+        }
+        Err(e) => match e.as_db_error() {
+            Some(db) => {
+                let conflict = *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION;
+                tracing::debug!(
+                    table,
+                    sqlstate = db.code().code(),
+                    error = db.message(),
+                    "Direct COPY refused; upserting the page instead."
+                );
+                tx.batch_execute("ROLLBACK TO SAVEPOINT sfsync_direct")
+                    .await?;
+                gate.record(
+                    table,
+                    if conflict {
+                        Attempt::Conflict
+                    } else {
+                        Attempt::Refused
+                    },
+                );
+                Ok(None)
+            }
+            // The connection broke: the caller retries the page.
+            None => Err(e.into()),
+        },
+    }
+}
+
 /// Stages the valid records and upserts them, bisecting around records the database refuses.
 /// Returns rows written and the refused records. A page-level error (missing table or column)
 /// or a transient one is returned as `Err`.
@@ -267,19 +347,37 @@ async fn upsert(
     page: &Page<'_>,
     valid: &[Valid<'_>],
     plan: &PagePlan<'_>,
+    gate: &DirectCopyGate,
 ) -> Result<(u64, Vec<FailedRecord>), PageError> {
     // Staged in Id order (byte order, as the upsert sorts with COLLATE "C"), so that when a
     // statement fails on one row, every row before it in the range is known to be good.
     let mut order: Vec<usize> = (0..valid.len()).collect();
     order.sort_by(|&a, &b| valid[a].id.cmp(&valid[b].id));
+    let table = page.target_table();
+    if gate.should_try(&table)
+        && let Some(written) =
+            copy_direct(tx, &table, page.run_id, valid, &order, plan, gate).await?
+    {
+        return Ok((written, Vec::new()));
+    }
     let mut rows = Vec::with_capacity(valid.len() * 512);
     let mut staged: Vec<usize> = Vec::with_capacity(valid.len()); // position -> index in `valid`
     let mut failed = Vec::new();
     for i in order {
         let record = &valid[i];
         let start = rows.len();
-        match copy_row(&mut rows, staged.len(), record, plan) {
-            Ok(()) => staged.push(i),
+        {
+            use std::io::Write as _;
+            let _ = write!(rows, "{}", staged.len()); // writing into a Vec cannot fail
+        }
+        if !plan.fields.is_empty() {
+            rows.push(b'\t');
+        }
+        match copy_fields(&mut rows, record, plan) {
+            Ok(()) => {
+                rows.push(b'\n');
+                staged.push(i);
+            }
             Err(message) => {
                 rows.truncate(start);
                 failed.push(FailedRecord {
@@ -450,7 +548,7 @@ async fn book(
 /// the bookkeeping cannot be written (sfsync's own tables are missing).
 pub async fn store_page(
     pool: &deadpool_postgres::Pool,
-    shapes: &TableShapes,
+    tables: &Tables,
     page: &Page<'_>,
     booking: Booking,
     attempts: i32,
@@ -459,7 +557,7 @@ pub async fn store_page(
     let mut client = pool.get().await?;
     match store_valid(
         &mut client,
-        shapes,
+        tables,
         page,
         &valid,
         failed.clone(),
@@ -494,7 +592,7 @@ pub async fn store_page(
 
 async fn store_valid(
     client: &mut deadpool_postgres::Client,
-    shapes: &TableShapes,
+    tables: &Tables,
     page: &Page<'_>,
     valid: &[Valid<'_>],
     mut failed: Vec<FailedRecord>,
@@ -502,11 +600,11 @@ async fn store_valid(
     attempts: i32,
 ) -> Result<PageOutcome, PageError> {
     let table = page.target_table();
-    let mut shape = shapes.get(client, &table, &page.object).await?;
+    let mut shape = tables.shapes.get(client, &table, &page.object).await?;
     let (mut page_plan, mut unmatched) = plan(valid, &shape);
     if !unmatched.is_empty() {
         // The producer may have added columns since the shape was cached.
-        shape = shapes.reload(client, &table, &page.object).await?;
+        shape = tables.shapes.reload(client, &table, &page.object).await?;
         (page_plan, unmatched) = plan(valid, &shape);
         if !unmatched.is_empty() {
             tracing::debug!(object = %page.object, fields = ?unmatched, "Fields without a column are not stored.");
@@ -515,7 +613,7 @@ async fn store_valid(
     let tx = client.transaction().await?;
     let (rows_written, refused) = match page.kind {
         PageKind::Records => {
-            let (written, refused) = upsert(&tx, page, valid, &page_plan).await?;
+            let (written, refused) = upsert(&tx, page, valid, &page_plan, &tables.direct).await?;
             if page.hard_delete {
                 let gone: Vec<&str> = valid
                     .iter()
