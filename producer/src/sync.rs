@@ -475,10 +475,14 @@ async fn fetch_pages(
             table: options.settings.table_override(object),
             ..PageMessage::records(object.to_owned(), run_id, page, &parsed.records)
         };
-        let body = serde_json::to_vec(&message).map_err(|e| SfError::Protocol {
+        // The records are a part of the response, so its length bounds the message's: one
+        // allocation of the right size instead of doubling a Vec up to twice what it holds.
+        let mut message_body = Vec::with_capacity(body.len() + 512);
+        serde_json::to_writer(&mut message_body, &message).map_err(|e| SfError::Protocol {
             url: "query".into(),
             detail: e.to_string(),
         })?;
+        let body = message_body;
         let fetched = Fetched {
             total_size: parsed.total_size,
             message: OutgoingPage {
