@@ -1,8 +1,9 @@
 //! The RabbitMQ topology of DESIGN.md, declared the same way by producer and worker so that
 //! either may start first. Every limit is explicit: RabbitMQ 3.10 has no default delivery limit.
 
+use anyhow::Context as _;
 use lapin::{
-    Channel, ExchangeKind,
+    Channel, Connection, ExchangeKind,
     options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
@@ -24,6 +25,23 @@ pub const DELIVERY_LIMIT: i64 = 20;
 
 fn long_str(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s))
+}
+
+/// Opens a channel on `connection` and declares the topology on it; the channel is left open
+/// for the caller (to consume on, or to close).
+///
+/// # Errors
+/// The channel cannot be opened, or a declaration is refused (see [`declare`]); the message
+/// says which.
+pub async fn declare_on(connection: &Connection) -> anyhow::Result<Channel> {
+    let channel = connection
+        .create_channel()
+        .await
+        .context("opening an AMQP channel")?;
+    declare(&channel)
+        .await
+        .context("declaring the sfsync exchanges and queues")?;
+    Ok(channel)
 }
 
 /// Declares exchanges, queues and bindings; idempotent.

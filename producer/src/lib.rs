@@ -28,7 +28,6 @@ pub mod tables;
 
 use std::sync::Arc;
 
-use anyhow::Context;
 use common::metrics::{MetricsListener, MetricsServer, ProducerMetrics, RetryCause};
 use tokio_util::sync::CancellationToken;
 
@@ -121,15 +120,12 @@ fn is_broker_error(e: &anyhow::Error) -> bool {
 }
 
 /// Connects to the broker and declares the topology.
-async fn connect_broker(amqp_url: &secrecy::SecretString) -> anyhow::Result<lapin::Connection> {
-    let connection = common::amqp::connect(amqp_url, "sfsync-producer").await?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening an AMQP channel")?;
-    common::topology::declare(&channel)
-        .await
-        .context("declaring the sfsync exchanges and queues")?;
+async fn connect_broker(
+    amqp_url: &secrecy::SecretString,
+    connection_name: &str,
+) -> anyhow::Result<lapin::Connection> {
+    let connection = common::amqp::connect(amqp_url, connection_name).await?;
+    let channel = common::topology::declare_on(&connection).await?;
     common::amqp::close_channel(&channel, "declared").await;
     Ok(connection)
 }
@@ -169,7 +165,7 @@ impl Connected {
         let metrics_server = common::metrics::serve(listener, metrics.clone());
         let pool = common::db::connect_control(&services.database_url).await?;
         common::db::migrate(&pool).await?;
-        let connection = connect_broker(&services.amqp_url).await?;
+        let connection = connect_broker(&services.amqp_url, "sfsync-producer").await?;
         let max_usage = (max_api_usage < 100.0).then_some(max_api_usage);
         let sf = SalesforceClient::connect(credentials, &salesforce.sf_api_version, retry)
             .await?
@@ -239,7 +235,7 @@ impl Connected {
                         let pause = std::time::Duration::from_secs(1 << attempt.min(5));
                         tracing::warn!(object, attempt, error = format!("{e:#}"), retry_in = ?pause, "Lost the broker; reconnecting and syncing again from the watermark.");
                         tokio::time::sleep(pause).await;
-                        match connect_broker(&self.amqp_url).await {
+                        match connect_broker(&self.amqp_url, "sfsync-producer").await {
                             Ok(connection) => self.connection = connection,
                             Err(e) => tracing::warn!(
                                 error = format!("{e:#}"),
@@ -428,14 +424,7 @@ fn print_report(r: &SyncReport) {
 /// # Errors
 /// The broker is unreachable, or `purge` was asked without `--yes`.
 pub async fn run_dlq(args: &DlqArgs) -> anyhow::Result<()> {
-    let connection = common::amqp::connect(&args.services.amqp_url, "sfsync-dlq").await?;
-    {
-        let channel = connection.create_channel().await?;
-        common::topology::declare(&channel)
-            .await
-            .context("declaring the sfsync exchanges and queues")?;
-        common::amqp::close_channel(&channel, "declared").await;
-    }
+    let connection = connect_broker(&args.services.amqp_url, "sfsync-dlq").await?;
     let result = match &args.command {
         DlqCommand::List { filter, json } => {
             let letters = dlq::list(&connection, filter).await?;

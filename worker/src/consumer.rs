@@ -67,13 +67,7 @@ impl Session {
 
     /// Everything after the connection: topology, prefetch, consumer.
     async fn set_up(connection: Arc<lapin::Connection>, args: &WorkerArgs) -> anyhow::Result<Self> {
-        let channel = connection
-            .create_channel()
-            .await
-            .context("opening an AMQP channel")?;
-        common::topology::declare(&channel)
-            .await
-            .context("declaring the sfsync exchanges and queues")?;
+        let channel = common::topology::declare_on(&connection).await?;
         // Per consumer (global=false): global QoS on a quorum queue closes the connection.
         channel
             .basic_qos(
