@@ -6,6 +6,7 @@
 //! `amqp://guest:guest@127.0.0.1:5672`); vhosts are made with `rabbitmqctl`. Each test removes
 //! only what it made, also when it panics (in `Drop`).
 
+pub mod binary;
 pub mod compare;
 pub mod proxy;
 pub mod scrape;
@@ -385,8 +386,7 @@ impl TestEnv {
         common::db::migrate(&self.pool).await?;
         producer::runs::start(&self.pool, run_id, object).await?;
         let conn = self.amqp().await?;
-        let channel = conn.create_channel().await?;
-        common::topology::declare(&channel).await?;
+        let channel = common::topology::declare_on(&conn).await?;
         let mut publisher = producer::publisher::PagePublisher::new(channel.clone(), 8).await?;
         for (n, records) in pages.iter().enumerate() {
             let page = n as u64 + 1;
@@ -468,4 +468,29 @@ impl RunningWorker {
             .expect("worker task panicked")
             .expect("worker failed");
     }
+}
+
+/// Creates `salesforce.<table>` for `object` with the fields the hand-made pages of the tests
+/// carry: Id, LastName, SystemModstamp and IsDeleted.
+pub async fn create_small_table(pool: &PgPool, object: &str, table: &str) -> anyhow::Result<()> {
+    use producer::salesforce::{Describe, DescribeField};
+    let describe = Describe {
+        name: object.into(),
+        queryable: true,
+        fields: [
+            ("Id", "id"),
+            ("LastName", "string"),
+            ("SystemModstamp", "datetime"),
+            ("IsDeleted", "boolean"),
+        ]
+        .iter()
+        .map(|(n, t)| DescribeField {
+            name: (*n).into(),
+            sf_type: (*t).into(),
+        })
+        .collect(),
+    };
+    let fields = producer::tables::select_fields(&describe)?;
+    producer::tables::ensure_table(pool, object, table, &fields).await?;
+    Ok(())
 }

@@ -4,10 +4,6 @@
 use std::time::Duration;
 
 use e2e::TestEnv;
-use producer::{
-    salesforce::{Describe, DescribeField},
-    tables,
-};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -37,30 +33,9 @@ async fn eight_workers_on_overlapping_shuffled_pages_keep_the_newest_version() {
         .await
         .unwrap();
     common::db::migrate(&pool).await.unwrap();
-    let describe = Describe {
-        name: "Contact".into(),
-        queryable: true,
-        fields: [
-            ("Id", "id"),
-            ("LastName", "string"),
-            ("SystemModstamp", "datetime"),
-            ("IsDeleted", "boolean"),
-        ]
-        .iter()
-        .map(|(n, t)| DescribeField {
-            name: (*n).into(),
-            sf_type: (*t).into(),
-        })
-        .collect(),
-    };
-    tables::ensure_table(
-        &pool,
-        "Contact",
-        "contact",
-        &tables::select_fields(&describe).unwrap(),
-    )
-    .await
-    .unwrap();
+    e2e::create_small_table(&pool, "Contact", "contact")
+        .await
+        .unwrap();
 
     // COPIES versions of every Id, version v stamped v minutes after a base, in shuffled pages.
     let mut records: Vec<serde_json::Value> = (0..IDS)

@@ -4,7 +4,7 @@
 
 use std::{process::Stdio, time::Duration};
 
-use e2e::TestEnv;
+use e2e::{TestEnv, binary::Output};
 use fake_salesforce::{FakeOrg, Faults, OrgConfig};
 use serde_json::json;
 use uuid::Uuid;
@@ -13,59 +13,18 @@ const WORKER: &str = env!("CARGO_BIN_EXE_e2e-worker");
 const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 const LIMIT: Duration = Duration::from_secs(120);
 
-struct Output {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs a binary to its end with `env` on top of the test's services; `RUST_LOG` is unset
-/// (the binaries' default filter) unless `env` sets it, and backtraces are asked for, so that
-/// one would show if anything panicked.
 async fn run(binary: &str, args: &[&str], base: &TestEnv, env: &[(&str, String)]) -> Output {
-    let out = tokio::time::timeout(
-        LIMIT,
-        tokio::process::Command::new(binary)
-            .args(args)
-            .envs(base.process_env())
-            .env_remove("RUST_LOG")
-            .env("RUST_BACKTRACE", "1")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the binary exits by itself")
-    .expect("the binary runs");
-    Output {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    e2e::binary::run(binary, args, base, env, LIMIT).await
 }
 
 /// A failure as the issue asks: non-zero exit, exactly one line on stderr, starting `error: `
 /// and naming what was wrong, no panic or backtrace, no secret.
 fn assert_one_line_error(case: &str, out: &Output, names: &[&str], secrets: &[&str]) {
-    assert!(!out.success, "{case}: exit 0; stderr: {}", out.stderr);
-    // Retries of an unreachable service are logged as they happen (WARN); the error itself
-    // is the last line, and the only other one.
-    let (retries, rest): (Vec<&str>, Vec<&str>) = out
-        .stderr
-        .trim()
-        .lines()
-        .partition(|l| l.contains("WARN") && l.contains("retrying"));
-    let stderr = rest.join("\n");
-    assert_eq!(rest.len(), 1, "{case}: not one line:\n{}", out.stderr);
-    assert!(stderr.starts_with("error: "), "{case}: {stderr}");
+    let (line, retries) = e2e::binary::one_line_error(case, out);
     assert!(
-        names.iter().any(|n| stderr.contains(n)),
-        "{case}: does not name {names:?}: {stderr}"
+        names.iter().any(|n| line.contains(n)),
+        "{case}: does not name {names:?}: {line}"
     );
-    for bad in ["panicked", "stack backtrace", "RUST_BACKTRACE"] {
-        assert!(!stderr.contains(bad), "{case}: {stderr}");
-    }
     for secret in secrets {
         assert!(
             !out.stderr.contains(secret) && !out.stdout.contains(secret),
@@ -73,7 +32,7 @@ fn assert_one_line_error(case: &str, out: &Output, names: &[&str], secrets: &[&s
             out.stderr
         );
     }
-    println!("{case}: {stderr} (after {} retries)", retries.len());
+    println!("{case}: {line} (after {retries} retries)");
 }
 
 async fn small_org(faults: Faults, client_secret: &str) -> FakeOrg {

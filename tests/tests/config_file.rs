@@ -5,7 +5,7 @@
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
-use e2e::{TestEnv, compare};
+use e2e::{TestEnv, binary::Output, compare};
 use fake_salesforce::{FakeOrg, OrgConfig};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_e2e-worker");
@@ -60,12 +60,6 @@ fn command(
     cmd
 }
 
-struct Output {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
 async fn run(
     binary: &str,
     args: &[&str],
@@ -73,15 +67,7 @@ async fn run(
     dir: &ConfigDir,
     extra: &[(&str, String)],
 ) -> Output {
-    let out = tokio::time::timeout(LIMIT, command(binary, args, env, dir, extra).output())
-        .await
-        .expect("the binary exits by itself")
-        .expect("the binary runs");
-    Output {
-        success: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    e2e::binary::output(command(binary, args, env, dir, extra), LIMIT).await
 }
 
 /// `(object, pages, records)` of each `run … ` line a sync printed, in order.

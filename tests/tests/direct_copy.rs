@@ -6,10 +6,6 @@
 use std::time::Duration;
 
 use e2e::TestEnv;
-use producer::{
-    salesforce::{Describe, DescribeField},
-    tables,
-};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -23,33 +19,6 @@ fn id(prefix: &str, i: usize) -> String {
 fn record(object: &str, id: &str, name: &str, minute: u32) -> serde_json::Value {
     json!({"attributes": {"type": object}, "Id": id, "LastName": name,
            "SystemModstamp": format!("2024-01-01T00:{minute:02}:00.000+0000"), "IsDeleted": false})
-}
-
-async fn create_table(pool: &sqlx::PgPool, object: &str, table: &str) {
-    let describe = Describe {
-        name: object.into(),
-        queryable: true,
-        fields: [
-            ("Id", "id"),
-            ("LastName", "string"),
-            ("SystemModstamp", "datetime"),
-            ("IsDeleted", "boolean"),
-        ]
-        .iter()
-        .map(|(n, t)| DescribeField {
-            name: (*n).into(),
-            sf_type: (*t).into(),
-        })
-        .collect(),
-    };
-    tables::ensure_table(
-        pool,
-        object,
-        table,
-        &tables::select_fields(&describe).unwrap(),
-    )
-    .await
-    .unwrap();
 }
 
 /// (sfid, lastname, run id) of every row, by sfid.
@@ -67,9 +36,15 @@ async fn rows(env: &TestEnv, table: &str) -> Vec<(String, String, Option<Uuid>)>
 async fn new_pages_and_pages_meeting_stored_rows_end_with_the_newest_version_of_each() {
     let env = TestEnv::new().await.unwrap();
     common::db::migrate(&env.pool).await.unwrap();
-    create_table(&env.pool, "Contact", "contact").await;
-    create_table(&env.pool, "Lead", "lead").await;
-    create_table(&env.pool, "Account", "account").await;
+    e2e::create_small_table(&env.pool, "Contact", "contact")
+        .await
+        .unwrap();
+    e2e::create_small_table(&env.pool, "Lead", "lead")
+        .await
+        .unwrap();
+    e2e::create_small_table(&env.pool, "Account", "account")
+        .await
+        .unwrap();
     // Refuses one record of the Account page, which is otherwise all new.
     sqlx::query("ALTER TABLE salesforce.account ADD CONSTRAINT no_bad CHECK (lastname <> 'bad')")
         .execute(&env.pool)

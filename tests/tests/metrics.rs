@@ -331,21 +331,14 @@ async fn the_producer_counts_each_salesforce_retry_by_cause() {
 
 /// Runs a binary that should fail at once; returns its stderr.
 async fn fails(binary: &str, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(binary)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the binary exits by itself")
-    .expect("the binary runs");
-    assert!(!out.status.success());
-    String::from_utf8_lossy(&out.stderr).trim().to_owned()
+    let mut command = tokio::process::Command::new(binary);
+    command
+        .args(args)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied());
+    let out = e2e::binary::output(command, WAIT).await;
+    assert!(!out.success);
+    out.stderr.trim().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,6 @@ use std::{
     collections::BTreeSet,
     net::SocketAddr,
     path::{Path, PathBuf},
-    process::Stdio,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -15,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use e2e::{TestEnv, compare};
+use e2e::{TestEnv, binary::Output, compare};
 use fake_salesforce::{FakeOrg, Faults, OrgConfig};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use secrecy::SecretString;
@@ -78,48 +77,14 @@ async fn import(env: &TestEnv, org: &FakeOrg, services: common::config::ServiceA
     assert_eq!(rows.len(), org.org().records("Contact").count());
 }
 
-struct Output {
-    success: bool,
-    stderr: String,
-}
-
-/// Runs a binary to its end on the test's services, with `env` on top.
 async fn run(binary: &str, args: &[&str], base: &TestEnv, env: &[(&str, String)]) -> Output {
-    let out = tokio::time::timeout(
-        WAIT,
-        tokio::process::Command::new(binary)
-            .args(args)
-            .envs(base.process_env())
-            .env_remove("RUST_LOG")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the binary exits by itself")
-    .expect("the binary runs");
-    Output {
-        success: out.status.success(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    e2e::binary::run(binary, args, base, env, WAIT).await
 }
 
 /// Non-zero exit, one line on stderr (besides logged retries) that names the setting and
 /// says what to do, and no password.
 fn assert_one_line_error(case: &str, out: &Output, wanted: &[&str]) {
-    assert!(!out.success, "{case}: exit 0; stderr: {}", out.stderr);
-    let lines: Vec<&str> = out
-        .stderr
-        .trim()
-        .lines()
-        .filter(|l| !(l.contains("WARN") && l.contains("retrying")))
-        .collect();
-    assert_eq!(lines.len(), 1, "{case}: not one line:\n{}", out.stderr);
-    let line = lines[0];
-    assert!(line.starts_with("error: "), "{case}: {line}");
+    let (line, _) = e2e::binary::one_line_error(case, out);
     for w in wanted {
         assert!(line.contains(w), "{case}: {w:?} missing from: {line}");
     }
@@ -127,7 +92,6 @@ fn assert_one_line_error(case: &str, out: &Output, wanted: &[&str]) {
         !out.stderr.contains("hunter2"),
         "{case}: password shown: {line}"
     );
-    assert!(!out.stderr.contains("panicked"), "{case}: {line}");
     println!("{case}: {line}");
 }
 
