@@ -44,17 +44,36 @@ pub fn push_null(out: &mut Vec<u8>) {
 
 /// Appends text with COPY's escapes.
 pub fn push_text(out: &mut Vec<u8>, s: &str) -> Result<(), ValueError> {
-    for &b in s.as_bytes() {
-        match b {
+    let bytes = s.as_bytes();
+    // Most values need no escape: skip the 16-byte blocks that cannot need one, testing each
+    // block without an early exit so that the test compiles to vector instructions, then copy
+    // the runs between escapes whole. Byte by byte, this function was 18% of the workers' CPU.
+    let clean = bytes
+        .chunks(16)
+        .take_while(|block| !block.iter().fold(false, |any, &b| any | special(b)))
+        .count()
+        * 16;
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate().skip(clean) {
+        let escape: &[u8] = match b {
             0 => return Err(ValueError::Nul),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.push(b),
-        }
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(escape);
+        start = i + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
     Ok(())
+}
+
+/// Whether COPY text needs an escape for `b` (or cannot hold it: NUL).
+fn special(b: u8) -> bool {
+    matches!(b, 0 | b'\\' | b'\n' | b'\r' | b'\t')
 }
 
 #[cfg(test)]
@@ -85,5 +104,29 @@ mod tests {
     #[test]
     fn refuses_nul() {
         assert_eq!(enc(r#""a\u0000b""#), Err(ValueError::Nul));
+        let late = format!("{}\0", "x".repeat(40));
+        assert_eq!(push_text(&mut Vec::new(), &late), Err(ValueError::Nul));
+    }
+
+    #[test]
+    fn escapes_anywhere_in_long_text() {
+        // Escapes before, inside and after the first clean 16-byte blocks, and at block edges.
+        let clean = "abcdefghijklmnop"; // 16 bytes
+        for text in [
+            format!("{clean}{clean}"),
+            format!("{clean}\t{clean}"),
+            format!("\\{clean}{clean}\n"),
+            format!("{clean}{clean}\r"),
+            format!("{}Zürich\t北京\n{clean}", &clean[..15]),
+        ] {
+            let mut out = Vec::new();
+            push_text(&mut out, &text).unwrap();
+            let expected = text
+                .replace('\\', "\\\\")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r")
+                .replace('\t', "\\t");
+            assert_eq!(String::from_utf8(out).unwrap(), expected, "{text:?}");
+        }
     }
 }
