@@ -82,6 +82,30 @@ pub fn differences(
     diffs
 }
 
+/// Panics, naming the count and the first differences, unless the rows equal the org records.
+pub fn assert_no_differences(
+    org_records: impl IntoIterator<Item = Map<String, Value>>,
+    rows: &HashMap<String, Map<String, Value>>,
+) {
+    let diffs = differences(org_records, rows);
+    assert!(
+        diffs.is_empty(),
+        "{} differences, first: {:?}",
+        diffs.len(),
+        &diffs[..diffs.len().min(5)]
+    );
+}
+
+/// Panics unless `salesforce.<table>` holds exactly the org records, field by field.
+pub async fn assert_table_matches(
+    pool: &sqlx::PgPool,
+    table: &str,
+    org_records: impl IntoIterator<Item = Map<String, Value>>,
+) {
+    let rows = table_rows(pool, table).await.unwrap();
+    assert_no_differences(org_records, &rows);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -412,6 +412,25 @@ impl TestEnv {
         Ok(())
     }
 
+    /// Publishes `body` straight onto the work queue with no sfsync headers: a message from
+    /// somewhere else.
+    pub async fn publish_foreign(&self, body: &[u8]) -> anyhow::Result<()> {
+        let conn = self.amqp().await?;
+        let channel = conn.create_channel().await?;
+        channel
+            .basic_publish(
+                "".into(),
+                common::topology::WORK_QUEUE.into(),
+                Default::default(),
+                body,
+                lapin::BasicProperties::default(),
+            )
+            .await?
+            .await?;
+        let _ = conn.close(200, "".into()).await;
+        Ok(())
+    }
+
     /// Every letter on the dead-letter queue (left in place).
     pub async fn dead_letters(&self) -> anyhow::Result<Vec<producer::dlq::Letter>> {
         let conn = self.amqp().await?;

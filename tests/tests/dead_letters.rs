@@ -120,9 +120,7 @@ async fn rejected_records_wait_on_the_dlq_and_replay_stores_them_after_the_fix()
     })
     .await
     .unwrap();
-    let rows = compare::table_rows(&env.pool, "contact").await.unwrap();
-    let diffs = compare::differences(org.org().records("Contact"), &rows);
-    assert!(diffs.is_empty(), "{:?}", &diffs[..diffs.len().min(5)]);
+    compare::assert_table_matches(&env.pool, "contact", org.org().records("Contact")).await;
     for w in workers {
         w.stop().await;
     }
@@ -154,20 +152,7 @@ async fn nul_and_over_long_values_and_foreign_messages_are_dead_lettered_with_re
     .unwrap();
 
     // A message from somewhere else, straight onto the work queue.
-    let conn = env.amqp().await.unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .basic_publish(
-            "".into(),
-            common::topology::WORK_QUEUE.into(),
-            Default::default(),
-            b"this is not json",
-            lapin::BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    env.publish_foreign(b"this is not json").await.unwrap();
 
     let run_id = Uuid::now_v7();
     let page = vec![

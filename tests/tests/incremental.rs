@@ -43,13 +43,7 @@ async fn assert_table_matches_org(
             .unwrap_or_else(|| panic!("purged {id} missing from the table"));
         assert_eq!(row["isdeleted"], true, "purged {id} not marked deleted");
     }
-    let diffs = compare::differences(org.org().records("Contact"), &rows);
-    assert!(
-        diffs.is_empty(),
-        "{} differences, first: {:?}",
-        diffs.len(),
-        &diffs[..diffs.len().min(5)]
-    );
+    compare::assert_no_differences(org.org().records("Contact"), &rows);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

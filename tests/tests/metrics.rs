@@ -241,21 +241,7 @@ async fn scraped_counts_match_the_table_and_the_dead_letter_queue() {
     );
 
     // A message that is not an sfsync page is dead-lettered whole, under object "unknown".
-    let conn = env.amqp().await.unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .basic_publish(
-            "".into(),
-            common::topology::WORK_QUEUE.into(),
-            Default::default(),
-            b"this is not json",
-            lapin::BasicProperties::default(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let _ = conn.close(200, "".into()).await;
+    env.publish_foreign(b"this is not json").await.unwrap();
     let unknown = &[("object", "unknown")];
     env.wait_until("the foreign message counted", WAIT, || async {
         Ok(sum(
