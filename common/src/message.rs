@@ -101,13 +101,14 @@ impl<R> PageMessage<R> {
 }
 
 impl PageMessage<()> {
-    /// The message body with `records_json` as its records: the records, comma-separated,
-    /// already JSON (the producer builds them from Bulk CSV), spliced in without being parsed
-    /// again. The body is exactly what serializing `PageMessage` with those records gives.
+    /// The serialized envelope, split where the records go, so that records already JSON
+    /// (the producer builds them from Bulk CSV) are written between [`RecordsSplice::head`]
+    /// and [`RecordsSplice::tail`], straight into the message buffer, without being parsed
+    /// again. The result is exactly what serializing `PageMessage` with those records gives.
     ///
     /// # Errors
     /// Serializing the envelope failed (it cannot for these field types).
-    pub fn body_with_records(&self, records_json: &[u8]) -> serde_json::Result<Vec<u8>> {
+    pub fn split_around_records(&self) -> serde_json::Result<RecordsSplice> {
         let empty: &serde_json::value::RawValue = serde_json::from_str("[]")?;
         let envelope = PageMessage {
             format: self.format,
@@ -130,11 +131,26 @@ impl PageMessage<()> {
             .expect("a serialized page has a records field")
             + PLACEHOLDER.len()
             - 1;
-        let mut body = Vec::with_capacity(envelope.len() + records_json.len());
-        body.extend_from_slice(&envelope[..at]);
-        body.extend_from_slice(records_json);
-        body.extend_from_slice(&envelope[at..]);
-        Ok(body)
+        Ok(RecordsSplice { envelope, at })
+    }
+}
+
+/// A page's envelope around the place of its records: see
+/// [`PageMessage::split_around_records`].
+pub struct RecordsSplice {
+    envelope: Vec<u8>,
+    at: usize,
+}
+
+impl RecordsSplice {
+    /// The body up to and including the records' `[`.
+    pub fn head(&self) -> &[u8] {
+        &self.envelope[..self.at]
+    }
+
+    /// The body from the records' `]` on.
+    pub fn tail(&self) -> &[u8] {
+        &self.envelope[self.at..]
     }
 }
 
@@ -156,7 +172,8 @@ mod tests {
             table: Some("contacts".to_owned()),
             ..PageMessage::records("Contact".to_owned(), run_id, 3, ())
         };
-        let spliced = envelope.body_with_records(records).unwrap();
+        let splice = envelope.split_around_records().unwrap();
+        let spliced = [splice.head(), records.as_slice(), splice.tail()].concat();
         let raw: Vec<Box<serde_json::value::RawValue>> =
             serde_json::from_slice(&[b"[".as_slice(), records, b"]"].concat()).unwrap();
         let expected = serde_json::to_vec(&PageMessage {

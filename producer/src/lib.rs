@@ -6,6 +6,7 @@
 //! - [`salesforce`] — login, describe, paged queries, error classes and retries.
 //! - [`soql`], [`tables`] — the query and the target table, both built from describe.
 //! - [`publisher`] — confirm-mode publishing with a window of outstanding confirms.
+//! - [`buffers`] — page-sized byte buffers reused from page to page.
 //! - [`sync`] — one run of one object, from describe to the last confirm.
 //! - [`sync_state`] — the per-object watermark.
 //! - [`runs`] — the run rows and the status query.
@@ -13,6 +14,7 @@
 //! - [`dlq`] — listing, replaying and purging dead letters.
 //! - [`reconcile`] — comparing a table with the org and repairing it.
 
+pub mod buffers;
 pub mod cli;
 pub mod dlq;
 pub mod objects;

@@ -111,7 +111,7 @@ impl PagePublisher {
     /// # Errors
     /// The broker refused or could not route a page, or the connection failed. Pages not yet
     /// reported as confirmed must be treated as not published.
-    pub async fn publish(&mut self, page: OutgoingPage) -> Result<Vec<Confirmed>, PublishError> {
+    pub async fn publish(&mut self, page: &OutgoingPage) -> Result<Vec<Confirmed>, PublishError> {
         let mut confirmed = Vec::new();
         // Collect the confirms that already arrived, so the watermark follows the broker
         // closely instead of trailing it by a whole window.

@@ -375,7 +375,7 @@ async fn repair(
             ..PageMessage::records(object.to_owned(), run_id, page, &parsed.records)
         };
         publisher
-            .publish(OutgoingPage {
+            .publish(&OutgoingPage {
                 object: object.to_owned(),
                 run_id,
                 page,
@@ -412,7 +412,7 @@ async fn repair(
             ..PageMessage::records(object.to_owned(), run_id, page, &records)
         };
         publisher
-            .publish(OutgoingPage {
+            .publish(&OutgoingPage {
                 object: object.to_owned(),
                 run_id,
                 page,

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::{
+    buffers::{BoundedPool, MESSAGES_AT_ONCE, Slot},
     objects::{self, ObjectSettings},
     publisher::{Confirmed, OutgoingPage, PagePublisher},
     runs,
@@ -105,6 +106,8 @@ pub struct SyncReport {
 struct Fetched {
     total_size: u64,
     message: OutgoingPage,
+    /// Held until the message's buffer is given back (or the message is dropped).
+    _slot: Slot,
 }
 
 /// Counts of confirmed pages and records, kept as they arrive.
@@ -311,15 +314,22 @@ async fn publish_query(
     cancel: &CancellationToken,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::channel::<Fetched>(2);
+    // Message bodies, handed back once published; how many exist at once is what bounds the
+    // pipeline (the channel only hands them over). Kept apart from the response buffers,
+    // which are larger for Bulk (a CSV chunk holds 5,000 records, a message 2,000).
+    let messages = BoundedPool::new(MESSAGES_AT_ONCE);
+    let (tx, rx) = mpsc::channel::<Fetched>(MESSAGES_AT_ONCE);
     let fetch = async {
         match source {
             Source::Rest => {
-                fetch_pages(sf, fields, object, run_id, since, options, cancel, tx).await
+                fetch_pages(
+                    sf, fields, object, run_id, since, options, &messages, cancel, tx,
+                )
+                .await
             }
             Source::Bulk(typed) => {
                 fetch_bulk(
-                    sf, fields, typed, object, run_id, since, options, cancel, tx,
+                    sf, fields, typed, object, run_id, since, options, &messages, cancel, tx,
                 )
                 .await
             }
@@ -338,7 +348,8 @@ async fn publish_query(
                 records = fetched.message.records,
                 "Publishing page."
             );
-            let done = publisher.publish(fetched.message).await?;
+            let done = publisher.publish(&fetched.message).await?;
+            messages.give(fetched.message.body);
             confirmed(sf, pool, object, run_id, &done, progress, &bar).await?;
             // Keep `producer status` current without a write per page.
             if progress.pages >= last_reported + 20 {
@@ -422,6 +433,7 @@ async fn fetch_pages(
     run_id: Uuid,
     mut since: Option<DateTime<Utc>>,
     options: &SyncOptions,
+    messages: &BoundedPool,
     cancel: &CancellationToken,
     tx: mpsc::Sender<Fetched>,
 ) -> Result<(), SfError> {
@@ -475,24 +487,29 @@ async fn fetch_pages(
             table: options.settings.table_override(object),
             ..PageMessage::records(object.to_owned(), run_id, page, &parsed.records)
         };
-        // The records are a part of the response, so its length bounds the message's: one
-        // allocation of the right size instead of doubling a Vec up to twice what it holds.
-        let mut message_body = Vec::with_capacity(body.len() + 512);
+        // The records are a part of the response, so its length bounds the message's: reserve
+        // that once instead of doubling a Vec up to twice what it holds.
+        let (mut message_body, slot) = messages.take().await;
+        message_body.reserve(body.len() + 512);
         serde_json::to_writer(&mut message_body, &message).map_err(|e| SfError::Protocol {
             url: "query".into(),
             detail: e.to_string(),
         })?;
-        let body = message_body;
+        let (total_size, records) = (parsed.total_size, parsed.records.len() as u64);
+        drop(message);
+        drop(parsed);
+        sf.recycle_body(body);
         let fetched = Fetched {
-            total_size: parsed.total_size,
+            total_size,
             message: OutgoingPage {
                 object: object.to_owned(),
                 run_id,
                 page,
-                records: parsed.records.len() as u64,
+                records,
                 last_stamp: page_stamp,
-                body,
+                body: message_body,
             },
+            _slot: slot,
         };
         if tx.send(fetched).await.is_err() {
             return Ok(()); // the publisher stopped; its error is the one to report
@@ -514,6 +531,7 @@ async fn fetch_bulk(
     run_id: Uuid,
     since: Option<DateTime<Utc>>,
     options: &SyncOptions,
+    messages: &BoundedPool,
     cancel: &CancellationToken,
     tx: mpsc::Sender<Fetched>,
 ) -> Result<(), SfError> {
@@ -541,23 +559,27 @@ async fn fetch_bulk(
             };
             let mut pages = bulk::CsvPages::new(&csv, object, typed).map_err(protocol)?;
             loop {
-                let mut records = Vec::with_capacity(options.page_size as usize * 1024);
-                let written = pages
-                    .next_page(options.page_size as usize, &mut records)
-                    .map_err(protocol)?;
-                if written.records == 0 {
-                    return Ok::<bool, SfError>(true);
-                }
-                page += 1;
                 let envelope = PageMessage {
                     hard_delete: options.hard_delete,
                     table: options.settings.table_override(object),
-                    ..PageMessage::records(object.to_owned(), run_id, page, ())
+                    ..PageMessage::records(object.to_owned(), run_id, page + 1, ())
                 };
-                let body = envelope
-                    .body_with_records(&records)
+                let splice = envelope
+                    .split_around_records()
                     .map_err(|e| protocol(e.to_string()))?;
-                drop(records);
+                // The records are written straight into the message buffer, between the
+                // envelope's head and tail.
+                let (mut body, slot) = messages.take().await;
+                body.extend_from_slice(splice.head());
+                let written = pages
+                    .next_page(options.page_size as usize, &mut body)
+                    .map_err(protocol)?;
+                if written.records == 0 {
+                    messages.give(body);
+                    return Ok::<bool, SfError>(true);
+                }
+                body.extend_from_slice(splice.tail());
+                page += 1;
                 let fetched = Fetched {
                     total_size,
                     message: OutgoingPage {
@@ -570,13 +592,16 @@ async fn fetch_bulk(
                             .and_then(|s| common::sftime::parse_datetime(&s).ok()),
                         body,
                     },
+                    _slot: slot,
                 };
                 if tx.send(fetched).await.is_err() {
                     return Ok(false); // the publisher stopped; its error is the one to report
                 }
             }
         };
-        if !convert_and_send.await? {
+        let more = convert_and_send.await?;
+        sf.recycle_body(csv);
+        if !more {
             break;
         }
         match next {
@@ -635,7 +660,7 @@ async fn publish_deletions(
             last_stamp: None,
             body: serde_json::to_vec(&message)?,
         };
-        let done = publisher.publish(outgoing).await?;
+        let done = publisher.publish(&outgoing).await?;
         count_published(sf, object, &done);
         progress.pages += done.len() as u64;
     }

@@ -394,7 +394,7 @@ impl TestEnv {
                 &serde_json::json!({"format": 1, "object": object, "run_id": run_id, "page": page, "records": records}),
             )?;
             publisher
-                .publish(producer::publisher::OutgoingPage {
+                .publish(&producer::publisher::OutgoingPage {
                     object: object.into(),
                     run_id,
                     page,

@@ -16,6 +16,7 @@ use tokio::sync::RwLock;
 use super::auth::{Credentials, Session, login, transport_detail};
 use super::error::SfError;
 use super::page::QueryPage;
+use crate::buffers::BufferPool;
 
 /// Retry policy: bounded and jittered, so that many producers do not retry in step.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +75,8 @@ pub struct SalesforceClient {
     /// The producer's metrics: this client keeps the API usage and the Salesforce retries
     /// current, and every part of a sync reaches them through it.
     metrics: std::sync::Arc<ProducerMetrics>,
+    /// Where response bodies are read into; see [`recycle_body`](Self::recycle_body).
+    responses: BufferPool,
 }
 
 /// The org's API usage as `Sforce-Limit-Info` last reported it, the calls this client made, and
@@ -203,7 +206,14 @@ impl SalesforceClient {
             retry,
             quota: Quota::default(),
             metrics: std::sync::Arc::default(),
+            responses: BufferPool::default(),
         })
+    }
+
+    /// Hands a response body back once nothing needs it any more (its records are copied
+    /// into a message), so the next response is read into the same buffer.
+    pub fn recycle_body(&self, body: Bytes) {
+        self.responses.give_bytes(body);
     }
 
     /// Reports to `metrics` (instead of a private set nobody scrapes).
@@ -385,16 +395,32 @@ impl SalesforceClient {
             }
         }
         let response_headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| SfError::Transient {
-            url: shown.clone(),
-            detail: transport_detail(&e),
-            retry_after: None,
-        })?;
+        let body = self
+            .read_body(response)
+            .await
+            .map_err(|e| SfError::Transient {
+                url: shown.clone(),
+                detail: transport_detail(&e),
+                retry_after: None,
+            })?;
         if (200..300).contains(&status) {
             Ok((response_headers, body))
         } else {
             Err(SfError::from_response(&shown, status, retry_after, &body))
         }
+    }
+
+    /// Reads a response body into a pooled buffer (`bytes()` would collect the chunks and then
+    /// copy them into a fresh allocation of the body's size, for every page).
+    async fn read_body(&self, mut response: reqwest::Response) -> reqwest::Result<Bytes> {
+        /// A Content-Length is only a hint: past this, the buffer grows as data really arrives.
+        const MAX_RESERVE: u64 = 64 << 20;
+        let mut body = self.responses.take();
+        body.reserve(response.content_length().unwrap_or(0).min(MAX_RESERVE) as usize);
+        while let Some(chunk) = response.chunk().await? {
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
     }
 
     /// Like [`get`](Self::get) for any method, with an optional JSON body, returning headers too.
