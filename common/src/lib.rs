@@ -11,7 +11,9 @@
 //! - [`config`], [`config_file`], [`telemetry`], [`shutdown`] — process plumbing (`sfsync.toml`
 //!   is layered under flags and environment in [`config_file`]).
 //! - [`metrics`] — Prometheus metrics and the `/metrics` endpoint.
+//! - [`allocator`] — glibc's thresholds, set once at start.
 
+pub mod allocator;
 pub mod amqp;
 pub mod config;
 pub mod config_file;

@@ -36,6 +36,7 @@ where
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     crate::telemetry::init("info,sqlx=warn,lapin=off,rustls_platform_verifier=off");
+    crate::allocator::settle();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
