@@ -12,6 +12,7 @@
 //!   is layered under flags and environment in [`config_file`]).
 //! - [`metrics`] — Prometheus metrics and the `/metrics` endpoint.
 //! - [`allocator`] — glibc's thresholds, set once at start.
+//! - [`scan`] — skipping the part of a text that needs no escape.
 
 pub mod allocator;
 pub mod amqp;
@@ -21,6 +22,7 @@ pub mod db;
 pub mod dead_letter;
 pub mod message;
 pub mod metrics;
+pub mod scan;
 pub mod schema;
 pub mod sfid;
 pub mod sftime;
