@@ -81,7 +81,9 @@ pub struct BoundedPool {
 
 /// The right to hold one buffer of a [`BoundedPool`]; dropping it (with the message that holds
 /// the buffer, on any path) lets the next [`BoundedPool::take`] go ahead.
-pub struct Slot(#[allow(dead_code)] OwnedSemaphorePermit);
+pub struct Slot {
+    _permit: OwnedSemaphorePermit,
+}
 
 impl BoundedPool {
     pub fn new(at_once: usize) -> Self {
@@ -97,7 +99,7 @@ impl BoundedPool {
             .acquire_owned()
             .await
             .unwrap_or_else(|_| unreachable!("the semaphore is private and never closed"));
-        (self.pool.take(), Slot(permit))
+        (self.pool.take(), Slot { _permit: permit })
     }
 
     /// Keeps `buffer` for the next [`take`](Self::take); its slot is freed when dropped.

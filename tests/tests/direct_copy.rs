@@ -36,15 +36,15 @@ async fn rows(env: &TestEnv, table: &str) -> Vec<(String, String, Option<Uuid>)>
 async fn new_pages_and_pages_meeting_stored_rows_end_with_the_newest_version_of_each() {
     let env = TestEnv::new().await.unwrap();
     common::db::migrate(&env.pool).await.unwrap();
-    e2e::create_small_table(&env.pool, "Contact", "contact")
-        .await
-        .unwrap();
-    e2e::create_small_table(&env.pool, "Lead", "lead")
-        .await
-        .unwrap();
-    e2e::create_small_table(&env.pool, "Account", "account")
-        .await
-        .unwrap();
+    for (object, table) in [
+        ("Contact", "contact"),
+        ("Lead", "lead"),
+        ("Account", "account"),
+    ] {
+        e2e::create_small_table(&env.pool, object, table)
+            .await
+            .unwrap();
+    }
     // Refuses one record of the Account page, which is otherwise all new.
     sqlx::query("ALTER TABLE salesforce.account ADD CONSTRAINT no_bad CHECK (lastname <> 'bad')")
         .execute(&env.pool)
