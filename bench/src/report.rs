@@ -27,6 +27,8 @@ pub struct RunFigures {
     pub workers_cpu_s: f64,
     /// CPU seconds of fake-salesforce while the clock ran.
     pub fake_cpu_s: f64,
+    /// Minor page faults of all workers while the clock ran.
+    pub workers_faults: f64,
     /// CPU seconds of all `postgres` processes while the clock ran (backends that ended
     /// meanwhile, such as the producer's, are missed).
     pub postgres_cpu_s: f64,
@@ -85,6 +87,7 @@ const FIGURES: &[Figure] = &[
     ("cpu_ms/1k", |r| Some(r.cpu_ms_per_1k())),
     ("prod_cpu_s", |r| Some(r.producer_cpu_s)),
     ("wrk_cpu_s", |r| Some(r.workers_cpu_s)),
+    ("wrk_faults", |r| Some(r.workers_faults)),
     ("fake_ms/1k", |r| Some(r.fake_cpu_ms_per_1k())),
     ("pg_cpu_s", |r| Some(r.postgres_cpu_s)),
     ("rmq_cpu_s", |r| Some(r.rabbitmq_cpu_s)),
@@ -184,6 +187,7 @@ pub fn median_run(runs: &[RunFigures]) -> RunFigures {
         producer_cpu_s: med(|r| Some(r.producer_cpu_s)).unwrap_or_default(),
         workers_cpu_s: med(|r| Some(r.workers_cpu_s)).unwrap_or_default(),
         fake_cpu_s: med(|r| Some(r.fake_cpu_s)).unwrap_or_default(),
+        workers_faults: med(|r| Some(r.workers_faults)).unwrap_or_default(),
         postgres_cpu_s: med(|r| Some(r.postgres_cpu_s)).unwrap_or_default(),
         rabbitmq_cpu_s: med(|r| Some(r.rabbitmq_cpu_s)).unwrap_or_default(),
         other_cpu_s: med(|r| Some(r.other_cpu_s)).unwrap_or_default(),
@@ -236,6 +240,7 @@ mod tests {
             producer_cpu_s: 1.5,
             workers_cpu_s: 3.0,
             fake_cpu_s: 0.6,
+            workers_faults: 40_000.0,
             postgres_cpu_s: 2.0,
             rabbitmq_cpu_s: 1.0,
             other_cpu_s: 0.5,

@@ -19,8 +19,8 @@ use crate::{
     baseline,
     cli::BenchArgs,
     procs::{
-        Binaries, PeakSampler, Proc, clock_ticks_per_sec, cpu_delta_by_command, read_cpu,
-        read_host, server_cpu,
+        Binaries, PeakSampler, Proc, clock_ticks_per_sec, cpu_delta_by_command, process_cpu_ns,
+        read_host, read_minflt, reaped_children_cpu_ns, server_cpu,
     },
     report::RunFigures,
     services::Env,
@@ -29,6 +29,7 @@ use crate::{
 /// How often the bench looks at the producer and at `sfsync.page_results`.
 const POLL: Duration = Duration::from_millis(20);
 const KIB_PER_MIB: f64 = 1024.0;
+const NS_PER_S: f64 = 1e9;
 /// What a worker logs once it consumes.
 const READY: &str = "Worker consuming.";
 
@@ -113,12 +114,13 @@ async fn measure(
     // Start every run from the same state: no checkpoint owed from creating the database.
     db.batch_execute("CHECKPOINT").await?;
     let sampler = PeakSampler::start(workers.iter().map(|w| w.pid).collect());
-    let fake_cpu0 = read_cpu(&fake.pid.to_string())?.own;
-    let mut workers_cpu0 = 0;
+    let fake_cpu0 = process_cpu_ns(fake.pid)?;
+    let (mut workers_cpu0, mut workers_faults0) = (0, 0);
     for w in &workers {
-        workers_cpu0 += read_cpu(&w.pid.to_string())?.own;
+        workers_cpu0 += process_cpu_ns(w.pid)?;
+        workers_faults0 += read_minflt(w.pid)?;
     }
-    let self_children0 = read_cpu("self")?.children;
+    let self_children0 = reaped_children_cpu_ns()?;
     let host0 = read_host()?;
     let servers0 = server_cpu(&env.name);
 
@@ -171,19 +173,20 @@ async fn measure(
     } else {
         watch.run(&db, &sampler, &mut workers, false).await?
     };
-    let (publish_seconds, producer_cpu_ticks) = watch.producer_done.unwrap_or((seconds, 0));
+    let (publish_seconds, producer_cpu_ns) = watch.producer_done.unwrap_or((seconds, 0));
     let producer_peak_kib = watch.producer_peak_kib;
 
     // Read before stopping anything: the work is done, shutdown is not part of it.
     let host = read_host()?;
     let servers = cpu_delta_by_command(&servers0, &server_cpu(&env.name));
     let mut worker_peak_kib = 0;
-    let mut workers_cpu = 0;
+    let (mut workers_cpu, mut workers_faults) = (0, 0);
     for w in &workers {
         worker_peak_kib = worker_peak_kib.max(sampler.peak_kib(w.pid));
-        workers_cpu += read_cpu(&w.pid.to_string())?.own;
+        workers_cpu += process_cpu_ns(w.pid)?;
+        workers_faults += read_minflt(w.pid)?;
     }
-    let fake_cpu = read_cpu(&fake.pid.to_string())?.own - fake_cpu0;
+    let fake_cpu = process_cpu_ns(fake.pid)?.saturating_sub(fake_cpu0);
     drop(sampler);
 
     let stored: i64 = db
@@ -223,9 +226,10 @@ async fn measure(
         naive_records: baselines.naive.map_or(0, |n| n.records),
         producer_rss_mib: producer_peak_kib as f64 / KIB_PER_MIB,
         worker_rss_mib: worker_peak_kib as f64 / KIB_PER_MIB,
-        producer_cpu_s: producer_cpu_ticks as f64 / ticks,
-        workers_cpu_s: workers_cpu.saturating_sub(workers_cpu0) as f64 / ticks,
-        fake_cpu_s: fake_cpu as f64 / ticks,
+        producer_cpu_s: producer_cpu_ns as f64 / NS_PER_S,
+        workers_cpu_s: workers_cpu.saturating_sub(workers_cpu0) as f64 / NS_PER_S,
+        fake_cpu_s: fake_cpu as f64 / NS_PER_S,
+        workers_faults: workers_faults.saturating_sub(workers_faults0) as f64,
         postgres_cpu_s: servers.get("postgres").copied().unwrap_or(0) as f64 / ticks,
         rabbitmq_cpu_s: servers.get("beam.smp").copied().unwrap_or(0) as f64 / ticks,
         other_cpu_s: 0.0,
@@ -284,10 +288,10 @@ fn start_workers(
 /// Watches the producer and the workers while the clock runs.
 struct Watch<'a> {
     producer: &'a mut Proc,
-    /// Seconds until the producer exited, and its CPU ticks (whole life).
+    /// Seconds until the producer exited, and its CPU time in nanoseconds (whole life).
     producer_done: Option<(f64, u64)>,
     producer_peak_kib: u64,
-    /// Our reaped children's CPU ticks before the producer started.
+    /// Our reaped children's CPU nanoseconds before the producer started.
     self_children0: u64,
     started: Instant,
     timeout: Duration,
@@ -310,7 +314,7 @@ impl Watch<'_> {
                 if let Some(status) = self.producer.try_exited()? {
                     let seconds = self.started.elapsed().as_secs_f64();
                     // Reaped just now, so its CPU time has moved into our children's total.
-                    let cpu = read_cpu("self")?.children - self.self_children0;
+                    let cpu = reaped_children_cpu_ns()?.saturating_sub(self.self_children0);
                     self.producer_done = Some((seconds, cpu));
                     anyhow::ensure!(
                         status.success(),
