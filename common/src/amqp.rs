@@ -14,6 +14,13 @@ use crate::config::{SettingError, check_url, redact_url};
 
 const EXAMPLE: &str = "amqp://guest:guest@localhost:5672/%2f";
 
+/// The largest AMQP frame sfsync asks for, unless `AMQP_URL` sets `frame_max` itself.
+///
+/// lapin gives each connection a receive and a send buffer of 32 frames and fills both with
+/// zeros as soon as the connection is up: at RabbitMQ's default of 128 KiB that is 8 MiB per
+/// process, 2,048 fresh pages touched before the first message.
+const FRAME_MAX: u32 = 32 * 1024;
+
 /// RabbitMQ's URI TLS parameters (its "URI query parameters" spec) that sfsync does not
 /// implement: refused rather than silently ignored, since most of them loosen or tighten what
 /// is checked.
@@ -59,6 +66,9 @@ pub fn target(url: &SecretString) -> Result<BrokerTarget, SettingError> {
         } else {
             kept.push((key.into_owned(), value.into_owned()));
         }
+    }
+    if !kept.iter().any(|(key, _)| key == "frame_max") {
+        kept.push(("frame_max".to_owned(), FRAME_MAX.to_string()));
     }
     let mut tls = OwnedTLSConfig::default();
     if let Some(path) = cacertfile {
@@ -151,13 +161,22 @@ mod tests {
         let parsed = target(&url.into()).unwrap();
         assert_eq!(
             parsed.uri.expose_secret(),
-            "amqps://u:hunter2@broker:5671/%2f?heartbeat=30"
+            "amqps://u:hunter2@broker:5671/%2f?heartbeat=30&frame_max=32768"
         );
         assert!(parsed.tls.cert_chain.unwrap().contains("BEGIN CERTIFICATE"));
 
         let plain = target(&"amqp://u:p@broker/%2f".into()).unwrap();
-        assert_eq!(plain.uri.expose_secret(), "amqp://u:p@broker/%2f");
+        assert_eq!(
+            plain.uri.expose_secret(),
+            "amqp://u:p@broker/%2f?frame_max=32768"
+        );
         assert!(plain.tls.cert_chain.is_none());
+        // The URL's own frame size wins.
+        let own = target(&"amqp://u:p@broker/%2f?frame_max=131072".into()).unwrap();
+        assert_eq!(
+            own.uri.expose_secret(),
+            "amqp://u:p@broker/%2f?frame_max=131072"
+        );
 
         let missing = target(&"amqps://u:hunter2@b/%2f?cacertfile=/nope.pem".into()).unwrap_err();
         assert!(
