@@ -52,26 +52,50 @@ impl<'a> RawRecord<'a> {
     }
 }
 
-impl<'de: 'a, 'a> serde::Deserialize<'de> for RawRecord<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Fields<'a> {
-            type Value = RawRecord<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object of fields")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut map: M,
-            ) -> Result<Self::Value, M::Error> {
-                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(64));
-                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
-                    fields.push(entry);
-                }
-                Ok(RawRecord { fields })
-            }
+impl<'a> RawRecord<'a> {
+    /// How many fields the record has.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+}
+
+/// Reads one record into a [`RawRecord`] with room for `capacity` fields. serde_json gives no
+/// size hint for an object, and a guess of 64 fields took 2 KiB per record, 4 MiB per page of
+/// 2,000 records that a worker's memory had to grow into; the previous record's count is
+/// almost always exact.
+struct FieldsSeed {
+    capacity: usize,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for FieldsSeed {
+    type Value = RawRecord<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FieldsSeed {
+    type Value = RawRecord<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object of fields")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(self.capacity));
+        while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+            fields.push(entry);
         }
-        deserializer.deserialize_map(Fields(std::marker::PhantomData))
+        Ok(RawRecord { fields })
     }
 }
 
@@ -118,12 +142,17 @@ pub fn decode<'a>(message_type: Option<&str>, body: &'a [u8]) -> Result<Page<'a>
     Ok(page)
 }
 
-/// Splits one record into its fields.
+/// Splits one record into its fields, with room for `expected` of them (the previous record's
+/// count; more are still taken).
 ///
 /// # Errors
 /// The record is not a JSON object (or a field name holds escapes, which no API name does).
-pub fn fields<'a>(record: &'a RawValue) -> Result<RawRecord<'a>, String> {
-    serde_json::from_str(record.get())
+pub fn fields(record: &RawValue, expected: usize) -> Result<RawRecord<'_>, String> {
+    use serde::de::DeserializeSeed as _;
+    let mut de = serde_json::Deserializer::from_str(record.get());
+    FieldsSeed { capacity: expected }
+        .deserialize(&mut de)
+        .and_then(|r| de.end().map(|()| r))
         .map_err(|e| format!("record is not a JSON object of fields: {e}"))
 }
 
@@ -135,14 +164,18 @@ mod tests {
     fn decodes_a_page_keeping_raw_values() {
         let body = br#"{"format":1,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[{"Id":"003000000000001AAA","Score":9.9213206E7,"Name":"a\nb"},7]}"#;
         let page = decode(Some(PAGE_MESSAGE_TYPE), body).unwrap();
-        let first = fields(page.records[0]).unwrap();
+        let first = fields(page.records[0], 0).unwrap();
+        assert_eq!(first.len(), 3);
+        // A wrong guess only costs room: the fields are all there either way.
+        assert_eq!(fields(page.records[0], 1).unwrap().len(), 3);
+        assert_eq!(fields(page.records[0], 64).unwrap().len(), 3);
         assert_eq!(first.get("Score").unwrap().get(), "9.9213206E7");
         assert_eq!(first.get_at(2, "Name").unwrap().get(), r#""a\nb""#);
         assert_eq!(first.get_at(0, "Name").unwrap().get(), r#""a\nb""#);
         assert!(first.get_at(1, "Missing").is_none());
         assert_eq!(first.names().collect::<Vec<_>>(), ["Id", "Score", "Name"]);
         assert!(
-            fields(page.records[1])
+            fields(page.records[1], 3)
                 .unwrap_err()
                 .starts_with("record is not a JSON object")
         );

@@ -84,6 +84,7 @@ struct Valid<'a> {
 fn check_records<'a>(page: &Page<'a>) -> (Vec<Valid<'a>>, Vec<FailedRecord>) {
     let mut valid = Vec::with_capacity(page.records.len());
     let mut failed = Vec::new();
+    let mut expected_fields = 0;
     for (index, raw) in page.records.iter().enumerate() {
         let mapping = |sfid: Option<String>, message: String| FailedRecord {
             index,
@@ -91,8 +92,11 @@ fn check_records<'a>(page: &Page<'a>) -> (Vec<Valid<'a>>, Vec<FailedRecord>) {
             class: ErrorClass::Mapping,
             message,
         };
-        let record = match fields(raw) {
-            Ok(r) => r,
+        let record = match fields(raw, expected_fields) {
+            Ok(r) => {
+                expected_fields = r.len();
+                r
+            }
             Err(e) => {
                 failed.push(mapping(None, e));
                 continue;
