@@ -268,6 +268,27 @@ fn upsert_sql(
     )
 }
 
+/// The size of the pieces a page's COPY text is handed to the connection in.
+const COPY_PIECE: usize = 128 * 1024;
+
+/// Sends COPY text in pieces of [`COPY_PIECE`] bytes (slices of one buffer, not copies).
+/// tokio-postgres copies each piece into the connection's write buffer, which it writes out
+/// before taking the next; a page sent whole grew that buffer to the page's size (2 MB) in
+/// every pooled connection.
+async fn send_copy_text(
+    mut sink: std::pin::Pin<&mut tokio_postgres::CopyInSink<Bytes>>,
+    rows: Vec<u8>,
+) -> Result<(), tokio_postgres::Error> {
+    let rows = Bytes::from(rows);
+    let mut start = 0;
+    while start < rows.len() {
+        let end = rows.len().min(start + COPY_PIECE);
+        sink.as_mut().feed(rows.slice(start..end)).await?;
+        start = end;
+    }
+    Ok(())
+}
+
 /// Inserts the records with one COPY straight into the target table, under a savepoint, when
 /// none of them is there yet (see [`crate::direct`]). `None` when that did not work out and
 /// nothing was written: a row existed, a value was refused, or a record cannot be written as
@@ -306,7 +327,7 @@ async fn copy_direct(
     let attempt = async {
         let sink = tx.copy_in(&copy).await?;
         futures::pin_mut!(sink);
-        sink.send(Bytes::from(rows)).await?;
+        send_copy_text(sink.as_mut(), rows).await?;
         sink.finish().await
     }
     .await;
@@ -419,7 +440,7 @@ async fn upsert(
         ))
         .await?;
     futures::pin_mut!(sink);
-    sink.send(Bytes::from(rows)).await?;
+    send_copy_text(sink.as_mut(), rows).await?;
     sink.finish().await?;
 
     let positions: HashMap<&str, usize> = staged
