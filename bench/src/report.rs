@@ -196,9 +196,18 @@ pub fn median_run(runs: &[RunFigures]) -> RunFigures {
     }
 }
 
-/// The machine-readable last line (medians over runs when there are several).
+/// The machine-readable last line (medians over runs when there are several). Its
+/// `cpu_ms_per_1k` is the median of the runs' own values, as in the table: the producer's and
+/// the workers' medians may come from different runs, and their sum from none.
 pub fn last_line(runs: &[RunFigures]) -> String {
     let m = median_run(runs);
+    let mut cpu: Vec<f64> = runs.iter().map(RunFigures::cpu_ms_per_1k).collect();
+    cpu.sort_by(f64::total_cmp);
+    let cpu_ms_per_1k = match cpu.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => cpu[n / 2],
+        n => (cpu[n / 2 - 1] + cpu[n / 2]) / 2.0,
+    };
     let opt = |v: Option<f64>, decimals: usize| {
         v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
     };
@@ -214,7 +223,7 @@ pub fn last_line(runs: &[RunFigures]) -> String {
         opt(m.naive_seconds, 1),
         m.producer_rss_mib,
         m.worker_rss_mib,
-        m.cpu_ms_per_1k(),
+        cpu_ms_per_1k,
         m.publish_seconds,
         m.fake_cpu_ms_per_1k(),
         runs.len()
@@ -271,6 +280,19 @@ mod tests {
         assert_eq!(stats[0], (Some(3.0), Some(4.0)));
         let table = table(&runs);
         assert!(table.lines().any(|l| l.starts_with("median")), "{table}");
+    }
+
+    #[test]
+    fn cpu_per_1k_is_the_median_of_the_runs() {
+        // Totals 0.2, 0.3 and 0.3 CPU s; the medians of the parts (0.1 + 0.1) make 0.2.
+        let parts = [(0.1, 0.1), (0.3, 0.0), (0.0, 0.3)];
+        let runs = parts.map(|(producer, workers)| RunFigures {
+            producer_cpu_s: producer,
+            workers_cpu_s: workers,
+            ..run(3.0, 1.0)
+        });
+        let line = last_line(&runs);
+        assert!(line.contains("cpu_ms_per_1k=1.0 "), "{line}");
     }
 
     #[test]
