@@ -20,6 +20,16 @@ pub struct RawRecord<'a> {
 }
 
 impl<'a> RawRecord<'a> {
+    /// How many fields the record has.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether it has none.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
     /// The value of `name` (its first occurrence).
     pub fn get(&self, name: &str) -> Option<&'a RawValue> {
         self.fields
@@ -49,18 +59,6 @@ impl<'a> RawRecord<'a> {
                 .iter()
                 .zip(&other.fields)
                 .all(|((a, _), (b, _))| a == b)
-    }
-}
-
-impl<'a> RawRecord<'a> {
-    /// How many fields the record has.
-    pub fn len(&self) -> usize {
-        self.fields.len()
-    }
-
-    /// Whether it has none.
-    pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
     }
 }
 
