@@ -170,23 +170,24 @@ fn read_tail(path: &Path, max: u64) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
-/// Parses user plus system CPU time in clock ticks (fields 14 and 15) from `/proc/<pid>/stat`.
-/// The command name (field 2) may hold spaces and parentheses, so the fields are counted from
-/// the last `)`.
-pub fn parse_stat(text: &str) -> Option<u64> {
+/// Numeric field `n` (1-based, as in proc(5)) of a `/proc/<pid>/stat` line. The command name
+/// (field 2) may hold spaces and parentheses, so the fields are counted from the last `)`.
+fn stat_field(text: &str, n: usize) -> Option<u64> {
     let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is field 3 (state), so field n is fields[n - 3].
-    let get = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
-    Some(get(14)? + get(15)?)
+    // The first field after `)` is field 3 (state).
+    rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
+}
+
+/// User plus system CPU time in clock ticks (fields 14 and 15) from `/proc/<pid>/stat`.
+pub fn parse_stat(text: &str) -> Option<u64> {
+    Some(stat_field(text, 14)? + stat_field(text, 15)?)
 }
 
 /// Minor page faults of the whole process (field 10 of `/proc/<pid>/stat`): each is a page
 /// touched for the first time (or again after it was given back), which is most of a process's
 /// warm-up cost.
 pub fn parse_minflt(text: &str) -> Option<u64> {
-    let rest = &text[text.rfind(')')? + 1..];
-    rest.split_whitespace().nth(10 - 3)?.parse().ok()
+    stat_field(text, 10)
 }
 
 /// [`parse_minflt`] of `pid`.
@@ -209,6 +210,7 @@ pub fn read_minflt(pid: u32) -> anyhow::Result<u64> {
 /// # Errors
 /// The process is gone.
 pub fn process_cpu_ns(pid: u32) -> anyhow::Result<u64> {
+    use nix::sys::time::TimeValLike as _;
     // Linux's PID_MAX_LIMIT. The clock id holds the PID in its upper bits: a larger one would be
     // cut off there, and 0 names the calling process, so neither may slip through.
     anyhow::ensure!((1..=4_194_304).contains(&pid), "{pid} is not a process id");
@@ -217,7 +219,7 @@ pub fn process_cpu_ns(pid: u32) -> anyhow::Result<u64> {
         .with_context(|| format!("the CPU clock of process {pid}"))?;
     let t = nix::time::clock_gettime(clock)
         .with_context(|| format!("reading the CPU clock of process {pid}"))?;
-    Ok(timespec_ns(t.tv_sec(), t.tv_nsec()))
+    Ok(u64::try_from(t.num_nanoseconds()).unwrap_or(0))
 }
 
 /// CPU time (user + system) of the bench's children that have exited and been reaped, in
@@ -227,15 +229,13 @@ pub fn process_cpu_ns(pid: u32) -> anyhow::Result<u64> {
 /// # Errors
 /// `getrusage` failed.
 pub fn reaped_children_cpu_ns() -> anyhow::Result<u64> {
-    use nix::sys::resource::{UsageWho, getrusage};
+    use nix::sys::{
+        resource::{UsageWho, getrusage},
+        time::TimeValLike as _,
+    };
     let usage = getrusage(UsageWho::RUSAGE_CHILDREN).context("getrusage(RUSAGE_CHILDREN)")?;
-    let (user, system) = (usage.user_time(), usage.system_time());
-    Ok(timespec_ns(user.tv_sec(), user.tv_usec() * 1_000)
-        + timespec_ns(system.tv_sec(), system.tv_usec() * 1_000))
-}
-
-fn timespec_ns(sec: i64, nsec: i64) -> u64 {
-    u64::try_from(sec.saturating_mul(1_000_000_000).saturating_add(nsec)).unwrap_or(0)
+    let ns = usage.user_time().num_nanoseconds() + usage.system_time().num_nanoseconds();
+    Ok(u64::try_from(ns).unwrap_or(0))
 }
 
 /// Busy and total CPU ticks of the whole host (all cores), from the first line of `/proc/stat`.

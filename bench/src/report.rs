@@ -105,23 +105,25 @@ fn cell(v: Option<f64>) -> String {
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count); `None` for none.
+fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[mid]),
+        _ => Some((v[mid - 1] + v[mid]) / 2.0),
+    }
+}
+
 /// Minimum and median of each figure over runs (`None` where no run has it).
 pub fn min_median(runs: &[RunFigures]) -> Vec<(Option<f64>, Option<f64>)> {
     FIGURES
         .iter()
         .map(|(_, get)| {
-            let mut v: Vec<f64> = runs.iter().filter_map(get).collect();
-            v.sort_by(f64::total_cmp);
-            if v.is_empty() {
-                return (None, None);
-            }
-            let mid = v.len() / 2;
-            let median = if v.len() % 2 == 1 {
-                v[mid]
-            } else {
-                (v[mid - 1] + v[mid]) / 2.0
-            };
-            (Some(v[0]), Some(median))
+            let values = runs.iter().filter_map(get);
+            (values.clone().reduce(f64::min), median(values))
         })
         .collect()
 }
@@ -163,16 +165,7 @@ pub fn median_run(runs: &[RunFigures]) -> RunFigures {
     if runs.len() == 1 {
         return first.clone();
     }
-    let med = |get: fn(&RunFigures) -> Option<f64>| {
-        let mut v: Vec<f64> = runs.iter().filter_map(get).collect();
-        v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        match v.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(v[mid]),
-            _ => Some((v[mid - 1] + v[mid]) / 2.0),
-        }
-    };
+    let med = |get: fn(&RunFigures) -> Option<f64>| median(runs.iter().filter_map(get));
     RunFigures {
         records: first.records,
         workers: first.workers,
@@ -201,13 +194,7 @@ pub fn median_run(runs: &[RunFigures]) -> RunFigures {
 /// the workers' medians may come from different runs, and their sum from none.
 pub fn last_line(runs: &[RunFigures]) -> String {
     let m = median_run(runs);
-    let mut cpu: Vec<f64> = runs.iter().map(RunFigures::cpu_ms_per_1k).collect();
-    cpu.sort_by(f64::total_cmp);
-    let cpu_ms_per_1k = match cpu.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => cpu[n / 2],
-        n => (cpu[n / 2 - 1] + cpu[n / 2]) / 2.0,
-    };
+    let cpu_ms_per_1k = median(runs.iter().map(RunFigures::cpu_ms_per_1k)).unwrap_or_default();
     let opt = |v: Option<f64>, decimals: usize| {
         v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
     };
