@@ -47,6 +47,12 @@ pub struct BenchArgs {
     /// Skip both baselines (raw COPY and naive) and time only the sync.
     #[arg(long)]
     pub no_baselines: bool,
+    /// After each run, one more sync of this many records (same flags, no baselines), so that
+    /// CPU per 1,000 records at two sizes is measured side by side: the last line then ends
+    /// with both and their ratio, the median of each pair's own ratio. The host's speed drifts
+    /// by 10% and more within minutes, so sizes timed in separate series are not comparable.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub compare_records: Option<u32>,
     /// Keep the database, the vhost and the logs afterwards (for debugging); their names are
     /// printed.
     #[arg(long)]
@@ -93,6 +99,16 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
+    /// The flags of the `--compare-records` syncs, if asked for.
+    pub fn comparison(&self) -> Option<Self> {
+        self.compare_records.map(|records| Self {
+            records,
+            no_baselines: true,
+            compare_records: None,
+            ..self.clone()
+        })
+    }
+
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_secs)
     }
@@ -130,5 +146,25 @@ mod tests {
         let args = BenchArgs::parse_from(["bench", "--naive-fraction", "0"]);
         assert_eq!(args.naive_records(), 0);
         assert!(BenchArgs::try_parse_from(["bench", "--naive-fraction", "2"]).is_err());
+    }
+
+    #[test]
+    fn comparison_runs_the_other_size_without_baselines() {
+        let args = BenchArgs::parse_from(["bench", "--records", "30000", "--workers", "2"]);
+        assert!(args.comparison().is_none());
+        let args = BenchArgs::parse_from([
+            "bench",
+            "--records",
+            "30000",
+            "--compare-records",
+            "1000000",
+            "--workers",
+            "2",
+        ]);
+        let other = args.comparison().unwrap();
+        assert_eq!((other.records, other.workers), (1_000_000, 2));
+        assert_eq!(other.naive_records(), 0);
+        assert!(other.comparison().is_none());
+        assert!(BenchArgs::try_parse_from(["bench", "--compare-records", "0"]).is_err());
     }
 }

@@ -18,35 +18,69 @@ pub mod services;
 
 pub use cli::BenchArgs;
 
-/// Runs the benchmark `--runs` times and prints the table and the result line to stdout.
+/// Runs the benchmark `--runs` times (each followed by a `--compare-records` run, if asked
+/// for) and prints the tables and the result line to stdout.
 ///
 /// # Errors
 /// The binaries are missing, or a run failed (what it made is removed first).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let bins = procs::Binaries::locate(args.bin_dir.as_deref())?;
+    let comparison = args.comparison();
     let mut runs = Vec::new();
+    let mut others = Vec::new();
     let mut discarded = 0;
     for i in 1..=args.runs {
-        let mut attempt = 0;
-        let figures = loop {
-            let figures = run::run_once(&args, &bins, i).await?;
-            eprintln!(
-                "bench: run {i}: {}",
-                report::last_line(std::slice::from_ref(&figures))
-            );
-            if figures.other_pct <= args.max_other_pct || attempt == 3 {
-                break figures;
-            }
-            attempt += 1;
-            discarded += 1;
-            eprintln!(
-                "bench: run {i} discarded: other work took {:.0}% of the host's CPU (limit \
-                 --max-other-pct {}); repeating it",
-                figures.other_pct, args.max_other_pct
-            );
-        };
-        runs.push(figures);
+        runs.push(measured_run(&args, &bins, i, &mut discarded).await?);
+        if let Some(other) = &comparison {
+            others.push(measured_run(other, &bins, i, &mut discarded).await?);
+        }
     }
+    if discarded > 0 {
+        println!("({discarded} run(s) discarded because other work kept the host busy)");
+    }
+    if let Some(other) = &comparison {
+        print_summary(other, &others);
+        println!();
+    }
+    print_summary(&args, &runs);
+    println!(
+        "{}{}",
+        report::last_line(&runs),
+        report::comparison_suffix(&runs, &others)
+    );
+    Ok(())
+}
+
+/// One run, repeated (at most 3 times) while other work on the host took more than
+/// `--max-other-pct` of its CPU.
+async fn measured_run(
+    args: &BenchArgs,
+    bins: &procs::Binaries,
+    i: u32,
+    discarded: &mut u32,
+) -> anyhow::Result<report::RunFigures> {
+    let mut attempt = 0;
+    loop {
+        let figures = run::run_once(args, bins, i).await?;
+        eprintln!(
+            "bench: run {i}: {}",
+            report::last_line(std::slice::from_ref(&figures))
+        );
+        if figures.other_pct <= args.max_other_pct || attempt == 3 {
+            return Ok(figures);
+        }
+        attempt += 1;
+        *discarded += 1;
+        eprintln!(
+            "bench: run {i} discarded: other work took {:.0}% of the host's CPU (limit \
+             --max-other-pct {}); repeating it",
+            figures.other_pct, args.max_other_pct
+        );
+    }
+}
+
+/// The heading and the table of one size's runs.
+fn print_summary(args: &BenchArgs, runs: &[report::RunFigures]) {
     println!(
         "sfsync bench: {} Contacts, {} workers (prefetch {}, concurrency {}, page size {}, api {}), naive on {} records{}",
         args.records,
@@ -62,10 +96,5 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             ""
         },
     );
-    if discarded > 0 {
-        println!("({discarded} run(s) discarded because other work kept the host busy)");
-    }
-    print!("{}", report::table(&runs));
-    println!("{}", report::last_line(&runs));
-    Ok(())
+    print!("{}", report::table(runs));
 }

@@ -217,6 +217,27 @@ pub fn last_line(runs: &[RunFigures]) -> String {
     )
 }
 
+/// What `--compare-records` appends to the last line: the other size, its CPU per 1,000
+/// records (median) and the ratio of ours to it. The ratio is the median of each pair's own
+/// ratio (run i of both sizes ran one after the other), not a ratio of two medians, so the
+/// host's drift between rounds cancels out.
+pub fn comparison_suffix(runs: &[RunFigures], others: &[RunFigures]) -> String {
+    let Some(first) = others.first() else {
+        return String::new();
+    };
+    let other_cpu = median(others.iter().map(RunFigures::cpu_ms_per_1k)).unwrap_or_default();
+    let ratios = runs
+        .iter()
+        .zip(others)
+        .map(|(ours, other)| ours.cpu_ms_per_1k() / other.cpu_ms_per_1k())
+        .filter(|r| r.is_finite());
+    let ratio = median(ratios).map_or_else(|| "n/a".to_owned(), |r| format!("{r:.2}"));
+    format!(
+        " compare_records={} compare_cpu_ms_per_1k={other_cpu:.1} cpu_ratio={ratio}",
+        first.records
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +301,31 @@ mod tests {
         });
         let line = last_line(&runs);
         assert!(line.contains("cpu_ms_per_1k=1.0 "), "{line}");
+    }
+
+    #[test]
+    fn comparison_takes_the_median_of_paired_ratios() {
+        let cpu = |records: u64, total: f64| RunFigures {
+            records,
+            producer_cpu_s: total,
+            workers_cpu_s: 0.0,
+            ..run(3.0, 1.0)
+        };
+        // ms per 1k: small 10, 12, 9; large 8, 10, 9 -> pairs 1.25, 1.20, 1.00. The ratio of
+        // the medians (10 / 9) would be 1.11.
+        let small = [cpu(30_000, 0.30), cpu(30_000, 0.36), cpu(30_000, 0.27)];
+        let large = [
+            cpu(1_000_000, 8.0),
+            cpu(1_000_000, 10.0),
+            cpu(1_000_000, 9.0),
+        ];
+        assert_eq!(
+            comparison_suffix(&small, &large),
+            " compare_records=1000000 compare_cpu_ms_per_1k=9.0 cpu_ratio=1.20"
+        );
+        assert_eq!(comparison_suffix(&small, &[]), "");
+        let idle = [cpu(1_000_000, 0.0)];
+        assert!(comparison_suffix(&small[..1], &idle).ends_with("cpu_ratio=n/a"));
     }
 
     #[test]
