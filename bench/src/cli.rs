@@ -47,6 +47,12 @@ pub struct BenchArgs {
     /// Skip both baselines (raw COPY and naive) and time only the sync.
     #[arg(long)]
     pub no_baselines: bool,
+    /// Before the clock starts, sync the fake org's Accounts through the same workers (the org
+    /// then has at least two pages of them per worker), as deployed workers have served syncs
+    /// before: the figures then leave out each worker process's first pages (memory touched for
+    /// the first time, cold caches). Off by default; not with --split.
+    #[arg(long, conflicts_with = "split")]
+    pub warm_up: bool,
     /// After each run, one more sync of this many records (same flags, no baselines), so that
     /// CPU per 1,000 records at two sizes is measured side by side: the last line then ends
     /// with both and their ratio, the median of each pair's own ratio. The host's speed drifts
@@ -166,5 +172,12 @@ mod tests {
         assert_eq!(other.naive_records(), 0);
         assert!(other.comparison().is_none());
         assert!(BenchArgs::try_parse_from(["bench", "--compare-records", "0"]).is_err());
+    }
+
+    #[test]
+    fn warm_up_needs_workers_running_during_the_publish() {
+        assert!(BenchArgs::parse_from(["bench", "--warm-up"]).warm_up);
+        let both = BenchArgs::try_parse_from(["bench", "--warm-up", "--split"]).unwrap_err();
+        assert!(both.to_string().contains("--split"), "{both}");
     }
 }

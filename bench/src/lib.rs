@@ -82,9 +82,14 @@ async fn measured_run(
 /// The heading and the table of one size's runs.
 fn print_summary(args: &BenchArgs, runs: &[report::RunFigures]) {
     println!(
-        "sfsync bench: {} Contacts, {} workers (prefetch {}, concurrency {}, page size {}, api {}), naive on {} records{}",
+        "sfsync bench: {} Contacts, {} workers{} (prefetch {}, concurrency {}, page size {}, api {}), naive on {} records{}",
         args.records,
         args.workers,
+        if args.warm_up {
+            " warmed up by an Account sync"
+        } else {
+            ""
+        },
         args.prefetch.map_or("default".into(), |p| p.to_string()),
         args.concurrency.map_or("default".into(), |c| c.to_string()),
         args.page_size.map_or("default".into(), |p| p.to_string()),

@@ -30,6 +30,8 @@ use crate::{
 const POLL: Duration = Duration::from_millis(20);
 const KIB_PER_MIB: f64 = 1024.0;
 const NS_PER_S: f64 = 1e9;
+/// The producer's default `--page-size`.
+const DEFAULT_PAGE_SIZE: u32 = 2000;
 /// What a worker logs once it consumes.
 const READY: &str = "Worker consuming.";
 
@@ -79,7 +81,7 @@ async fn measure(
             "--listen".into(),
             format!("127.0.0.1:{port}"),
             "--accounts".into(),
-            (args.records / 10).max(1).to_string(),
+            accounts(args).to_string(),
             "--contacts".into(),
             args.records.to_string(),
             "--seed".into(),
@@ -109,8 +111,18 @@ async fn measure(
         }
     }
 
-    wait_for_quiet_host(args).await?;
     let db = env.connect().await?;
+    let mut producer_env = services.to_vec();
+    producer_env.extend([
+        ("SF_LOGIN_URL", format!("http://127.0.0.1:{port}")),
+        ("SF_CLIENT_ID", "demo".to_owned()),
+        ("SF_CLIENT_SECRET", "demo".to_owned()),
+    ]);
+    if args.warm_up {
+        warm_up(args, bins, &producer_env, &mut workers, &db, log_dir).await?;
+    }
+
+    wait_for_quiet_host(args).await?;
     // Start every run from the same state: no checkpoint owed from creating the database.
     db.batch_execute("CHECKPOINT").await?;
     let sampler = PeakSampler::start(workers.iter().map(|w| w.pid).collect());
@@ -133,12 +145,6 @@ async fn measure(
     if let Some(api) = &args.api {
         producer_args.extend(["--api".to_owned(), api.clone()]);
     }
-    let mut producer_env = services.to_vec();
-    producer_env.extend([
-        ("SF_LOGIN_URL", format!("http://127.0.0.1:{port}")),
-        ("SF_CLIENT_ID", "demo".to_owned()),
-        ("SF_CLIENT_SECRET", "demo".to_owned()),
-    ]);
     let started = Instant::now();
     let mut producer = Proc::spawn(
         "producer",
@@ -326,7 +332,7 @@ impl Watch<'_> {
                     }
                 }
             }
-            if !publish_only && let Some(progress) = progress(db).await? {
+            if !publish_only && let Some(progress) = progress(db, "Contact").await? {
                 anyhow::ensure!(
                     progress.status != "failed",
                     "the run failed\n{}",
@@ -359,20 +365,81 @@ impl Watch<'_> {
     }
 }
 
-/// The run's row in `sfsync.runs` (one run per fresh database) and its processed pages.
+/// The fake org's Accounts: a tenth of the Contacts, and with `--warm-up` at least two pages
+/// per worker, so that every worker stores full pages before the clock starts.
+fn accounts(args: &BenchArgs) -> u32 {
+    let tenth = (args.records / 10).max(1);
+    if args.warm_up {
+        let pages = u32::from(args.workers) * 2;
+        tenth.max(pages.saturating_mul(args.page_size.unwrap_or(DEFAULT_PAGE_SIZE)))
+    } else {
+        tenth
+    }
+}
+
+/// `--warm-up`: syncs the Accounts through the workers and waits until every page is
+/// committed, before anything is measured.
+async fn warm_up(
+    args: &BenchArgs,
+    bins: &Binaries,
+    producer_env: &[(&str, String)],
+    workers: &mut [Proc],
+    db: &Client,
+    log_dir: &Path,
+) -> anyhow::Result<()> {
+    let sync = ["sync", "--object", "Account", "--no-progress"].map(String::from);
+    let mut producer = Proc::spawn(
+        "producer-warm-up",
+        &bins.producer,
+        &sync,
+        producer_env,
+        log_dir,
+    )?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = producer.try_exited()? {
+            anyhow::ensure!(
+                status.success(),
+                "the warm-up sync of Accounts failed ({status})\n{}",
+                producer.log_tail(30)
+            );
+            if progress(db, "Account")
+                .await?
+                .is_some_and(|p| p.status == "published" && p.pages_done >= p.pages_published)
+            {
+                return Ok(());
+            }
+        }
+        for w in workers.iter_mut() {
+            if let Some(status) = w.try_exited()? {
+                anyhow::bail!("{} exited early ({status})\n{}", w.name, w.log_tail(30));
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() <= args.timeout(),
+            "the warm-up sync of Accounts was not stored after {:?}\n{}",
+            args.timeout(),
+            producer.log_tail(20)
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// An object's run in `sfsync.runs` (one run per object in a fresh database) and its
+/// processed pages.
 struct Progress {
     status: String,
     pages_published: i64,
     pages_done: i64,
 }
 
-async fn progress(db: &Client) -> anyhow::Result<Option<Progress>> {
+async fn progress(db: &Client, object: &str) -> anyhow::Result<Option<Progress>> {
     let row = db
         .query_opt(
             "SELECT r.status, r.pages_published,
                     (SELECT count(*) FROM sfsync.page_results p WHERE p.run_id = r.run_id)
-               FROM sfsync.runs r",
-            &[],
+               FROM sfsync.runs r WHERE r.object = $1",
+            &[&object],
         )
         .await
         .context("polling sfsync.runs and sfsync.page_results")?;
@@ -466,4 +533,24 @@ async fn wait_for_log(proc_: &mut Proc, needle: &str, timeout: Duration) -> anyh
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn warm_up_gives_every_worker_two_full_pages_of_accounts() {
+        let args = |flags: &[&str]| BenchArgs::parse_from([&["bench"], flags].concat());
+        assert_eq!(accounts(&args(&["--records", "30000"])), 3_000);
+        assert_eq!(accounts(&args(&["--records", "5"])), 1);
+        let warm = args(&["--records", "30000", "--workers", "4", "--warm-up"]);
+        assert_eq!(accounts(&warm), 16_000);
+        let small_pages = args(&["--records", "30000", "--warm-up", "--page-size", "500"]);
+        assert_eq!(accounts(&small_pages), 4_000);
+        let large = args(&["--records", "1000000", "--workers", "4", "--warm-up"]);
+        assert_eq!(accounts(&large), 100_000);
+    }
 }
