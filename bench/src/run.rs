@@ -157,6 +157,7 @@ async fn measure(
 
     let mut watch = Watch {
         producer: &mut producer,
+        object: "Contact",
         producer_done: None,
         producer_peak_kib: 0,
         self_children0,
@@ -166,18 +167,18 @@ async fn measure(
     let mut store_seconds = None;
     let seconds = if args.split {
         // Publish with nobody consuming, then time the workers draining the queue.
-        let published = watch.run(&db, &sampler, &mut workers, true).await?;
+        let published = watch.run(&db, Some(&sampler), &mut workers, true).await?;
         workers = start_workers(args, bins, &services, log_dir, 1..=args.workers)?;
         for w in &workers {
             sampler.watch(w.pid);
         }
         let drain = Instant::now();
-        let all = watch.run(&db, &sampler, &mut workers, false).await?;
+        let all = watch.run(&db, Some(&sampler), &mut workers, false).await?;
         store_seconds = Some(drain.elapsed().as_secs_f64());
         debug_assert!(all >= published);
         all
     } else {
-        watch.run(&db, &sampler, &mut workers, false).await?
+        watch.run(&db, Some(&sampler), &mut workers, false).await?
     };
     let (publish_seconds, producer_cpu_ns) = watch.producer_done.unwrap_or((seconds, 0));
     let producer_peak_kib = watch.producer_peak_kib;
@@ -291,9 +292,11 @@ fn start_workers(
         .collect()
 }
 
-/// Watches the producer and the workers while the clock runs.
+/// Watches the producer and the workers while the clock runs (or while `--warm-up` runs).
 struct Watch<'a> {
     producer: &'a mut Proc,
+    /// The object whose run the producer makes.
+    object: &'static str,
     /// Seconds until the producer exited, and its CPU time in nanoseconds (whole life).
     producer_done: Option<(f64, u64)>,
     producer_peak_kib: u64,
@@ -306,17 +309,20 @@ struct Watch<'a> {
 impl Watch<'_> {
     /// Polls until the producer has exited and, unless `publish_only`, every page it
     /// published is committed. Returns the seconds since the producer started.
+    /// `sampler` gives the producer's peak RSS (none for the warm-up, which is not measured).
     async fn run(
         &mut self,
         db: &Client,
-        sampler: &PeakSampler,
+        sampler: Option<&PeakSampler>,
         workers: &mut [Proc],
         publish_only: bool,
     ) -> anyhow::Result<f64> {
         loop {
             if self.producer_done.is_none() {
                 // Sampled while it lives: a zombie has no VmHWM.
-                self.producer_peak_kib = sampler.peak_kib(self.producer.pid);
+                if let Some(sampler) = sampler {
+                    self.producer_peak_kib = sampler.peak_kib(self.producer.pid);
+                }
                 if let Some(status) = self.producer.try_exited()? {
                     let seconds = self.started.elapsed().as_secs_f64();
                     // Reaped just now, so its CPU time has moved into our children's total.
@@ -332,7 +338,7 @@ impl Watch<'_> {
                     }
                 }
             }
-            if !publish_only && let Some(progress) = progress(db, "Contact").await? {
+            if !publish_only && let Some(progress) = progress(db, self.object).await? {
                 anyhow::ensure!(
                     progress.status != "failed",
                     "the run failed\n{}",
@@ -395,34 +401,20 @@ async fn warm_up(
         producer_env,
         log_dir,
     )?;
-    let started = Instant::now();
-    loop {
-        if let Some(status) = producer.try_exited()? {
-            anyhow::ensure!(
-                status.success(),
-                "the warm-up sync of Accounts failed ({status})\n{}",
-                producer.log_tail(30)
-            );
-            if progress(db, "Account")
-                .await?
-                .is_some_and(|p| p.status == "published" && p.pages_done >= p.pages_published)
-            {
-                return Ok(());
-            }
-        }
-        for w in workers.iter_mut() {
-            if let Some(status) = w.try_exited()? {
-                anyhow::bail!("{} exited early ({status})\n{}", w.name, w.log_tail(30));
-            }
-        }
-        anyhow::ensure!(
-            started.elapsed() <= args.timeout(),
-            "the warm-up sync of Accounts was not stored after {:?}\n{}",
-            args.timeout(),
-            producer.log_tail(20)
-        );
-        tokio::time::sleep(POLL).await;
-    }
+    let mut watch = Watch {
+        producer: &mut producer,
+        object: "Account",
+        producer_done: None,
+        producer_peak_kib: 0,
+        self_children0: 0,
+        started: Instant::now(),
+        timeout: args.timeout(),
+    };
+    watch
+        .run(db, None, workers, false)
+        .await
+        .context("the warm-up sync of Accounts")?;
+    Ok(())
 }
 
 /// An object's run in `sfsync.runs` (one run per object in a fresh database) and its
