@@ -74,6 +74,11 @@ pub struct BenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432"
     )]
     pub pg: String,
+    /// Reach PostgreSQL over TLS (`sslmode=require`: encrypted, the certificate not checked),
+    /// sfsync and both baselines alike, to see what encryption costs; the server needs
+    /// `ssl = on`. Without it every connection is plain (`sslmode=disable`).
+    #[arg(long)]
+    pub pg_tls: bool,
     /// RabbitMQ server, without a vhost; the bench creates and deletes its own vhost with
     /// `rabbitmqctl`, which must run on this host.
     #[arg(

@@ -40,7 +40,7 @@ const READY: &str = "Worker consuming.";
 /// # Errors
 /// A service or process failed; the message carries the tail of the relevant log.
 pub async fn run_once(args: &BenchArgs, bins: &Binaries, index: u32) -> anyhow::Result<RunFigures> {
-    let env = Env::create(&args.pg, &args.amqp, args.keep).await?;
+    let env = Env::create(&args.pg, &args.amqp, args.keep, args.pg_tls).await?;
     let log_dir = std::env::temp_dir().join(&env.name);
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
     eprintln!(

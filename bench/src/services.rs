@@ -4,8 +4,10 @@
 use std::process::Command as StdCommand;
 
 use anyhow::Context as _;
+use common::db::{SslMode, TlsSettings};
 use tokio::process::Command;
 use tokio_postgres::{Client, NoTls};
+use worker::tls::{MakeRustlsConnect, client_config};
 
 /// A database and a vhost of the same name (`sfsync_bench_<uuid>`).
 pub struct Env {
@@ -13,6 +15,8 @@ pub struct Env {
     pg_base: String,
     amqp_base: String,
     keep: bool,
+    /// `--pg-tls`: sfsync and the baselines reach the run's database over TLS.
+    tls: bool,
     db_created: bool,
     vhost_created: bool,
 }
@@ -22,16 +26,22 @@ impl Env {
     ///
     /// # Errors
     /// PostgreSQL is unreachable or `rabbitmqctl` failed; whatever was made is removed again.
-    pub async fn create(pg_base: &str, amqp_base: &str, keep: bool) -> anyhow::Result<Self> {
+    pub async fn create(
+        pg_base: &str,
+        amqp_base: &str,
+        keep: bool,
+        tls: bool,
+    ) -> anyhow::Result<Self> {
         let mut env = Self {
             name: format!("sfsync_bench_{}", uuid::Uuid::new_v4().simple()),
             pg_base: pg_base.trim_end_matches('/').to_owned(),
             amqp_base: amqp_base.trim_end_matches('/').to_owned(),
             keep,
+            tls,
             db_created: false,
             vhost_created: false,
         };
-        let admin = connect(&env.admin_url())
+        let admin = connect(&env.admin_url(), false)
             .await
             .context("connecting to PostgreSQL (is it running on --pg?)")?;
         admin
@@ -58,12 +68,14 @@ impl Env {
         format!("{}/postgres", self.pg_base)
     }
 
-    /// `DATABASE_URL` for the sfsync processes.
+    /// `DATABASE_URL` for the sfsync processes, and the baselines' connection.
     ///
-    /// Without TLS, like the bench's own COPY connection: sfsync's default `sslmode=prefer`
-    /// would encrypt when the server offers it, and the comparison must be like for like.
+    /// The same for both, so that the comparison is like for like: `sslmode=disable`, or
+    /// `require` with `--pg-tls`. (sfsync's default, `prefer`, encrypts whenever the server
+    /// offers TLS, and the baselines would not.)
     pub fn database_url(&self) -> String {
-        format!("{}/{}?sslmode=disable", self.pg_base, self.name)
+        let mode = if self.tls { "require" } else { "disable" };
+        format!("{}/{}?sslmode={mode}", self.pg_base, self.name)
     }
 
     /// `AMQP_URL` for the sfsync processes.
@@ -76,7 +88,7 @@ impl Env {
     /// # Errors
     /// The database cannot be reached.
     pub async fn connect(&self) -> anyhow::Result<Client> {
-        connect(&self.database_url()).await
+        connect(&self.database_url(), self.tls).await
     }
 
     /// Drops the database and deletes the vhost, unless `--keep` was given.
@@ -93,7 +105,7 @@ impl Env {
         let mut result = Ok(());
         if self.db_created {
             let dropped = async {
-                let admin = connect(&self.admin_url()).await?;
+                let admin = connect(&self.admin_url(), false).await?;
                 admin
                     .batch_execute(&format!(
                         "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -153,16 +165,34 @@ impl Drop for Env {
 ///
 /// # Errors
 /// The server cannot be reached or refused the login.
-pub async fn connect(url: &str) -> anyhow::Result<Client> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .context("connecting to PostgreSQL")?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            eprintln!("bench: PostgreSQL connection closed: {e}");
-        }
-    });
+/// Connects without TLS, or with the worker's own TLS client (as `sslmode=require`: encrypted,
+/// the certificate not checked), so that the baselines pay what the worker's pool pays.
+pub async fn connect(url: &str, tls: bool) -> anyhow::Result<Client> {
+    if !tls {
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .context("connecting to PostgreSQL")?;
+        tokio::spawn(drive(connection));
+        return Ok(client);
+    }
+    let settings = TlsSettings {
+        mode: SslMode::Require,
+        root_cert: None,
+    };
+    let (client, connection) =
+        tokio_postgres::connect(url, MakeRustlsConnect::new(client_config(&settings)?))
+            .await
+            .context(
+                "connecting to PostgreSQL over TLS (--pg-tls: does the server have ssl = on?)",
+            )?;
+    tokio::spawn(drive(connection));
     Ok(client)
+}
+
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(e) = connection.await {
+        eprintln!("bench: PostgreSQL connection closed: {e}");
+    }
 }
 
 async fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
@@ -177,4 +207,60 @@ async fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stderr).trim()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(tls: bool) -> Env {
+        Env {
+            name: "sfsync_bench_x".to_owned(),
+            pg_base: "postgres://postgres@127.0.0.1:5432".to_owned(),
+            amqp_base: "amqp://guest:guest@127.0.0.1:5672".to_owned(),
+            keep: false,
+            tls,
+            db_created: false,
+            vhost_created: false,
+        }
+    }
+
+    #[test]
+    fn sfsync_and_the_baselines_get_the_same_sslmode() {
+        assert_eq!(
+            env(false).database_url(),
+            "postgres://postgres@127.0.0.1:5432/sfsync_bench_x?sslmode=disable"
+        );
+        assert_eq!(
+            env(true).database_url(),
+            "postgres://postgres@127.0.0.1:5432/sfsync_bench_x?sslmode=require"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_baselines_tls_connection_is_encrypted() {
+        // The local server has ssl = on (as the README's TLS section says); pg_stat_ssl tells
+        // whether this very connection is encrypted.
+        let url = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=require";
+        let client = connect(url, true).await.unwrap();
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(row.get::<_, bool>(0));
+        let plain = connect("postgres://postgres@127.0.0.1:5432/postgres", false)
+            .await
+            .unwrap();
+        let row = plain
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert!(!row.get::<_, bool>(0));
+    }
 }
