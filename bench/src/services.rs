@@ -161,12 +161,12 @@ impl Drop for Env {
     }
 }
 
-/// Connects with tokio-postgres and drives the connection on a task.
+/// Connects with tokio-postgres and drives the connection on a task: without TLS, or with the
+/// worker's own TLS client (as `sslmode=require`: encrypted, the certificate not checked), so
+/// that the baselines pay what the worker's pool pays.
 ///
 /// # Errors
 /// The server cannot be reached or refused the login.
-/// Connects without TLS, or with the worker's own TLS client (as `sslmode=require`: encrypted,
-/// the certificate not checked), so that the baselines pay what the worker's pool pays.
 pub async fn connect(url: &str, tls: bool) -> anyhow::Result<Client> {
     if !tls {
         let (client, connection) = tokio_postgres::connect(url, NoTls)
@@ -189,6 +189,7 @@ pub async fn connect(url: &str, tls: bool) -> anyhow::Result<Client> {
     Ok(client)
 }
 
+/// Runs a connection until it closes, saying why if it failed.
 async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
     if let Err(e) = connection.await {
         eprintln!("bench: PostgreSQL connection closed: {e}");
