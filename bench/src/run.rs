@@ -155,15 +155,7 @@ async fn measure(
     )?;
     sampler.watch(producer.pid);
 
-    let mut watch = Watch {
-        producer: &mut producer,
-        object: "Contact",
-        producer_done: None,
-        producer_peak_kib: 0,
-        self_children0,
-        started,
-        timeout: args.timeout(),
-    };
+    let mut watch = Watch::new(&mut producer, "Contact", self_children0, started, args);
     let mut store_seconds = None;
     let seconds = if args.split {
         // Publish with nobody consuming, then time the workers draining the queue.
@@ -306,7 +298,27 @@ struct Watch<'a> {
     timeout: Duration,
 }
 
-impl Watch<'_> {
+impl<'a> Watch<'a> {
+    /// Watches `producer`, started at `started`, syncing `object`; `self_children0` is our
+    /// reaped children's CPU nanoseconds before it started.
+    fn new(
+        producer: &'a mut Proc,
+        object: &'static str,
+        self_children0: u64,
+        started: Instant,
+        args: &BenchArgs,
+    ) -> Self {
+        Self {
+            producer,
+            object,
+            producer_done: None,
+            producer_peak_kib: 0,
+            self_children0,
+            started,
+            timeout: args.timeout(),
+        }
+    }
+
     /// Polls until the producer has exited and, unless `publish_only`, every page it
     /// published is committed. Returns the seconds since the producer started.
     /// `sampler` gives the producer's peak RSS (none for the warm-up, which is not measured).
@@ -401,16 +413,8 @@ async fn warm_up(
         producer_env,
         log_dir,
     )?;
-    let mut watch = Watch {
-        producer: &mut producer,
-        object: "Account",
-        producer_done: None,
-        producer_peak_kib: 0,
-        self_children0: 0,
-        started: Instant::now(),
-        timeout: args.timeout(),
-    };
-    watch
+    // Its CPU is not reported, so the children's total before it does not matter.
+    Watch::new(&mut producer, "Account", 0, Instant::now(), args)
         .run(db, None, workers, false)
         .await
         .context("the warm-up sync of Accounts")?;
