@@ -439,6 +439,29 @@ impl TestEnv {
         letters
     }
 
+    /// The letters on the dead-letter queue, once it holds at least `expected` of them.
+    ///
+    /// A worker commits a page's rows and bookkeeping (`page_results`, `dead_letters`) first and
+    /// publishes the page's dead letters after, then acks; so a run is complete in PostgreSQL a
+    /// moment before its last letters are on the queue, and reading the queue at once races
+    /// them. Waits up to two minutes; the caller asserts the exact letters.
+    pub async fn dead_letters_when(
+        &self,
+        expected: u32,
+    ) -> anyhow::Result<Vec<producer::dlq::Letter>> {
+        let what = format!("{expected} letters on the dead-letter queue");
+        let waited = self
+            .wait_until(&what, Duration::from_secs(120), || async {
+                Ok(self.queue_depth(common::topology::DEAD_QUEUE).await? >= expected)
+            })
+            .await;
+        if let Err(e) = waited {
+            let depth = self.queue_depth(common::topology::DEAD_QUEUE).await?;
+            anyhow::bail!("{e:#}; it holds {depth}");
+        }
+        self.dead_letters().await
+    }
+
     /// Environment for running sfsync binaries against this test's services.
     pub fn process_env(&self) -> Vec<(&'static str, String)> {
         vec![
@@ -470,6 +493,17 @@ async fn server_addr(url: &str, default_port: u16) -> anyhow::Result<std::net::S
         .await?
         .next()
         .ok_or_else(|| anyhow::anyhow!("{host}:{port} does not resolve"))
+}
+
+/// Sends SIGTERM to a child process (a worker stops gracefully: it finishes and acks the pages
+/// in work).
+pub fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("still running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -TERM {pid}: {status}");
 }
 
 /// A worker running in this process.

@@ -127,7 +127,7 @@ async fn new_pages_and_pages_meeting_stored_rows_end_with_the_newest_version_of_
     let accounts = rows(&env, "account").await;
     assert_eq!(accounts.len(), 29, "all but the refused record stored");
     assert!(!accounts.iter().any(|(sfid, _, _)| *sfid == id("001", 17)));
-    let letters = env.dead_letters().await.unwrap();
+    let letters = env.dead_letters_when(1).await.unwrap();
     assert_eq!(letters.len(), 1, "only the refused record is dead-lettered");
     assert_eq!(
         letters[0].info.sfid.as_deref(),

@@ -121,15 +121,6 @@ fn spawn_worker(env: &TestEnv, extra_env: &[(&str, String)], stderr: Stdio) -> C
     .expect("worker starts")
 }
 
-fn sigterm(child: &Child) {
-    let pid = child.id().expect("still running").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 /// Counts every committed write of a `sfsync.page_results` row, i.e. every time a worker
 /// finished a page (a redelivered page overwrites its row, and is counted again here).
 async fn count_page_writes(env: &TestEnv) {
@@ -675,7 +666,7 @@ async fn sigterm_finishes_and_acks_the_pages_in_work() {
     let mut second = spawn_worker(&env, &log, Stdio::piped());
 
     wait_pages(&env, report.run_id, 4).await;
-    sigterm(&first);
+    e2e::sigterm(&first);
     let stopping = Instant::now();
     let out = tokio::time::timeout(WAIT, first.wait_with_output())
         .await
@@ -691,7 +682,7 @@ async fn sigterm_finishes_and_acks_the_pages_in_work() {
     );
 
     assert_exact(&env, &org, report.run_id, report.pages).await;
-    sigterm(&second);
+    e2e::sigterm(&second);
     let status = tokio::time::timeout(WAIT, second.wait())
         .await
         .expect("the worker stops")
