@@ -8,7 +8,10 @@ records=$1; bindir=${2:-target/release}; shift $(( $# >= 2 ? 2 : 1 ))
 name=sfsync_palone_$$
 port=$(( 20000 + $$ % 20000 ))
 cleanup() {
+  local rc=$?
   kill "${fake:-}" 2>/dev/null || true
+  # The fake org's log is kept only when something failed, and then named.
+  if [ "$rc" -eq 0 ]; then rm -f "/tmp/$name.fake.log"; else echo "fake-salesforce log: /tmp/$name.fake.log" >&2; fi
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
   rabbitmqctl -q delete_vhost "$name" >/dev/null 2>&1 || true
 }
