@@ -506,6 +506,17 @@ pub fn sigterm(child: &tokio::process::Child) {
     assert!(status.success(), "kill -TERM {pid}: {status}");
 }
 
+/// Stops a worker process with SIGTERM and waits (up to two minutes) until it exits; panics
+/// unless it exits 0, as a worker that finished and acked its pages in work does.
+pub async fn stop_gracefully(child: &mut tokio::process::Child) {
+    sigterm(child);
+    let status = tokio::time::timeout(Duration::from_secs(120), child.wait())
+        .await
+        .expect("the worker stops within two minutes of SIGTERM")
+        .expect("waiting for the worker");
+    assert_eq!(status.code(), Some(0), "the worker's exit after SIGTERM");
+}
+
 /// A worker running in this process.
 pub struct RunningWorker {
     pub cancel: CancellationToken,

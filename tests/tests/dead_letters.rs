@@ -316,12 +316,7 @@ async fn killing_workers_while_they_dead_letter_loses_nothing() {
     .unwrap();
     // Stopped gracefully: the empty queue says nothing of the pages the worker still has in
     // work, and a kill now would leave one unacked with no worker left to take it again.
-    e2e::sigterm(&last);
-    let status = tokio::time::timeout(WAIT, last.wait())
-        .await
-        .expect("the worker stops")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    e2e::stop_gracefully(&mut last).await;
 
     let stored: HashSet<String> =
         sqlx::query_scalar::<_, String>("SELECT sfid::text FROM salesforce.contact")

@@ -682,12 +682,7 @@ async fn sigterm_finishes_and_acks_the_pages_in_work() {
     );
 
     assert_exact(&env, &org, report.run_id, report.pages).await;
-    e2e::sigterm(&second);
-    let status = tokio::time::timeout(WAIT, second.wait())
-        .await
-        .expect("the worker stops")
-        .unwrap();
-    assert_eq!(status.code(), Some(0));
+    e2e::stop_gracefully(&mut second).await;
     // Each page finished exactly once: the stopped worker's pages were acked, not redelivered.
     let writes: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT page, count(*) FROM public.page_writes WHERE run_id = $1 GROUP BY page ORDER BY page",
