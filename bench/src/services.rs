@@ -238,30 +238,31 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_baselines_tls_connection_is_encrypted() {
-        // The local server has ssl = on (as the README's TLS section says); pg_stat_ssl tells
-        // whether this very connection is encrypted.
-        let url = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=require";
-        let client = connect(url, true).await.unwrap();
-        let row = client
+    /// Whether `client`'s own connection is encrypted, as the server sees it.
+    async fn encrypted(client: &Client) -> bool {
+        client
             .query_one(
                 "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
                 &[],
             )
             .await
-            .unwrap();
-        assert!(row.get::<_, bool>(0));
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn the_baselines_tls_connection_is_encrypted() {
+        // The local server has ssl = on (as the README's TLS section says).
+        let tls = connect(
+            "postgres://postgres@127.0.0.1:5432/postgres?sslmode=require",
+            true,
+        )
+        .await
+        .unwrap();
+        assert!(encrypted(&tls).await);
         let plain = connect("postgres://postgres@127.0.0.1:5432/postgres", false)
             .await
             .unwrap();
-        let row = plain
-            .query_one(
-                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                &[],
-            )
-            .await
-            .unwrap();
-        assert!(!row.get::<_, bool>(0));
+        assert!(!encrypted(&plain).await);
     }
 }
