@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark series behind the README's "Performance" figures. Each command's full output
+# The benchmark series behind the figures in bench/README.md. Each command's full output
 # (table and last line) goes to stdout; run it on a quiet host, it takes 15-25 minutes.
 # Usage: readme-figures.sh [BIN_DIR]   (default target/release; build with --release first)
 set -uo pipefail

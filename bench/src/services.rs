@@ -252,7 +252,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_baselines_tls_connection_is_encrypted() {
-        // The local server has ssl = on (as the README's TLS section says).
+        // The local server has ssl = on (docs/operating.md, "TLS").
         let tls = connect(
             "postgres://postgres@127.0.0.1:5432/postgres?sslmode=require",
             true,

@@ -1,5 +1,5 @@
 //! One nudge to glibc's allocator, made at start by the producer and the worker
-//! ([`crate::shutdown::run_binary`]).
+//! ([`crate::process::init_and_run`]).
 //!
 //! glibc serves blocks of 128 KiB and more with their own `mmap`, and returns the top of a heap
 //! to the kernel as soon as 128 KiB of it is free. Both thresholds rise on their own the first

@@ -1,5 +1,5 @@
 //! Database connections: sqlx for migrations and control queries, deadpool-postgres for the
-//! worker's hot path (DESIGN.md "Two PostgreSQL clients, each for one job").
+//! worker's hot path (`docs/architecture.md`, "Two PostgreSQL clients").
 
 use std::{path::PathBuf, str::FromStr};
 

@@ -26,18 +26,95 @@ pub mod dead_header {
     pub const REPLAY: &str = "sfsync-replay";
 }
 
+/// Why a record (or a whole message) was set aside, so an operator can filter by cause
+/// (`producer dlq list --error-class constraint`). Written to the `sfsync-error-class` header
+/// and to `sfsync.dead_letters.error_class` as its [`as_str`](Self::as_str) name.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Not an sfsync page at all: wrong type, not JSON, wrong shape.
+    Decode,
+    /// A record's value cannot be mapped to its column (bad Id, bad datetime, NUL character).
+    Mapping,
+    /// The database refused a value: too long, out of range, invalid for the column type.
+    Value,
+    /// A constraint or trigger in the database refused the row.
+    Constraint,
+    /// The target table is missing or not usable.
+    Schema,
+    /// Dead-lettered by RabbitMQ itself: delivered too many times without an ack (a worker
+    /// crashed on it repeatedly).
+    Poison,
+}
+
+impl ErrorClass {
+    /// Every class, in the order `--help` lists them.
+    pub const ALL: [ErrorClass; 6] = [
+        ErrorClass::Decode,
+        ErrorClass::Mapping,
+        ErrorClass::Value,
+        ErrorClass::Constraint,
+        ErrorClass::Schema,
+        ErrorClass::Poison,
+    ];
+
+    /// The name in headers, in the database and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Decode => "decode",
+            ErrorClass::Mapping => "mapping",
+            ErrorClass::Value => "value",
+            ErrorClass::Constraint => "constraint",
+            ErrorClass::Schema => "schema",
+            ErrorClass::Poison => "poison",
+        }
+    }
+
+    /// The class named `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// Whether an error of this class is about one record (so the rest of its page can be
+    /// stored) rather than about the whole page (a missing table or column).
+    pub fn is_per_record(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::Mapping | ErrorClass::Value | ErrorClass::Constraint
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record's position in its page (0-based). One type from the worker's failed record through
+/// the dead letter's headers to `sfsync.dead_letters.record_index` (a PostgreSQL `integer`);
+/// a page holds at most 2,000 records.
+pub type RecordIndex = i32;
+
+/// How many times a record has been dead-lettered (1 the first time). One type from the
+/// worker through the headers to `sfsync.dead_letters.attempts` (a PostgreSQL `integer`).
+pub type Attempts = i32;
+
 /// Everything the headers of a dead letter say; missing values are `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DeadLetterInfo {
     pub object: Option<String>,
     pub run_id: Option<String>,
     pub page: Option<i64>,
-    pub record_index: Option<i64>,
+    pub record_index: Option<RecordIndex>,
     pub sfid: Option<String>,
-    pub error_class: Option<String>,
+    /// `None` when the header is missing or names a class this version does not know.
+    pub error_class: Option<ErrorClass>,
     pub error: Option<String>,
     pub failed_at: Option<String>,
-    pub attempts: i64,
+    pub attempts: Attempts,
     pub source_message_id: Option<String>,
 }
 
@@ -49,8 +126,13 @@ fn text(v: &AMQPValue) -> Option<String> {
     }
 }
 
+/// An integer header that fits an `i32`, whatever width the publisher chose.
+fn int32(v: &AMQPValue) -> Option<i32> {
+    int(v).and_then(|n| i32::try_from(n).ok())
+}
+
 /// Reads an integer header whatever width the publisher chose.
-pub fn int(v: &AMQPValue) -> Option<i64> {
+fn int(v: &AMQPValue) -> Option<i64> {
     match v {
         AMQPValue::LongLongInt(n) => Some(*n),
         AMQPValue::LongInt(n) => Some(i64::from(*n)),
@@ -75,15 +157,17 @@ impl DeadLetterInfo {
         info.object = get(header::OBJECT).and_then(text);
         info.run_id = get(header::RUN_ID).and_then(text);
         info.page = get(header::PAGE).and_then(int);
-        info.record_index = get(dead_header::RECORD_INDEX).and_then(int);
+        info.record_index = get(dead_header::RECORD_INDEX).and_then(int32);
         info.sfid = get(dead_header::SFID).and_then(text);
-        info.error_class = get(dead_header::ERROR_CLASS).and_then(text);
+        info.error_class = get(dead_header::ERROR_CLASS)
+            .and_then(text)
+            .and_then(|name| ErrorClass::parse(&name));
         info.error = get(dead_header::ERROR).and_then(text);
         info.failed_at = get(dead_header::FAILED_AT).and_then(text);
-        info.attempts = get(dead_header::ATTEMPTS).and_then(int).unwrap_or(0);
+        info.attempts = get(dead_header::ATTEMPTS).and_then(int32).unwrap_or(0);
         info.source_message_id = get(dead_header::SOURCE_MESSAGE_ID).and_then(text);
         if info.error_class.is_none() && headers.contains_key("x-death") {
-            info.error_class = Some("poison".into());
+            info.error_class = Some(ErrorClass::Poison);
             info.error = Some("delivered too many times without being acked (x-death delivery_limit): a worker crashed on it repeatedly".into());
         }
         info
@@ -103,7 +187,10 @@ impl DeadLetterInfo {
         put_text(header::OBJECT, &self.object);
         put_text(header::RUN_ID, &self.run_id);
         put_text(dead_header::SFID, &self.sfid);
-        put_text(dead_header::ERROR_CLASS, &self.error_class);
+        put_text(
+            dead_header::ERROR_CLASS,
+            &self.error_class.map(|c| c.as_str().to_owned()),
+        );
         put_text(dead_header::ERROR, &self.error);
         put_text(dead_header::FAILED_AT, &self.failed_at);
         put_text(dead_header::SOURCE_MESSAGE_ID, &self.source_message_id);
@@ -116,7 +203,7 @@ impl DeadLetterInfo {
         if let Some(index) = self.record_index {
             t.insert(
                 ShortString::from(dead_header::RECORD_INDEX),
-                AMQPValue::LongLongInt(index),
+                AMQPValue::LongInt(index),
             );
             t.insert(
                 ShortString::from(header::RECORD_COUNT),
@@ -125,10 +212,32 @@ impl DeadLetterInfo {
         }
         t.insert(
             ShortString::from(dead_header::ATTEMPTS),
-            AMQPValue::LongLongInt(self.attempts),
+            AMQPValue::LongInt(self.attempts),
         );
         t
     }
+}
+
+/// A record put back by `dlq replay`: where it was in its original page, and how many times it
+/// has been dead-lettered so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    pub record_index: RecordIndex,
+    pub attempts: Attempts,
+}
+
+/// Reads the [`dead_header::REPLAY`] mark and what a replayed record carries; `None` for a
+/// page from the producer (or a replayed whole message, which has no record index).
+pub fn replayed(headers: Option<&FieldTable>) -> Option<Replayed> {
+    let headers = headers?.inner();
+    headers.get(dead_header::REPLAY)?;
+    Some(Replayed {
+        record_index: headers.get(dead_header::RECORD_INDEX).and_then(int32)?,
+        attempts: headers
+            .get(dead_header::ATTEMPTS)
+            .and_then(int32)
+            .unwrap_or(1),
+    })
 }
 
 #[cfg(test)]
@@ -143,7 +252,7 @@ mod tests {
             page: Some(3),
             record_index: Some(17),
             sfid: Some("003000000000001AAA".into()),
-            error_class: Some("constraint".into()),
+            error_class: Some(ErrorClass::Constraint),
             error: Some("new row violates check constraint \"x\"".into()),
             failed_at: Some("2026-11-25T17:00:00Z".into()),
             attempts: 2,
@@ -153,14 +262,31 @@ mod tests {
     }
 
     #[test]
+    fn error_classes_have_one_name_each_way() {
+        for class in ErrorClass::ALL {
+            assert_eq!(ErrorClass::parse(class.as_str()), Some(class));
+            assert_eq!(
+                serde_json::to_value(class).unwrap(),
+                serde_json::json!(class.as_str())
+            );
+        }
+        assert_eq!(ErrorClass::parse("Constraint"), None);
+        // A letter from a version with another class still reads; its class is unknown.
+        let mut t = FieldTable::default();
+        t.insert(
+            dead_header::ERROR_CLASS.into(),
+            AMQPValue::LongString("cosmic_ray".into()),
+        );
+        assert_eq!(DeadLetterInfo::from_headers(Some(&t)).error_class, None);
+    }
+
+    #[test]
     fn broker_dead_letters_are_poison() {
         let mut t = FieldTable::default();
         t.insert("x-death".into(), AMQPValue::LongString("…".into()));
         assert_eq!(
-            DeadLetterInfo::from_headers(Some(&t))
-                .error_class
-                .as_deref(),
-            Some("poison")
+            DeadLetterInfo::from_headers(Some(&t)).error_class,
+            Some(ErrorClass::Poison)
         );
     }
 }

@@ -5,12 +5,16 @@
 //! - [`sfid`], [`sftime`] — Salesforce Ids and datetimes, parsed at the edge.
 //! - [`message`]: the page message both sides agree on.
 //! - [`topology`], [`amqp`] — exchanges and queues, and connecting to the broker.
-//! - [`dead_letter`] — what a message on the dead-letter queue says about its failure.
+//! - [`dead_letter`] — what a message on the dead-letter queue says about its failure, and the
+//!   error classes.
 //! - [`schema`]: names and types where Salesforce meets PostgreSQL.
 //! - [`db`]: migrations and the control connection.
-//! - [`config`], [`config_file`], [`telemetry`], [`shutdown`] — process plumbing (`sfsync.toml`
-//!   is layered under flags and environment in [`config_file`]).
-//! - [`metrics`] — Prometheus metrics and the `/metrics` endpoint.
+//! - [`confirm`] — publishing with a confirm that is waited for, never for ever.
+//! - [`config`], [`config_file`] — settings (`sfsync.toml` is layered under flags and
+//!   environment in [`config_file`]).
+//! - [`process`], [`telemetry`], [`shutdown`] — what every binary's `main` sets up: logging,
+//!   the runtime, the shutdown signal.
+//! - [`metrics`] — the `/metrics` endpoint and the metric names both binaries share.
 //! - [`allocator`] — glibc's thresholds, set once at start.
 //! - [`scan`] — skipping the part of a text that needs no escape.
 
@@ -18,10 +22,12 @@ pub mod allocator;
 pub mod amqp;
 pub mod config;
 pub mod config_file;
+pub mod confirm;
 pub mod db;
 pub mod dead_letter;
 pub mod message;
 pub mod metrics;
+pub mod process;
 pub mod scan;
 pub mod schema;
 pub mod sfid;

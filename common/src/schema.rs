@@ -1,6 +1,6 @@
 //! Where Salesforce names and types meet PostgreSQL: identifier rules, table and column names,
-//! and the column type for each Salesforce field type (the Heroku Connect conventions of
-//! DESIGN.md).
+//! and the column type for each Salesforce field type (the Heroku Connect conventions described
+//! in `docs/architecture.md`, "The tables").
 //!
 //! Every object or field name that reaches SOQL or SQL passes [`check_api_name`] first, so a
 //! name can never carry SQL or SOQL of its own.

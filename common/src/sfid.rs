@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn documented_examples_get_their_suffix() {
-        // Examples from Salesforce documentation, checked by hand in salesforce-api.md §2.1.
+        // Examples from Salesforce's documentation of 15- and 18-character Ids, checked by hand.
         for id in [
             "001D000000IRFmaIAH",
             "a00D0000008pQSNIA2",

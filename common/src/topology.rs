@@ -1,5 +1,6 @@
-//! The RabbitMQ topology of DESIGN.md, declared the same way by producer and worker so that
-//! either may start first. Every limit is explicit: RabbitMQ 3.10 has no default delivery limit.
+//! The RabbitMQ topology (`docs/architecture.md`, "The broker topology"), declared the same way
+//! by producer and worker so that either may start first. Every limit is explicit: RabbitMQ 3.10
+//! has no default delivery limit.
 
 use anyhow::Context as _;
 use lapin::{
@@ -101,7 +102,7 @@ pub async fn declare(channel: &Channel) -> lapin::Result<()> {
     );
     work_args.insert("x-dead-letter-exchange".into(), long_str(DEAD_EXCHANGE));
     // At-least-once dead-lettering needs reject-publish too; without it 3.10 silently falls back
-    // to at-most-once (measured, reliability.md §1.3).
+    // to at-most-once (measured; `docs/architecture.md`, "The broker topology").
     work_args.insert("x-dead-letter-strategy".into(), long_str("at-least-once"));
     work_args.insert("x-overflow".into(), long_str("reject-publish"));
     channel

@@ -1,5 +1,6 @@
-//! The producer's command line: `sync` pulls an object, `status` reports runs. Every option
-//! can also come from `sfsync.toml` (see [`parse_from`]).
+//! The producer's command line: `sync` pulls objects, `status` reports runs, `dlq` lists,
+//! replays and purges dead letters, `reconcile` compares tables with the org and repairs them.
+//! Every option can also come from `sfsync.toml` (see [`parse_from`]).
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, parser::ValueSource};
 use common::{

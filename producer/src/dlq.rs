@@ -10,18 +10,19 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 use common::{
-    dead_letter::{DeadLetterInfo, dead_header},
+    dead_letter::{DeadLetterInfo, ErrorClass, dead_header},
     topology,
 };
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection,
+    BasicProperties, Channel, Connection,
     message::BasicGetMessage,
-    options::{
-        BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-        QueueDeclareOptions,
-    },
+    options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions},
     types::{AMQPValue, FieldTable, ShortString},
 };
+
+/// How long `replay` waits for the work queue to confirm one letter before it stops (the letter
+/// then stays on the dead-letter queue).
+const REPLAY_CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Which dead letters a command acts on.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -29,9 +30,9 @@ pub struct DlqFilter {
     /// Only letters of this object (API name, e.g. Contact).
     #[arg(long)]
     pub object: Option<String>,
-    /// Only letters of this error class: decode, mapping, value, constraint, schema, poison.
-    #[arg(long)]
-    pub error_class: Option<String>,
+    /// Only letters of this error class.
+    #[arg(long, value_enum)]
+    pub error_class: Option<ErrorClass>,
     /// Act on at most this many letters.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -46,7 +47,7 @@ impl DlqFilter {
         }) && self
             .error_class
             .as_ref()
-            .is_none_or(|c| info.error_class.as_deref() == Some(c.as_str()))
+            .is_none_or(|c| info.error_class == Some(*c))
     }
 }
 
@@ -127,7 +128,9 @@ pub fn summarize(letters: &[Letter]) -> BTreeMap<(String, String), usize> {
     for l in letters {
         let key = (
             l.info.object.clone().unwrap_or_else(|| "-".into()),
-            l.info.error_class.clone().unwrap_or_else(|| "-".into()),
+            l.info
+                .error_class
+                .map_or_else(|| "-".into(), |c| c.as_str().to_owned()),
         );
         *counts.entry(key).or_insert(0) += 1;
     }
@@ -177,11 +180,16 @@ pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Resu
             if let Some(id) = delivery.properties.message_id() {
                 properties = properties.with_message_id(id.clone());
             }
-            let confirm = publish
-                .basic_publish(ShortString::from(topology::EXCHANGE), ShortString::from(topology::ROUTING_KEY), BasicPublishOptions { mandatory: true, ..Default::default() }, &delivery.data, properties)
-                .await?
-                .await?;
-            anyhow::ensure!(matches!(confirm, Confirmation::Ack(None)), "the work queue did not confirm a replayed letter ({confirm:?}); it stays on the dead-letter queue");
+            common::confirm::publish_confirmed(
+                &publish,
+                topology::EXCHANGE,
+                topology::ROUTING_KEY,
+                &delivery.data,
+                properties,
+                REPLAY_CONFIRM_TIMEOUT,
+            )
+            .await
+            .context("a replayed letter was not confirmed on the work queue; it stays on the dead-letter queue")?;
             anyhow::ensure!(delivery.acker.ack(BasicAckOptions::default()).await?, "a replayed letter could not be removed from the dead-letter queue; it may be replayed again (harmless)");
             Ok(true)
         }

@@ -17,6 +17,7 @@
 pub mod buffers;
 pub mod cli;
 pub mod dlq;
+pub mod metrics;
 pub mod objects;
 pub mod publisher;
 pub mod reconcile;
@@ -30,11 +31,12 @@ pub mod tables;
 
 use std::sync::Arc;
 
-use common::metrics::{MetricsListener, MetricsServer, ProducerMetrics, RetryCause};
+use common::metrics::{MetricsListener, MetricsServer, RetryCause};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     cli::{Command, DlqArgs, DlqCommand, ReconcileArgs, SyncArgs},
+    metrics::ProducerMetrics,
     salesforce::{Credentials, RetryPolicy, SalesforceClient},
     sync::{SyncOptions, SyncReport},
 };
@@ -495,7 +497,7 @@ fn print_letters(letters: &[dlq::Letter], shown: usize) {
             "{:<18}  {:<16} {:<10} {:<24} {:>3}  {}",
             i.sfid.as_deref().unwrap_or("-"),
             i.object.as_deref().unwrap_or("-"),
-            i.error_class.as_deref().unwrap_or("-"),
+            i.error_class.map_or("-", |c| c.as_str()),
             i.failed_at.as_deref().unwrap_or("-"),
             i.attempts,
             one_line(i.error.as_deref().unwrap_or("-"), 140)
@@ -513,5 +515,5 @@ fn print_letters(letters: &[dlq::Letter], shown: usize) {
 /// one-line error and exit 1 on failure.
 pub fn main() -> std::process::ExitCode {
     let cli = cli::parse_from(std::env::args_os().collect()).unwrap_or_else(|e| e.exit());
-    common::shutdown::run_binary(|cancel| run(cli.command, cancel))
+    common::process::init_and_run(|cancel| run(cli.command, cancel))
 }

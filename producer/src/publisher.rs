@@ -1,20 +1,21 @@
 //! Publishes page messages in confirm mode with a bounded window of outstanding confirms:
-//! waiting for each confirm in turn gives ~700 messages/s, a window gives 10k+/s
-//! (reliability.md §1.2). A page counts as published only when the broker acked it *and* it was
-//! routed to a queue.
+//! waiting for each confirm in turn gives ~700 messages/s, a window gives 10k+/s (see
+//! `docs/architecture.md`). A page counts as published only when the broker acked it *and* it
+//! was routed to a queue ([`common::confirm`]).
 
-use std::{future::Future, pin::Pin};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use chrono::{DateTime, Utc};
-use common::metrics::Gauge;
 use common::{
+    confirm::ConfirmError,
     message::{CONTENT_TYPE, PAGE_MESSAGE_TYPE, header, page_message_id},
+    metrics::Gauge,
     topology,
 };
 use futures::{FutureExt, StreamExt, stream::FuturesOrdered};
 use lapin::{
-    BasicProperties, Channel, Confirmation,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
+    BasicProperties, Channel,
+    options::ConfirmSelectOptions,
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 use uuid::Uuid;
@@ -28,31 +29,18 @@ pub struct Confirmed {
     pub last_stamp: Option<DateTime<Utc>>,
 }
 
+/// A page that does not count as published, and why.
 #[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("publishing page {page} failed: {source}")]
-    Broker { page: u64, source: lapin::Error },
-    #[error("the broker refused page {page} (basic.nack); it was not stored")]
-    Nacked { page: u64 },
-    #[error(
-        "page {page} was returned as unroutable ({reply}): no queue is bound to exchange {exchange:?}; was the topology deleted?"
-    )]
-    Unroutable {
-        page: u64,
-        reply: String,
-        exchange: &'static str,
-    },
-    #[error("the channel is not in confirm mode, so page {page} cannot be confirmed")]
-    NotConfirmed { page: u64 },
-    #[error("the broker connection closed before page {page} was confirmed")]
-    Closed { page: u64 },
-    #[error("page {page} was not confirmed within {0:?}", CONFIRM_TIMEOUT)]
-    Unconfirmed { page: u64 },
+#[error("page {page} was not published: {source}")]
+pub struct PublishError {
+    pub page: u64,
+    #[source]
+    pub source: ConfirmError,
 }
 
 /// How long a confirm may take before the page counts as not published. Confirms normally
 /// take milliseconds; a broker under a resource alarm can stall publishers for longer.
-pub const CONFIRM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(120);
 
 type ConfirmFuture = Pin<Box<dyn Future<Output = Result<Confirmed, PublishError>> + Send>>;
 
@@ -148,62 +136,28 @@ impl PagePublisher {
             .with_message_id(ShortString::from(page_message_id(page.run_id, page.page)))
             .with_app_id(ShortString::from("sfsync-producer"))
             .with_headers(headers);
-        // mandatory: an unroutable page comes back instead of being dropped silently.
-        let options = BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        };
         let (number, records, last_stamp) = (page.page, page.records, page.last_stamp);
-        let confirm = self
-            .channel
-            .basic_publish(
-                ShortString::from(topology::EXCHANGE),
-                ShortString::from(topology::ROUTING_KEY),
-                options,
-                &page.body,
-                properties,
-            )
-            .await
-            .map_err(|source| PublishError::Broker {
-                page: number,
-                source,
-            })?;
-        let channel = self.channel.clone();
+        let failed = move |source| PublishError {
+            page: number,
+            source,
+        };
+        let pending = common::confirm::publish(
+            &self.channel,
+            topology::EXCHANGE,
+            topology::ROUTING_KEY,
+            &page.body,
+            properties,
+            CONFIRM_TIMEOUT,
+        )
+        .await
+        .map_err(failed)?;
         self.in_flight.push_back(Box::pin(async move {
-            // A confirm pending when the connection dies may never resolve: watch the channel,
-            // and give up after CONFIRM_TIMEOUT, so the page is reported as not published.
-            let deadline = tokio::time::Instant::now() + CONFIRM_TIMEOUT;
-            let mut confirm = std::pin::pin!(confirm);
-            let answer = loop {
-                tokio::select! {
-                    answer = &mut confirm => break answer,
-                    () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
-                        if !channel.status().connected() {
-                            return Err(PublishError::Closed { page: number });
-                        }
-                        if tokio::time::Instant::now() >= deadline {
-                            return Err(PublishError::Unconfirmed { page: number });
-                        }
-                    }
-                }
-            };
-            match answer.map_err(|source| PublishError::Broker {
+            pending.wait(CONFIRM_TIMEOUT).await.map_err(failed)?;
+            Ok(Confirmed {
                 page: number,
-                source,
-            })? {
-                Confirmation::Ack(None) => Ok(Confirmed {
-                    page: number,
-                    records,
-                    last_stamp,
-                }),
-                Confirmation::Ack(Some(returned)) => Err(PublishError::Unroutable {
-                    page: number,
-                    reply: returned.reply_text.to_string(),
-                    exchange: topology::EXCHANGE,
-                }),
-                Confirmation::Nack(_) => Err(PublishError::Nacked { page: number }),
-                Confirmation::NotRequested => Err(PublishError::NotConfirmed { page: number }),
-            }
+                records,
+                last_stamp,
+            })
         }));
         self.track();
         Ok(confirmed)

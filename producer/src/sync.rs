@@ -65,8 +65,8 @@ pub struct SyncOptions {
 pub enum ApiChoice {
     /// REST query/queryMore: one call per 2,000 records, results as soon as the first page is ready.
     Rest,
-    /// Bulk API 2.0: a job Salesforce runs asynchronously, results in chunks of 50,000 records;
-    /// a handful of calls for any size.
+    /// Bulk API 2.0: a job Salesforce runs asynchronously, results downloaded in chunks of
+    /// 5,000 records; a few calls per 5,000 records instead of one per 2,000.
     Bulk,
     /// Bulk above --bulk-threshold records to read (counted with one COUNT() query), else REST.
     Auto,

@@ -98,6 +98,7 @@ impl TestEnv {
             prefetch,
             concurrency,
             shutdown_timeout: Duration::from_secs(30),
+            confirm_timeout: Duration::from_secs(60),
             metrics: common::metrics::MetricsArgs::default(),
             services: self.services(),
         }

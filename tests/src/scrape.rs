@@ -40,9 +40,7 @@ pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
         format!("{name}{{{}}}", inner.join(","))
     };
-    text.lines()
-        .find_map(|l| l.strip_prefix(series.as_str())?.strip_prefix(' '))
-        .and_then(|v| v.split(' ').next()?.parse().ok())
+    common::metrics::sample(text, &series)
 }
 
 /// Whether the text declares the metric family `family` (its `# TYPE` line).

@@ -89,7 +89,7 @@ async fn rejected_records_wait_on_the_dlq_and_replay_stores_them_after_the_fix()
     assert_eq!(letters.len(), 100, "each rejected record once");
     assert_eq!(dead, rejected.iter().cloned().collect::<HashSet<_>>());
     for l in &letters {
-        assert_eq!(l.info.error_class.as_deref(), Some("constraint"));
+        assert_eq!(l.info.error_class.map(|c| c.as_str()), Some("constraint"));
         assert!(
             l.info.error.as_deref().unwrap().contains("reject_for_test"),
             "{:?}",
@@ -188,7 +188,7 @@ async fn nul_and_over_long_values_and_foreign_messages_are_dead_lettered_with_re
     let by_class = |class: &str| {
         letters
             .iter()
-            .filter(|l| l.info.error_class.as_deref() == Some(class))
+            .filter(|l| l.info.error_class.map(|c| c.as_str()) == Some(class))
             .collect::<Vec<_>>()
     };
     let (nul, long, decode) = (by_class("mapping"), by_class("value"), by_class("decode"));
@@ -237,7 +237,7 @@ async fn nul_and_over_long_values_and_foreign_messages_are_dead_lettered_with_re
     let moved = replay(
         &env,
         producer::dlq::DlqFilter {
-            error_class: Some("value".into()),
+            error_class: Some(common::dead_letter::ErrorClass::Value),
             ..Default::default()
         },
     )
@@ -251,7 +251,7 @@ async fn nul_and_over_long_values_and_foreign_messages_are_dead_lettered_with_re
     let left = env.dead_letters().await.unwrap();
     let mut classes: Vec<_> = left
         .iter()
-        .map(|l| l.info.error_class.clone().unwrap())
+        .map(|l| l.info.error_class.unwrap().as_str())
         .collect();
     classes.sort();
     assert_eq!(classes, ["decode", "mapping", "mapping"]);

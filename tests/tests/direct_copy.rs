@@ -133,7 +133,10 @@ async fn new_pages_and_pages_meeting_stored_rows_end_with_the_newest_version_of_
         letters[0].info.sfid.as_deref(),
         Some(id("001", 17).as_str())
     );
-    assert_eq!(letters[0].info.error_class.as_deref(), Some("constraint"));
+    assert_eq!(
+        letters[0].info.error_class.map(|c| c.as_str()),
+        Some("constraint")
+    );
 
     // The bookkeeping counts what each page stored.
     let stored: Vec<(Uuid, i64, i64, i64)> = sqlx::query_as(

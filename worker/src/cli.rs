@@ -20,7 +20,8 @@ flag beats the environment, which beats the file, which beats the default.";
 #[command(name = "worker", version, about, long_about = None, after_help = AFTER_HELP)]
 pub struct WorkerArgs {
     /// Pages the broker may hand this worker before it acks (per-consumer QoS). At least
-    /// --concurrency, so the next page is here when one commits; each page is ~1 MB.
+    /// --concurrency, so the next page is here when one commits; a page of 2,000 records is
+    /// about 2 MB.
     #[arg(long, env = "SFSYNC_PREFETCH", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub prefetch: u16,
     /// Pages stored at once, each on its own database connection.
@@ -30,6 +31,11 @@ pub struct WorkerArgs {
     /// are then redelivered, which is harmless).
     #[arg(long, env = "SFSYNC_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+    /// How long the broker may take to confirm a dead letter. A page is acked only after its
+    /// dead letters are confirmed; one whose letters are not (after a few tries) is handed back
+    /// to the broker, so a stalled connection cannot hold this worker's page slot for ever.
+    #[arg(long, env = "SFSYNC_CONFIRM_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub confirm_timeout: Duration,
     #[command(flatten)]
     pub metrics: MetricsArgs,
     #[command(flatten)]

@@ -2,17 +2,16 @@
 //! every dead letter it produced is confirmed, so a crash at any instant leaves each record
 //! stored, on the DLQ, or still queued — never gone.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use common::{
-    dead_letter::{DeadLetterInfo, dead_header},
+    confirm::ConfirmError,
+    dead_letter::{Attempts, DeadLetterInfo, RecordIndex},
     message::{CONTENT_TYPE, PAGE_FORMAT_VERSION, PAGE_MESSAGE_TYPE, PageMessage},
     topology,
 };
 use lapin::{
-    BasicProperties, Channel, Confirmation, Connection,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
-    types::ShortString,
+    BasicProperties, Channel, Connection, options::ConfirmSelectOptions, types::ShortString,
 };
 use serde_json::value::RawValue;
 use tokio::sync::Mutex;
@@ -27,24 +26,65 @@ pub struct DeadLetter {
     pub message_type: Option<String>,
 }
 
+/// Why dead letters do not count as sent; the work message they came from must then not be
+/// acked.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    /// No channel could be opened on the broker connection.
+    #[error("opening the dead-letter channel: {0}")]
+    Channel(#[source] lapin::Error),
+    /// The channel refused confirm mode.
+    #[error("putting the dead-letter channel in confirm mode: {0}")]
+    ConfirmMode(#[source] lapin::Error),
+    /// Opening the channel or its confirm mode got no answer in time.
+    #[error("the broker did not open the dead-letter channel within {0:?}")]
+    ChannelTimedOut(Duration),
+    /// A letter was not confirmed (refused, unroutable, connection lost, or no answer in time).
+    #[error("dead letter {message_id}: {source}")]
+    Unconfirmed {
+        message_id: String,
+        #[source]
+        source: ConfirmError,
+    },
+}
+
+impl DeadLetterError {
+    /// Whether the connection was still up when the letters failed, so that trying again on it
+    /// may work (a refused or unanswered confirm); after a closed channel or connection the
+    /// page is redelivered anyway.
+    pub fn connection_alive(&self) -> bool {
+        matches!(
+            self,
+            DeadLetterError::Unconfirmed {
+                source: ConfirmError::Nacked
+                    | ConfirmError::TimedOut(_)
+                    | ConfirmError::Unroutable { .. },
+                ..
+            }
+        )
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Dead letters for the failed records of a page: one one-record page each.
+/// Dead letters for the failed records of a page: one one-record page each. `replay` is the
+/// original record index of a replayed record (its letter keeps the index it was first
+/// dead-lettered under).
 pub fn for_records(
     page: &Page<'_>,
     failed: &[FailedRecord],
     source_message_id: &str,
-    original_index: Option<i64>,
-    attempts: i64,
+    replay: Option<RecordIndex>,
+    attempts: Attempts,
 ) -> Vec<DeadLetter> {
     let failed_at = now();
     failed
         .iter()
-        .map(|f| {
-            let raw: &RawValue = page.records[f.index];
-            let record_index = original_index.unwrap_or(f.index as i64);
+        .filter_map(|f| {
+            let raw: &RawValue = crate::store::raw_record(page, f.index)?;
+            let record_index = replay.unwrap_or(f.index);
             // Same kind and delete mode as the page, so a replay does what the page would have.
             let body = serde_json::to_vec(&PageMessage {
                 format: PAGE_FORMAT_VERSION,
@@ -58,7 +98,7 @@ pub fn for_records(
                 records: [raw],
             })
             .unwrap_or_default();
-            DeadLetter {
+            Some(DeadLetter {
                 message_id: format!("{}/{}/{record_index}", page.run_id, page.page),
                 body,
                 message_type: Some(PAGE_MESSAGE_TYPE.into()),
@@ -68,18 +108,18 @@ pub fn for_records(
                     page: Some(page.page as i64),
                     record_index: Some(record_index),
                     sfid: f.sfid.clone(),
-                    error_class: Some(f.class.as_str().into()),
+                    error_class: Some(f.class),
                     error: Some(f.message.clone()),
                     failed_at: Some(failed_at.clone()),
                     attempts,
                     source_message_id: Some(source_message_id.into()),
                 },
-            }
+            })
         })
         .collect()
 }
 
-/// A dead letter for a whole message that is not an sfsync page: its body as it came.
+/// A dead letter for a whole message that cannot be handled as a page: its body as it came.
 pub fn for_message(
     body: &[u8],
     message_type: Option<&str>,
@@ -92,7 +132,7 @@ pub fn for_message(
         body: body.to_vec(),
         message_type: message_type.map(str::to_owned),
         info: DeadLetterInfo {
-            error_class: Some(class.as_str().into()),
+            error_class: Some(class),
             error: Some(error.into()),
             failed_at: Some(now()),
             attempts: 1,
@@ -106,6 +146,8 @@ pub fn for_message(
 /// connection the consumer currently uses.
 pub struct DeadLetterPublisher {
     state: Mutex<PublisherState>,
+    /// How long one letter's publish and confirm may take (`--confirm-timeout`).
+    confirm_timeout: Duration,
 }
 
 struct PublisherState {
@@ -114,12 +156,13 @@ struct PublisherState {
 }
 
 impl DeadLetterPublisher {
-    pub fn new(connection: Arc<Connection>) -> Self {
+    pub fn new(connection: Arc<Connection>, confirm_timeout: Duration) -> Self {
         Self {
             state: Mutex::new(PublisherState {
                 connection,
                 channel: None,
             }),
+            confirm_timeout,
         }
     }
 
@@ -131,35 +174,47 @@ impl DeadLetterPublisher {
         state.channel = None;
     }
 
-    async fn channel(&self) -> Result<Channel, String> {
+    async fn channel(&self) -> Result<Channel, DeadLetterError> {
         let mut state = self.state.lock().await;
         if let Some(ch) = state.channel.as_ref().filter(|c| c.status().connected()) {
             return Ok(ch.clone());
         }
-        let ch = state
-            .connection
-            .create_channel()
+        // Bounded like the confirms: a stalled connection never answers channel.open either.
+        let open = async {
+            let ch = state
+                .connection
+                .create_channel()
+                .await
+                .map_err(DeadLetterError::Channel)?;
+            ch.confirm_select(ConfirmSelectOptions::default())
+                .await
+                .map_err(DeadLetterError::ConfirmMode)?;
+            Ok(ch)
+        };
+        let ch = tokio::time::timeout(self.confirm_timeout, open)
             .await
-            .map_err(|e| format!("opening the dead-letter channel: {e}"))?;
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| format!("confirm mode on the dead-letter channel: {e}"))?;
+            .map_err(|_| DeadLetterError::ChannelTimedOut(self.confirm_timeout))??;
         state.channel = Some(ch.clone());
         Ok(ch)
     }
 
-    /// Publishes every letter and waits until the broker confirmed all of them.
+    /// Publishes every letter and waits until the broker confirmed all of them, each within
+    /// the confirm timeout.
     ///
     /// # Errors
-    /// Any letter not confirmed (nack, unroutable, channel or connection failure): the caller
-    /// must then not ack the work message.
-    pub async fn send(&self, letters: &[DeadLetter]) -> Result<(), String> {
+    /// Any letter not confirmed (nack, unroutable, channel or connection failure, no answer in
+    /// time): the caller must then not ack the work message.
+    pub async fn send(&self, letters: &[DeadLetter]) -> Result<(), DeadLetterError> {
         if letters.is_empty() {
             return Ok(());
         }
         let channel = self.channel().await?;
-        let mut confirms = Vec::with_capacity(letters.len());
+        let mut pending = Vec::with_capacity(letters.len());
         for letter in letters {
+            let unconfirmed = |source| DeadLetterError::Unconfirmed {
+                message_id: letter.message_id.clone(),
+                source,
+            };
             let mut properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type(ShortString::from(CONTENT_TYPE))
@@ -169,57 +224,26 @@ impl DeadLetterPublisher {
             if let Some(t) = &letter.message_type {
                 properties = properties.with_type(ShortString::from(t.as_str()));
             }
-            let confirm = channel
-                .basic_publish(
-                    ShortString::from(topology::DEAD_EXCHANGE),
-                    ShortString::from(""),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..Default::default()
-                    },
-                    &letter.body,
-                    properties,
-                )
-                .await
-                .map_err(|e| format!("publishing a dead letter: {e}"))?;
-            confirms.push(confirm);
+            let confirm = common::confirm::publish(
+                &channel,
+                topology::DEAD_EXCHANGE,
+                "",
+                &letter.body,
+                properties,
+                self.confirm_timeout,
+            )
+            .await
+            .map_err(unconfirmed)?;
+            pending.push((letter, confirm));
         }
-        for confirm in confirms {
-            match confirm
-                .await
-                .map_err(|e| format!("waiting for a dead-letter confirm: {e}"))?
-            {
-                Confirmation::Ack(None) => {}
-                Confirmation::Ack(Some(_)) => {
-                    return Err(format!(
-                        "dead letter unroutable: no queue bound to {}",
-                        topology::DEAD_EXCHANGE
-                    ));
+        for (letter, confirm) in pending {
+            confirm.wait(self.confirm_timeout).await.map_err(|source| {
+                DeadLetterError::Unconfirmed {
+                    message_id: letter.message_id.clone(),
+                    source,
                 }
-                Confirmation::Nack(_) => {
-                    return Err("the broker refused a dead letter (nack)".into());
-                }
-                Confirmation::NotRequested => {
-                    return Err("dead-letter channel not in confirm mode".into());
-                }
-            }
+            })?;
         }
         Ok(())
     }
-}
-
-/// Reads the attempt count and original record index of a replayed record.
-pub fn replay_of(headers: Option<&lapin::types::FieldTable>) -> Option<(i64, i64)> {
-    let headers = headers?;
-    headers.inner().get(dead_header::REPLAY)?;
-    let index = headers
-        .inner()
-        .get(dead_header::RECORD_INDEX)
-        .and_then(common::dead_letter::int)?;
-    let attempts = headers
-        .inner()
-        .get(dead_header::ATTEMPTS)
-        .and_then(common::dead_letter::int)
-        .unwrap_or(1);
-    Some((index, attempts))
 }

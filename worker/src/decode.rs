@@ -8,7 +8,30 @@ use common::{
 };
 use serde_json::value::RawValue;
 
-use crate::error::{ErrorClass, PageError};
+/// Why a message is not an sfsync page. Every case is permanent: the message is dead-lettered
+/// whole, as it came, with class [`common::dead_letter::ErrorClass::Decode`].
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The AMQP `type` property names something else.
+    #[error(
+        "message type {found:?} is not {PAGE_MESSAGE_TYPE:?}; is something else publishing to this queue?"
+    )]
+    WrongType { found: String },
+    /// The body is not JSON, or not a page's shape.
+    #[error("body is not an sfsync page: {0}")]
+    NotAPage(#[source] serde_json::Error),
+    /// A page of a format this worker does not read.
+    #[error(
+        "page format {found} is not supported (this worker reads format {PAGE_FORMAT_VERSION}); upgrade the worker"
+    )]
+    UnsupportedFormat { found: u32 },
+    /// The object name breaks Salesforce's identifier rules.
+    #[error("{0}")]
+    BadObject(String),
+    /// The table name is not a plain PostgreSQL name.
+    #[error("{0}")]
+    BadTable(String),
+}
 
 /// One record's fields in the order Salesforce wrote them: name (as Salesforce cased it) and
 /// raw JSON value. A list, not a map: records of a page share one field order, so a lookup at
@@ -103,39 +126,24 @@ pub type Page<'a> = PageMessage<Vec<&'a RawValue>>;
 /// Decodes and checks a page message.
 ///
 /// # Errors
-/// [`ErrorClass::Decode`] when the message is not an sfsync page: another `type`, a body that
-/// is not JSON or has another shape, an unknown format version, an object name that breaks
+/// A [`DecodeError`] when the message is not an sfsync page: another `type`, a body that is not
+/// JSON or has another shape, an unknown format version, an object name that breaks
 /// Salesforce's identifier rules, or a table name that is not a plain PostgreSQL name.
-pub fn decode<'a>(message_type: Option<&str>, body: &'a [u8]) -> Result<Page<'a>, PageError> {
+pub fn decode<'a>(message_type: Option<&str>, body: &'a [u8]) -> Result<Page<'a>, DecodeError> {
     if let Some(t) = message_type
         && t != PAGE_MESSAGE_TYPE
     {
-        return Err(PageError::permanent(
-            ErrorClass::Decode,
-            format!(
-                "message type {t:?} is not {PAGE_MESSAGE_TYPE:?}; is something else publishing to this queue?"
-            ),
-        ));
+        return Err(DecodeError::WrongType {
+            found: t.to_owned(),
+        });
     }
-    let page: Page<'a> = serde_json::from_slice(body).map_err(|e| {
-        PageError::permanent(
-            ErrorClass::Decode,
-            format!("body is not an sfsync page: {e}"),
-        )
-    })?;
+    let page: Page<'a> = serde_json::from_slice(body).map_err(DecodeError::NotAPage)?;
     if page.format != PAGE_FORMAT_VERSION {
-        return Err(PageError::permanent(
-            ErrorClass::Decode,
-            format!(
-                "page format {} is not supported (this worker reads format {PAGE_FORMAT_VERSION}); upgrade the worker",
-                page.format
-            ),
-        ));
+        return Err(DecodeError::UnsupportedFormat { found: page.format });
     }
-    check_api_name("object", &page.object)
-        .map_err(|e| PageError::permanent(ErrorClass::Decode, e.to_string()))?;
+    check_api_name("object", &page.object).map_err(|e| DecodeError::BadObject(e.to_string()))?;
     if let Some(table) = &page.table {
-        check_table_name(table).map_err(|e| PageError::permanent(ErrorClass::Decode, e))?;
+        check_table_name(table).map_err(DecodeError::BadTable)?;
     }
     Ok(page)
 }
@@ -189,13 +197,8 @@ mod tests {
             (None, br#"{"format":1,"object":"Contact","table":"x; drop table y","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[]}"#, "is not a plain PostgreSQL name"),
         ];
         for (t, body, want) in cases {
-            match decode(t, body) {
-                Err(PageError::Permanent {
-                    class: ErrorClass::Decode,
-                    message,
-                }) => assert!(message.contains(want), "{message}"),
-                other => panic!("{want}: {other:?}"),
-            }
+            let message = decode(t, body).unwrap_err().to_string();
+            assert!(message.contains(want), "{want}: {message}");
         }
     }
 }

@@ -1,33 +1,9 @@
 //! What can go wrong with a page, grouped by what the worker does next: retry it in-process
 //! (transient), or set it aside on the dead-letter queue (permanent).
 
-/// The class recorded with a dead letter, so an operator can filter by cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Not an sfsync page at all: wrong type, not JSON, wrong shape.
-    Decode,
-    /// A record's value cannot be mapped to its column (bad Id, bad datetime, NUL character).
-    Mapping,
-    /// The database refused a value: too long, out of range, invalid for the column type.
-    Value,
-    /// A constraint or trigger in the database refused the row.
-    Constraint,
-    /// The target table is missing or not usable.
-    Schema,
-}
+pub use common::dead_letter::ErrorClass;
 
-impl ErrorClass {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::Decode => "decode",
-            ErrorClass::Mapping => "mapping",
-            ErrorClass::Value => "value",
-            ErrorClass::Constraint => "constraint",
-            ErrorClass::Schema => "schema",
-        }
-    }
-}
-
+/// Why a page (or a part of it) could not be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
     /// Worth retrying: the database is unreachable, a deadlock, a serialization failure.
@@ -36,17 +12,6 @@ pub enum PageError {
     /// Retrying cannot help; the page (or record) goes to the dead-letter queue.
     #[error("{}: {message}", class.as_str())]
     Permanent { class: ErrorClass, message: String },
-}
-
-impl ErrorClass {
-    /// Whether an error of this class is about one record (so the rest of its page can be
-    /// stored) rather than about the whole page (a missing table or column).
-    pub fn is_per_record(self) -> bool {
-        matches!(
-            self,
-            ErrorClass::Mapping | ErrorClass::Value | ErrorClass::Constraint
-        )
-    }
 }
 
 impl PageError {

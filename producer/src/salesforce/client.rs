@@ -8,7 +8,9 @@ use std::{
 
 use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
-use common::metrics::{ProducerMetrics, RetryCause};
+use common::metrics::RetryCause;
+
+use crate::metrics::ProducerMetrics;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use tokio::sync::RwLock;

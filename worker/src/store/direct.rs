@@ -1,5 +1,6 @@
-//! When to try a page's records as plain new rows: one `COPY` straight into the target table
-//! instead of COPY into a staging table and the guarded upsert.
+//! Trying a page's records as plain new rows: one `COPY` straight into the target table instead
+//! of COPY into a staging table and the guarded upsert ([`copy_direct`]), and when to try it
+//! ([`DirectCopyGate`]).
 //!
 //! A full import writes rows the table does not have yet, and for those the upsert does about
 //! twice the database work of a plain COPY (a staging table created, filled, read, cast and
@@ -14,6 +15,11 @@
 //! resets it.
 
 use std::{collections::HashMap, sync::Mutex};
+
+use uuid::Uuid;
+
+use super::{check::Valid, copy, plan::PagePlan, sql};
+use crate::error::PageError;
 
 /// Pages skipped after the first conflict on a table.
 const FIRST_SKIP: u32 = 4;
@@ -79,6 +85,66 @@ impl DirectCopyGate {
             }
             Attempt::Refused => {}
         }
+    }
+}
+
+/// Inserts the records with one COPY straight into the target table, under a savepoint, in
+/// `order` (Id order). `None` when that did not work out and nothing was written: a row existed,
+/// a value was refused, or a record cannot be written as COPY text; the page then goes through
+/// the staging table and the guarded upsert, which sets such a record aside.
+///
+/// # Errors
+/// The connection broke (the caller retries the page).
+pub(super) async fn copy_direct(
+    tx: &deadpool_postgres::Transaction<'_>,
+    table: &str,
+    run_id: Uuid,
+    valid: &[Valid<'_>],
+    order: &[usize],
+    plan: &PagePlan<'_>,
+    gate: &DirectCopyGate,
+) -> Result<Option<u64>, PageError> {
+    let run_id = run_id.to_string();
+    let mut rows = Vec::with_capacity(valid.len() * 512);
+    for &i in order {
+        if copy::copy_fields(&mut rows, &valid[i], plan).is_err() {
+            return Ok(None);
+        }
+        rows.push(b'\t');
+        rows.extend_from_slice(run_id.as_bytes());
+        rows.push(b'\n');
+    }
+    tx.batch_execute("SAVEPOINT sfsync_direct").await?;
+    match copy::copy_in(tx, &sql::copy_into_table(table, plan), rows).await {
+        Ok(written) => {
+            tx.batch_execute("RELEASE SAVEPOINT sfsync_direct").await?;
+            gate.record(table, Attempt::Inserted);
+            Ok(Some(written))
+        }
+        Err(e) => match e.as_db_error() {
+            Some(db) => {
+                let conflict = *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION;
+                tracing::debug!(
+                    table,
+                    sqlstate = db.code().code(),
+                    error = db.message(),
+                    "Direct COPY refused; upserting the page instead."
+                );
+                tx.batch_execute("ROLLBACK TO SAVEPOINT sfsync_direct")
+                    .await?;
+                gate.record(
+                    table,
+                    if conflict {
+                        Attempt::Conflict
+                    } else {
+                        Attempt::Refused
+                    },
+                );
+                Ok(None)
+            }
+            // The connection broke: the caller retries the page.
+            None => Err(e.into()),
+        },
     }
 }
 

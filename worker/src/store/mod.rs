@@ -1,0 +1,228 @@
+//! Storing one page in one transaction, one file per job:
+//!
+//! - [`check`]: every record is a JSON object with a valid Id and SystemModstamp; the others are
+//!   set aside alone.
+//! - [`plan`]: the records' fields matched to the table's columns.
+//! - [`direct`]: new records (a full import) first try one COPY straight into the table,
+//!   gated by how such attempts went on the table's last pages.
+//! - [`staged`]: otherwise, and whenever that fails, COPY into a temporary staging table, then
+//!   one `INSERT … SELECT … ON CONFLICT (sfid) DO UPDATE … WHERE stored.systemmodstamp <
+//!   incoming` that de-duplicates by Id (newest wins) and takes row locks in Id order, so
+//!   concurrent workers cannot deadlock each other; split around records the database refuses.
+//! - [`deletes`]: getDeleted pages and `--hard-delete`.
+//! - [`book`]: the page's bookkeeping, in the same transaction.
+//! - [`copy`] and [`sql`]: the COPY text and the statements' text.
+//!
+//! COPY then one set-based upsert is the fastest batch path measured (see
+//! `docs/architecture.md`).
+
+mod book;
+mod check;
+mod copy;
+mod deletes;
+pub mod direct;
+mod plan;
+mod sql;
+mod staged;
+
+use common::{
+    dead_letter::{Attempts, RecordIndex},
+    message::PageKind,
+};
+use serde_json::value::RawValue;
+
+use self::{
+    check::{Valid, check_records},
+    direct::DirectCopyGate,
+    plan::plan,
+};
+use crate::{
+    decode::Page,
+    error::{ErrorClass, PageError},
+    table::TableShapes,
+};
+
+/// What a worker keeps about its target tables between pages.
+#[derive(Default)]
+pub struct Tables {
+    /// Their columns.
+    pub shapes: TableShapes,
+    /// Whether their next page tries a direct COPY (new rows, as in a full import).
+    pub direct: DirectCopyGate,
+}
+
+/// A record that could not be stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRecord {
+    /// Position in the page's `records`.
+    pub index: RecordIndex,
+    pub sfid: Option<String>,
+    pub class: ErrorClass,
+    pub message: String,
+}
+
+/// What storing a page did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageOutcome {
+    pub records: u64,
+    /// Rows inserted or updated; records older than (or as old as) the stored row change nothing.
+    pub rows_written: u64,
+    /// Records set aside for the dead-letter queue.
+    pub failed: Vec<FailedRecord>,
+}
+
+/// How a page's outcome is booked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Booking {
+    /// A page from the producer: one `page_results` row, one `dead_letters` row per failure.
+    Page,
+    /// One record put back by `dlq replay`: resolves (or updates) its `dead_letters` row.
+    Replay { record_index: RecordIndex },
+}
+
+/// Stores one page in one transaction; records that cannot be stored come back in
+/// [`PageOutcome::failed`] (already booked), the rest are committed.
+///
+/// # Errors
+/// [`PageError::Transient`] for connection trouble, deadlocks and the like: nothing was
+/// committed and the caller retries the whole page. [`PageError::Permanent`] only when even
+/// the bookkeeping cannot be written (sfsync's own tables are missing).
+pub async fn store_page(
+    pool: &deadpool_postgres::Pool,
+    tables: &Tables,
+    page: &Page<'_>,
+    booking: Booking,
+    attempts: Attempts,
+) -> Result<PageOutcome, PageError> {
+    let (valid, failed) = check_records(page);
+    let mut client = pool.get().await?;
+    match store_valid(
+        &mut client,
+        tables,
+        page,
+        &valid,
+        failed.clone(),
+        booking,
+        attempts,
+    )
+    .await
+    {
+        Err(PageError::Permanent { class, message }) => {
+            // The whole page cannot be stored (e.g. its table is missing): every record is
+            // dead-lettered with that reason, so each can be replayed once it is fixed.
+            let mut all = failed;
+            all.extend(valid.iter().map(|v| FailedRecord {
+                index: v.index,
+                sfid: Some(v.id.to_string()),
+                class,
+                message: message.clone(),
+            }));
+            all.sort_by_key(|f| f.index);
+            let tx = client.transaction().await?;
+            book::book(&tx, page, booking, &all, attempts).await?;
+            tx.commit().await?;
+            Ok(PageOutcome {
+                records: page.records.len() as u64,
+                rows_written: 0,
+                failed: all,
+            })
+        }
+        other => other,
+    }
+}
+
+/// Stores the records that passed the checks, with `failed` (those that did not) booked beside
+/// them.
+async fn store_valid(
+    client: &mut deadpool_postgres::Client,
+    tables: &Tables,
+    page: &Page<'_>,
+    valid: &[Valid<'_>],
+    mut failed: Vec<FailedRecord>,
+    booking: Booking,
+    attempts: Attempts,
+) -> Result<PageOutcome, PageError> {
+    let table = page.target_table();
+    let mut shape = tables.shapes.get(client, &table, &page.object).await?;
+    let (mut page_plan, mut unmatched) = plan(valid, &shape);
+    if !unmatched.is_empty() {
+        // The producer may have added columns since the shape was cached.
+        shape = tables.shapes.reload(client, &table, &page.object).await?;
+        (page_plan, unmatched) = plan(valid, &shape);
+        if !unmatched.is_empty() {
+            tracing::debug!(object = %page.object, fields = ?unmatched, "Fields without a column are not stored.");
+        }
+    }
+    let tx = client.transaction().await?;
+    let (rows_written, refused) = match page.kind {
+        PageKind::Records => {
+            // In Id order (byte order, as the upsert sorts with COLLATE "C"), so that when a
+            // statement fails on one row, every row before it in the range is known to be good.
+            let mut order: Vec<usize> = (0..valid.len()).collect();
+            order.sort_by(|&a, &b| valid[a].id.cmp(&valid[b].id));
+            let direct = if tables.direct.should_try(&table) {
+                direct::copy_direct(
+                    &tx,
+                    &table,
+                    page.run_id,
+                    valid,
+                    &order,
+                    &page_plan,
+                    &tables.direct,
+                )
+                .await?
+            } else {
+                None
+            };
+            let (written, refused) = match direct {
+                Some(written) => (written, Vec::new()),
+                None => staged::stage_and_upsert(&tx, page, valid, order, &page_plan).await?,
+            };
+            if page.hard_delete {
+                let gone: Vec<&str> = valid
+                    .iter()
+                    .filter(|v| v.fields.get("IsDeleted").is_some_and(|d| d.get() == "true"))
+                    .map(|v| v.id.as_str())
+                    .collect();
+                deletes::remove_deleted(&tx, &table, &gone).await?;
+            }
+            (written, refused)
+        }
+        PageKind::Deleted => {
+            let stamps: Vec<(&str, String)> = valid
+                .iter()
+                .map(|v| {
+                    (
+                        v.id.as_str(),
+                        v.fields
+                            .get("SystemModstamp")
+                            .and_then(|s| serde_json::from_str::<String>(s.get()).ok())
+                            .unwrap_or_default(),
+                    )
+                })
+                .collect();
+            (
+                deletes::apply_deletions(&tx, &table, page.run_id, &stamps, page.hard_delete)
+                    .await?,
+                Vec::new(),
+            )
+        }
+    };
+    failed.extend(refused);
+    failed.sort_by_key(|f| f.index);
+    book::book(&tx, page, booking, &failed, attempts).await?;
+    tx.commit().await?;
+    Ok(PageOutcome {
+        records: page.records.len() as u64,
+        rows_written,
+        failed,
+    })
+}
+
+/// The raw JSON of a page's record, for dead-lettering it.
+pub fn raw_record<'a>(page: &Page<'a>, index: RecordIndex) -> Option<&'a RawValue> {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| page.records.get(i))
+        .copied()
+}
