@@ -1,6 +1,8 @@
 //! A TCP proxy the test controls, to make a service unreachable for a while: [`TcpProxy::cut`]
 //! drops every open connection and refuses new ones (they are accepted and closed at once)
-//! until [`TcpProxy::restore`].
+//! until [`TcpProxy::restore`]; [`TcpProxy::stall`] keeps connections open but forwards nothing
+//! (a network that silently stopped, or a peer that stopped answering) until
+//! [`TcpProxy::resume`].
 
 use std::{
     net::SocketAddr,
@@ -11,7 +13,11 @@ use std::{
 };
 
 use tokio::{
-    net::{TcpListener, TcpStream},
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{
+        TcpListener, TcpStream,
+        tcp::{OwnedReadHalf, OwnedWriteHalf},
+    },
     sync::watch,
     task::JoinHandle,
 };
@@ -21,6 +27,8 @@ pub struct TcpProxy {
     addr: SocketAddr,
     /// `true` while cut.
     cut: watch::Sender<bool>,
+    /// `true` while stalled.
+    stalled: watch::Sender<bool>,
     /// Connections forwarded so far, and those refused or dropped by a cut.
     accepted: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
@@ -36,18 +44,21 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (cut, _) = watch::channel(false);
+        let (stalled, _) = watch::channel(false);
         let accepted = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
         let task = tokio::spawn(accept_loop(
             listener,
             upstream,
             cut.clone(),
+            stalled.clone(),
             accepted.clone(),
             dropped.clone(),
         ));
         Ok(Self {
             addr,
             cut,
+            stalled,
             accepted,
             dropped,
             task,
@@ -67,6 +78,17 @@ impl TcpProxy {
     /// Forwards again.
     pub fn restore(&self) {
         self.cut.send_replace(false);
+    }
+
+    /// Keeps every connection open but forwards no byte either way until [`Self::resume`]
+    /// (bytes read meanwhile are held, then delivered).
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
+    }
+
+    /// Forwards again after [`Self::stall`].
+    pub fn resume(&self) {
+        self.stalled.send_replace(false);
     }
 
     /// Connections forwarded so far.
@@ -91,6 +113,7 @@ async fn accept_loop(
     listener: TcpListener,
     upstream: SocketAddr,
     cut: watch::Sender<bool>,
+    stalled: watch::Sender<bool>,
     accepted: Arc<AtomicU64>,
     dropped: Arc<AtomicU64>,
 ) {
@@ -105,19 +128,36 @@ async fn accept_loop(
         }
         accepted.fetch_add(1, Ordering::Relaxed);
         let mut cut_rx = cut.subscribe();
+        let (up, down) = (stalled.subscribe(), stalled.subscribe());
         let dropped = dropped.clone();
         tokio::spawn(async move {
-            let Ok(mut server) = TcpStream::connect(upstream).await else {
+            let Ok(server) = TcpStream::connect(upstream).await else {
                 return;
             };
-            let mut client = client;
+            let (client_read, client_write) = client.into_split();
+            let (server_read, server_write) = server.into_split();
             tokio::select! {
-                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                () = pump(client_read, server_write, up) => {}
+                () = pump(server_read, client_write, down) => {}
                 _ = cut_rx.wait_for(|cut| *cut) => {
                     dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             // Both sockets close here, mid-conversation when cut.
         });
+    }
+}
+
+/// Copies bytes from `from` to `to` until either side closes, holding them while stalled.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut stalled: watch::Receiver<bool>) {
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if stalled.wait_for(|s| !*s).await.is_err() || to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
     }
 }
