@@ -67,6 +67,11 @@ pub enum PageKind {
     /// `{"Id", "SystemModstamp"}` pairs from getDeleted (records purged from the recycle bin,
     /// with their deletion time): rows that exist are marked deleted (or removed); none is created.
     Deleted,
+    /// Some fields re-read for records the table may already have (formula fields, which change
+    /// without a new SystemModstamp; a new column's back-fill): rows that exist are updated
+    /// under the usual modstamp guard, only in the columns the records carry; none is created,
+    /// since a record with only some of its fields would make an incomplete row.
+    Refresh,
 }
 
 impl PageKind {

@@ -238,3 +238,59 @@ async fn a_stalled_broker_does_not_hold_the_page_for_ever() {
     );
     assert_eq!(env.count_rows("contact").await.unwrap(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_page_updates_the_rows_it_finds_and_creates_none() {
+    let env = TestEnv::new().await.unwrap();
+    common::db::migrate(&env.pool).await.unwrap();
+    create_small_table(&env.pool, "Contact", "contact")
+        .await
+        .unwrap();
+    let ctx = context(&env, env.amqp().await.unwrap(), Duration::from_secs(30)).await;
+    let run_id = Uuid::now_v7();
+    let page = serde_json::to_vec(&json!({"format": 1, "object": "Contact", "run_id": run_id,
+        "page": 1, "records": [contact(1, "Ada"), contact(2, "Grace")]}))
+    .unwrap();
+    let stored = step::process(&ctx, &incoming("m-1", None, &page)).await;
+    assert_eq!(
+        stored,
+        Outcome::Done {
+            stored: 2,
+            dead_lettered: 0
+        }
+    );
+
+    // Only Id, SystemModstamp and the re-read field: a formula refresh or a new column's
+    // back-fill. Record 3 is not in the table; record 2's refresh is older than its row.
+    let refresh = serde_json::to_vec(&json!({"format": 1, "object": "Contact", "run_id": run_id,
+        "page": 2, "kind": "refresh", "records": [
+            {"Id": "003000000000001AAA", "SystemModstamp": "2026-01-02T03:04:05.000+0000", "LastName": "Lovelace"},
+            {"Id": "003000000000002AAA", "SystemModstamp": "2025-12-31T00:00:00.000+0000", "LastName": "Stale"},
+            {"Id": "003000000000003AAA", "SystemModstamp": "2026-01-02T03:04:05.000+0000", "LastName": "Partial"}]}))
+    .unwrap();
+    let outcome = step::process(&ctx, &incoming("m-2", None, &refresh)).await;
+    assert_eq!(
+        outcome,
+        Outcome::Done {
+            stored: 3,
+            dead_lettered: 0
+        }
+    );
+    let rows: Vec<(String, String, bool)> =
+        sqlx::query_as("SELECT sfid, lastname, isdeleted FROM salesforce.contact ORDER BY sfid")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (
+                "003000000000001AAA".to_owned(),
+                "Lovelace".to_owned(),
+                false
+            ),
+            ("003000000000002AAA".to_owned(), "Grace".to_owned(), false),
+        ],
+        "the existing row took the new value in its column only; no row was made"
+    );
+}

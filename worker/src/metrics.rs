@@ -1,5 +1,5 @@
-//! The worker's Prometheus metrics: records stored and dead-lettered, rows written, upsert
-//! time, retries and pages in work; a registry per worker, served by
+//! The worker's Prometheus metrics: records stored and dead-lettered, rows written, values
+//! sanitized, upsert time, retries and pages in work; a registry per worker, served by
 //! [`common::metrics::MetricsListener::serve`].
 
 use std::{
@@ -12,6 +12,7 @@ use common::metrics::{
     CauseLabels, Exposition, Gauge, ObjectLabels, RetryCause, count_retry, render, retries,
 };
 use prometheus_client::{
+    encoding::EncodeLabelSet,
     metrics::{
         counter::Counter,
         family::Family,
@@ -30,9 +31,17 @@ fn upsert_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
+/// The labels of `sfsync_values_sanitized_total`: the object and the field (API names).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FieldLabels {
+    object: String,
+    field: String,
+}
+
 /// A worker's metrics.
 #[derive(Debug)]
 pub struct WorkerMetrics {
+    values_sanitized: Family<FieldLabels, Counter>,
     registry: Registry,
     records_stored: Family<ObjectLabels, Counter>,
     rows_written: Family<ObjectLabels, Counter>,
@@ -80,6 +89,12 @@ impl Default for WorkerMetrics {
 impl WorkerMetrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
+        let values_sanitized = Family::default();
+        registry.register(
+            "sfsync_values_sanitized",
+            "Values stored with characters PostgreSQL cannot hold (NUL) left out, by object and field",
+            values_sanitized.clone(),
+        );
         let records_stored = Family::default();
         registry.register(
             "sfsync_records_stored",
@@ -116,6 +131,7 @@ impl WorkerMetrics {
             pages_in_flight.clone(),
         );
         Self {
+            values_sanitized,
             registry,
             records_stored,
             rows_written,
@@ -147,6 +163,16 @@ impl WorkerMetrics {
             .entry(labels.object)
             .or_insert(made)
             .clone()
+    }
+
+    /// `values` values of `object`'s `field` were stored with their NUL characters left out.
+    pub fn sanitized(&self, object: &str, field: &str, values: u64) {
+        self.values_sanitized
+            .get_or_create(&FieldLabels {
+                object: object.to_owned(),
+                field: field.to_owned(),
+            })
+            .inc_by(values);
     }
 
     pub fn retry(&self, cause: RetryCause) {
@@ -191,6 +217,7 @@ mod tests {
         contact.dead_lettered(2);
         contact.upsert_took(Duration::from_millis(30));
         m.retry(RetryCause::Database);
+        m.sanitized("Contact", "Description", 3);
         let guard = m.page_started();
         let text = m.render();
         assert_eq!(
@@ -223,6 +250,13 @@ mod tests {
         assert_eq!(
             sample(&text, r#"sfsync_retries_total{cause="broker_reconnect"}"#),
             Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"sfsync_values_sanitized_total{object="Contact",field="Description"}"#
+            ),
+            Some(3.0)
         );
         assert_eq!(sample(&text, "sfsync_pages_in_flight"), Some(1.0));
         drop(guard);

@@ -6,7 +6,11 @@
 //! dead letters are confirmed by the broker, and only then is the page acked. A crash at any
 //! moment leaves each record stored, dead-lettered or still queued.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use backon::{ExponentialBuilder, Retryable};
 use common::{
@@ -20,13 +24,14 @@ use lapin::{
 };
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
+use uuid::Uuid;
 
 use crate::{
     dead_letter::{self, DeadLetter, DeadLetterPublisher},
     decode::{Page, decode},
     error::{ErrorClass, PageError},
     metrics::{ObjectMetrics, WorkerMetrics},
-    store::{Booking, PageOutcome, Tables, store_page},
+    store::{Booking, PageOutcome, Sanitized, Tables, store_page},
 };
 
 /// What every delivery's step shares.
@@ -38,7 +43,14 @@ pub struct Context {
     /// Cancelled when the shutdown grace period is over: retries stop, and pages still in work
     /// are left unacked for redelivery.
     pub hard_stop: CancellationToken,
+    /// The (run, object, field) whose sanitized values were logged already: once per field and
+    /// run is enough to find them, and a field full of NULs would otherwise log every page.
+    sanitized_logged: Mutex<HashSet<(Uuid, String, String)>>,
 }
+
+/// How many (run, object, field) entries [`Context`] remembers before it starts over (a field
+/// then logs once more).
+const SANITIZED_LOGGED_MAX: usize = 10_000;
 
 impl Context {
     /// A context with empty caches and a fresh hard-stop token.
@@ -53,6 +65,27 @@ impl Context {
             dead_letters,
             metrics,
             hard_stop: CancellationToken::new(),
+            sanitized_logged: Mutex::default(),
+        }
+    }
+
+    /// Counts the values stored with NUL characters left out, and logs each field once per run.
+    fn sanitized(&self, page: &Page<'_>, sanitized: &Sanitized) {
+        for (field, values) in &sanitized.0 {
+            self.metrics.sanitized(&page.object, field, *values);
+            let mut logged = self
+                .sanitized_logged
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if logged.len() >= SANITIZED_LOGGED_MAX {
+                logged.clear();
+            }
+            if logged.insert((page.run_id, page.object.clone(), field.clone())) {
+                tracing::warn!(
+                    run_id = %page.run_id, field, values,
+                    "NUL characters removed from this field's values: PostgreSQL text cannot hold them (logged once per field and run; sfsync_values_sanitized_total counts them)."
+                );
+            }
         }
     }
 }
@@ -175,6 +208,7 @@ async fn store(
             let stored = outcome.records - outcome.failed.len() as u64;
             // Committed: count it now, whatever happens to the ack.
             object.stored(stored, outcome.rows_written);
+            ctx.sanitized(page, &outcome.sanitized);
             tracing::debug!(
                 records = outcome.records,
                 rows_written = outcome.rows_written,

@@ -6,8 +6,22 @@ use futures::SinkExt;
 use super::{check::Valid, plan::PagePlan};
 use crate::copy_text::{push_null, push_text, push_value};
 
+/// Values from which NUL characters were removed while a page's rows were written: how many,
+/// by field (in the order first seen).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sanitized(pub Vec<(String, u64)>);
+
+impl Sanitized {
+    fn count(&mut self, field: &str) {
+        match self.0.iter_mut().find(|(f, _)| f == field) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((field.to_owned(), 1)),
+        }
+    }
+}
+
 /// Writes one record's fields as COPY text, tab-separated, in the plan's column order (no row
-/// end).
+/// end); a value whose NUL characters had to be left out is counted in `sanitized`.
 ///
 /// # Errors
 /// A value that cannot be written as COPY text (the message names the field).
@@ -15,6 +29,7 @@ pub(super) fn copy_fields(
     out: &mut Vec<u8>,
     record: &Valid<'_>,
     plan: &PagePlan<'_>,
+    sanitized: &mut Sanitized,
 ) -> Result<(), String> {
     for (i, (name, hint, column)) in plan.fields.iter().enumerate() {
         if i > 0 {
@@ -22,11 +37,15 @@ pub(super) fn copy_fields(
         }
         if column.name == "sfid" {
             // Stored in its 18-character form, whatever length Salesforce sent.
-            push_text(out, record.id.as_str()).map_err(|e| e.to_string())?;
+            push_text(out, record.id.as_str());
             continue;
         }
         match record.fields.get_at(*hint, name) {
-            Some(raw) => push_value(out, raw).map_err(|e| format!("field {name} {e}"))?,
+            Some(raw) => {
+                if push_value(out, raw).map_err(|e| format!("field {name} {e}"))? > 0 {
+                    sanitized.count(name);
+                }
+            }
             None => push_null(out),
         }
     }

@@ -18,7 +18,12 @@ use std::{collections::HashMap, sync::Mutex};
 
 use uuid::Uuid;
 
-use super::{check::Valid, copy, plan::PagePlan, sql};
+use super::{
+    check::Valid,
+    copy::{self, Sanitized},
+    plan::PagePlan,
+    sql,
+};
 use crate::error::PageError;
 
 /// Pages skipped after the first conflict on a table.
@@ -89,7 +94,7 @@ impl DirectCopyGate {
 }
 
 /// Inserts the records with one COPY straight into the target table, under a savepoint, in
-/// `order` (Id order). `None` when that did not work out and nothing was written: a row existed,
+/// `order` (Id order); returns the rows written and the values sanitized. `None` when that did not work out and nothing was written: a row existed,
 /// a value was refused, or a record cannot be written as COPY text; the page then goes through
 /// the staging table and the guarded upsert, which sets such a record aside.
 ///
@@ -103,11 +108,12 @@ pub(super) async fn copy_direct(
     order: &[usize],
     plan: &PagePlan<'_>,
     gate: &DirectCopyGate,
-) -> Result<Option<u64>, PageError> {
+) -> Result<Option<(u64, Sanitized)>, PageError> {
     let run_id = run_id.to_string();
     let mut rows = Vec::with_capacity(valid.len() * 512);
+    let mut sanitized = Sanitized::default();
     for &i in order {
-        if copy::copy_fields(&mut rows, &valid[i], plan).is_err() {
+        if copy::copy_fields(&mut rows, &valid[i], plan, &mut sanitized).is_err() {
             return Ok(None);
         }
         rows.push(b'\t');
@@ -119,7 +125,7 @@ pub(super) async fn copy_direct(
         Ok(written) => {
             tx.batch_execute("RELEASE SAVEPOINT sfsync_direct").await?;
             gate.record(table, Attempt::Inserted);
-            Ok(Some(written))
+            Ok(Some((written, sanitized)))
         }
         Err(e) => match e.as_db_error() {
             Some(db) => {

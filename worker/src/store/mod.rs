@@ -19,6 +19,7 @@
 mod book;
 mod check;
 mod copy;
+pub use copy::Sanitized;
 mod deletes;
 pub mod direct;
 mod plan;
@@ -69,6 +70,8 @@ pub struct PageOutcome {
     pub rows_written: u64,
     /// Records set aside for the dead-letter queue.
     pub failed: Vec<FailedRecord>,
+    /// Values stored with their NUL characters left out, by field.
+    pub sanitized: Sanitized,
 }
 
 /// How a page's outcome is booked.
@@ -125,6 +128,7 @@ pub async fn store_page(
                 records: page.records.len() as u64,
                 rows_written: 0,
                 failed: all,
+                sanitized: Sanitized::default(),
             })
         }
         other => other,
@@ -154,13 +158,14 @@ async fn store_valid(
         }
     }
     let tx = client.transaction().await?;
-    let (rows_written, refused) = match page.kind {
-        PageKind::Records => {
+    let (rows_written, refused, sanitized) = match page.kind {
+        PageKind::Records | PageKind::Refresh => {
             // In Id order (byte order, as the upsert sorts with COLLATE "C"), so that when a
             // statement fails on one row, every row before it in the range is known to be good.
             let mut order: Vec<usize> = (0..valid.len()).collect();
             order.sort_by(|&a, &b| valid[a].id.cmp(&valid[b].id));
-            let direct = if tables.direct.should_try(&table) {
+            // A refresh page updates existing rows only: never the direct COPY of new rows.
+            let direct = if page.kind == PageKind::Records && tables.direct.should_try(&table) {
                 direct::copy_direct(
                     &tx,
                     &table,
@@ -174,8 +179,8 @@ async fn store_valid(
             } else {
                 None
             };
-            let (written, refused) = match direct {
-                Some(written) => (written, Vec::new()),
+            let (written, refused, sanitized) = match direct {
+                Some((written, sanitized)) => (written, Vec::new(), sanitized),
                 None => staged::stage_and_upsert(&tx, page, valid, order, &page_plan).await?,
             };
             if page.hard_delete {
@@ -186,7 +191,7 @@ async fn store_valid(
                     .collect();
                 deletes::remove_deleted(&tx, &table, &gone).await?;
             }
-            (written, refused)
+            (written, refused, sanitized)
         }
         PageKind::Deleted => {
             let stamps: Vec<(&str, String)> = valid
@@ -205,6 +210,7 @@ async fn store_valid(
                 deletes::apply_deletions(&tx, &table, page.run_id, &stamps, page.hard_delete)
                     .await?,
                 Vec::new(),
+                Sanitized::default(),
             )
         }
     };
@@ -216,6 +222,7 @@ async fn store_valid(
         records: page.records.len() as u64,
         rows_written,
         failed,
+        sanitized,
     })
 }
 

@@ -40,6 +40,19 @@ pub(super) fn copy_into_table(table: &str, plan: &PagePlan<'_>) -> String {
     )
 }
 
+/// What the upsert may do besides updating rows under the modstamp guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Insert new rows; update existing ones when the incoming stamp is newer, or equal with
+    /// different data.
+    Guarded,
+    /// As [`Mode::Guarded`], but update whenever the data differs, whatever the stamps (a
+    /// reconcile's forced page).
+    Forced,
+    /// As [`Mode::Guarded`], but never insert: a refresh page carries only some fields.
+    ExistingOnly,
+}
+
 /// The upsert of staged rows `_n` in `[lo, hi)` into the target table.
 pub(super) fn upsert(
     table: &str,
@@ -47,7 +60,7 @@ pub(super) fn upsert(
     run_id: Uuid,
     lo: usize,
     hi: usize,
-    force: bool,
+    mode: Mode,
 ) -> String {
     let table = qualified(table);
     let names = plan.quoted_names();
@@ -75,18 +88,23 @@ pub(super) fn upsert(
         stored.join(", "),
         incoming.join(", ")
     );
-    let guard = if force {
+    let guard = if mode == Mode::Forced {
         changed
     } else {
         format!(
             "t.systemmodstamp < EXCLUDED.systemmodstamp OR (t.systemmodstamp = EXCLUDED.systemmodstamp AND {changed})"
         )
     };
+    let existing_only = if mode == Mode::ExistingOnly {
+        format!(" AND EXISTS (SELECT 1 FROM {table} e WHERE e.sfid = s.sfid)")
+    } else {
+        String::new()
+    };
     format!(
         "INSERT INTO {table} AS t ({cols}, _sfsync_run_id, _sfsync_synced_at)
          SELECT DISTINCT ON (s.sfid COLLATE \"C\") {casts}, '{run_id}'::uuid, now()
            FROM _sfsync_stage s
-          WHERE s._n >= {lo} AND s._n < {hi}
+          WHERE s._n >= {lo} AND s._n < {hi}{existing_only}
           ORDER BY s.sfid COLLATE \"C\", s.systemmodstamp::timestamptz DESC
          ON CONFLICT (sfid) DO UPDATE SET {updates}, _sfsync_run_id = EXCLUDED._sfsync_run_id, _sfsync_synced_at = EXCLUDED._sfsync_synced_at
           WHERE {guard}",
@@ -128,7 +146,7 @@ mod tests {
                 })
                 .collect(),
         };
-        let sql = upsert("contact", &plan, Uuid::nil(), 10, 20, false);
+        let sql = upsert("contact", &plan, Uuid::nil(), 10, 20, Mode::Guarded);
         assert!(sql.contains(r#"DISTINCT ON (s.sfid COLLATE "C")"#), "{sql}");
         assert!(
             sql.contains(r#"ORDER BY s.sfid COLLATE "C", s.systemmodstamp::timestamptz DESC"#),
@@ -152,7 +170,19 @@ mod tests {
             !sql.contains(r#""sfid" = EXCLUDED"#),
             "the key is never updated: {sql}"
         );
-        let forced = upsert("contact", &plan, Uuid::nil(), 0, 1, true);
+        assert!(!sql.contains("EXISTS"), "a records page inserts: {sql}");
+        let refresh = upsert("contact", &plan, Uuid::nil(), 0, 1, Mode::ExistingOnly);
+        assert!(
+            refresh.contains(
+                r#"AND EXISTS (SELECT 1 FROM "salesforce"."contact" e WHERE e.sfid = s.sfid)"#
+            ),
+            "{refresh}"
+        );
+        assert!(
+            refresh.contains("WHERE t.systemmodstamp < EXCLUDED.systemmodstamp"),
+            "a refresh keeps the guard: {refresh}"
+        );
+        let forced = upsert("contact", &plan, Uuid::nil(), 0, 1, Mode::Forced);
         assert!(
             !forced.contains("t.systemmodstamp < EXCLUDED.systemmodstamp"),
             "a forced page ignores the stamps: {forced}"

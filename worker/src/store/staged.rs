@@ -6,16 +6,23 @@
 
 use std::collections::HashMap;
 
+use common::message::PageKind;
 use tokio_postgres::SimpleQueryMessage;
 
-use super::{FailedRecord, check::Valid, copy, plan::PagePlan, sql};
+use super::{
+    FailedRecord,
+    check::Valid,
+    copy::{self, Sanitized},
+    plan::PagePlan,
+    sql,
+};
 use crate::{
     decode::Page,
     error::{ErrorClass, PageError},
 };
 
 /// Stages the valid records (in `order`, Id order) and upserts them, splitting around records
-/// the database refuses. Returns rows written and the refused records.
+/// the database refuses. Returns rows written, the refused records and the values sanitized.
 ///
 /// # Errors
 /// A page-level error (a missing table or column) or a transient one.
@@ -25,8 +32,9 @@ pub(super) async fn stage_and_upsert(
     valid: &[Valid<'_>],
     order: Vec<usize>,
     plan: &PagePlan<'_>,
-) -> Result<(u64, Vec<FailedRecord>), PageError> {
+) -> Result<(u64, Vec<FailedRecord>, Sanitized), PageError> {
     let mut rows = Vec::with_capacity(valid.len() * 512);
+    let mut sanitized = Sanitized::default();
     let mut staged: Vec<usize> = Vec::with_capacity(valid.len()); // position -> index in `valid`
     let mut failed = Vec::new();
     for i in order {
@@ -39,7 +47,7 @@ pub(super) async fn stage_and_upsert(
         if !plan.fields.is_empty() {
             rows.push(b'\t');
         }
-        match copy::copy_fields(&mut rows, record, plan) {
+        match copy::copy_fields(&mut rows, record, plan, &mut sanitized) {
             Ok(()) => {
                 rows.push(b'\n');
                 staged.push(i);
@@ -56,7 +64,7 @@ pub(super) async fn stage_and_upsert(
         }
     }
     if staged.is_empty() {
-        return Ok((0, failed));
+        return Ok((0, failed, sanitized));
     }
     tx.batch_execute(&sql::create_stage(plan)).await?;
     copy::copy_in(tx, &sql::copy_into_stage(plan), rows).await?;
@@ -67,6 +75,11 @@ pub(super) async fn stage_and_upsert(
         .map(|(p, &i)| (valid[i].id.as_str(), p))
         .collect();
     let table = page.target_table();
+    let mode = match (page.kind, page.force) {
+        (PageKind::Refresh, _) => sql::Mode::ExistingOnly,
+        (_, true) => sql::Mode::Forced,
+        (_, false) => sql::Mode::Guarded,
+    };
     let mut written = 0u64;
     let mut indexed = false;
     let mut ranges = vec![(0usize, staged.len())];
@@ -75,7 +88,7 @@ pub(super) async fn stage_and_upsert(
         // (the values in the statement are a uuid and two integers, written as literals).
         let attempt = format!(
             "SAVEPOINT sfsync_range; {}; RELEASE SAVEPOINT sfsync_range",
-            sql::upsert(&table, plan, page.run_id, lo, hi, page.force)
+            sql::upsert(&table, plan, page.run_id, lo, hi, mode)
         );
         let error = match tx.simple_query(&attempt).await {
             Ok(messages) => {
@@ -130,7 +143,7 @@ pub(super) async fn stage_and_upsert(
             }
         }
     }
-    Ok((written, failed))
+    Ok((written, failed, sanitized))
 }
 
 /// The staged row a failed statement names, when its error detail names exactly one of the
