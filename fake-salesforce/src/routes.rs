@@ -64,8 +64,11 @@ async fn request_line_limit(State(org): State<Arc<Org>>, request: Request, next:
             Version::HTTP_10 | Version::HTTP_11 => "HTTP/1.1".len(),
             _ => "HTTP/2".len(),
         };
-        let line =
-            request.method().as_str().len() + 1 + request.uri().to_string().len() + 1 + version;
+        let uri = request.uri();
+        let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+            + uri.authority().map_or(0, |a| a.as_str().len())
+            + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+        let line = request.method().as_str().len() + 1 + target + 1 + version;
         if line > limit {
             tracing::debug!(line, limit, "Refused a request line as too long.");
             return (
