@@ -321,4 +321,30 @@ mod tests {
         let back = serde_json::to_value(&f).unwrap();
         assert_eq!(back["fail_status"], 500);
     }
+
+    #[test]
+    fn real_org_conditions_stay_out_of_the_json_while_off() {
+        let off = serde_json::to_value(Faults::default()).unwrap();
+        assert_eq!(
+            off.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "fail_every",
+                "fail_status",
+                "garble_every",
+                "slow_ms",
+                "token_ttl_ms",
+                "truncate_every"
+            ]
+        );
+        let on: Faults = serde_json::from_str(
+            r#"{"query_timeout_above":5,"nul_every":3,"delete_log_start":"2024-05-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(on.query_timeout_above, Some(5));
+        assert_eq!(on.delete_log_start, Some(1_714_521_600_000));
+        let back = serde_json::to_value(&on).unwrap();
+        assert_eq!(back["delete_log_start"], "2024-05-01T00:00:00.000+0000");
+        assert_eq!(back["nul_every"], 3);
+        assert!(serde_json::from_str::<Faults>(r#"{"delete_log_start":"May"}"#).is_err());
+    }
 }
