@@ -1,9 +1,13 @@
 //! Describe resources: the global `GET /sobjects` list and `GET /sobjects/{Object}/describe`,
-//! built from the same metadata the SOQL resolver uses.
+//! built from the same metadata the SOQL resolver uses. The real shape answers with the
+//! recorded JSON (or JSON modelled on it, see [`crate::data::schema::template`]); the classic
+//! shape with JSON built from the field list. Fields hidden by field-level security are left
+//! out of both.
 
 use serde_json::{Value as Json, json};
 
-use crate::data::schema::{OBJECTS, ObjectDef};
+use crate::data::schema::template::with_version;
+use crate::data::schema::{ObjectDef, Schema};
 use crate::data::{FieldDef, FieldType};
 
 fn urls(def: &ObjectDef, version: &str) -> Json {
@@ -16,10 +20,17 @@ fn urls(def: &ObjectDef, version: &str) -> Json {
 }
 
 /// `GET /sobjects`.
-pub fn global(version: &str) -> Json {
-    let sobjects: Vec<Json> = OBJECTS
-        .iter()
+pub fn global(schema: &Schema, version: &str) -> Json {
+    let sobjects: Vec<Json> = schema
+        .kinds()
+        .map(|k| schema.def(k))
         .map(|o| {
+            if let Some(entry) = &o.global {
+                let mut entry = (**entry).clone();
+                let from = entry["name"].as_str().unwrap_or(o.name).to_owned();
+                with_version(&mut entry, version, &from, o.name);
+                return entry;
+            }
             json!({
                 "name": o.name, "label": o.label, "labelPlural": o.label_plural,
                 "keyPrefix": o.key_prefix, "custom": false, "queryable": true,
@@ -59,7 +70,7 @@ fn field(f: &FieldDef) -> Json {
         "createable": !f.system,
         "updateable": !f.system,
         "filterable": f.filterable,
-        "sortable": f.sortable(),
+        "sortable": f.sortable,
         "groupable": f.filterable && !matches!(f.ty, FieldType::Double | FieldType::Currency | FieldType::DateTime),
         "aggregatable": true,
         "calculated": false,
@@ -74,7 +85,7 @@ fn field(f: &FieldDef) -> Json {
         "nameField": f.name_field,
         "autoNumber": false,
         "defaultedOnCreate": f.system || f.ty == FieldType::Boolean,
-        "referenceTo": f.reference_to.map(|o| vec![o.def().name]).unwrap_or_default(),
+        "referenceTo": f.reference_to,
         "relationshipName": f.relationship_name,
         "relationshipOrder": null,
         "cascadeDelete": false,
@@ -106,12 +117,28 @@ fn field(f: &FieldDef) -> Json {
 
 /// `GET /sobjects/{Object}/describe`.
 pub fn object(def: &ObjectDef, version: &str) -> Json {
+    if let Some(top) = &def.describe {
+        let mut out = (**top).clone();
+        let from = out["name"].as_str().unwrap_or(def.name).to_owned();
+        with_version(&mut out, version, &from, def.name);
+        let fields: Vec<Json> = def
+            .visible()
+            .map(|i| {
+                let f = &def.fields[i];
+                f.describe.as_deref().cloned().unwrap_or_else(|| field(f))
+            })
+            .collect();
+        if let Some(map) = out.as_object_mut() {
+            map.insert("fields".to_owned(), Json::Array(fields));
+        }
+        return out;
+    }
     let children: Vec<Json> = def
         .children
         .iter()
         .map(|c| {
             json!({
-                "childSObject": c.child.def().name, "field": c.field,
+                "childSObject": c.child, "field": c.field,
                 "relationshipName": c.relationship_name, "cascadeDelete": false,
                 "restrictedDelete": false, "deprecatedAndHidden": false,
                 "junctionIdListNames": [], "junctionReferenceTo": [],
@@ -132,7 +159,7 @@ pub fn object(def: &ObjectDef, version: &str) -> Json {
         "updateable": true,
         "deletable": true,
         "deprecatedAndHidden": false,
-        "fields": def.fields.iter().map(field).collect::<Vec<_>>(),
+        "fields": def.visible().map(|i| field(&def.fields[i])).collect::<Vec<_>>(),
         "childRelationships": children,
         "recordTypeInfos": [],
         "urls": urls(def, version),

@@ -1,6 +1,9 @@
 //! Fault injection for the data calls that page through records (`query`, `queryAll` and
 //! `query/<locator>`): failures every Nth call, bodies cut off mid-page, garbled bodies, slow
-//! answers, expiring access tokens and query locators.
+//! answers, expiring access tokens and query locators. And the conditions of real orgs that
+//! a client must survive: queries that time out over too many records (REST `QUERY_TIMEOUT`,
+//! Bulk jobs with ORDER BY), NUL characters in text, a getUpdated/getDeleted Id limit and a
+//! trimmed delete log. Every one is off (or Salesforce's default) unless set.
 //!
 //! Faults start from [`OrgConfig::faults`](crate::OrgConfig::faults) (the CLI flags) and can be
 //! switched while the org runs, with [`Org::set_faults`](crate::Org::set_faults) in process or
@@ -78,7 +81,8 @@ impl FailStatus {
     }
 }
 
-/// Which faults are on. The default injects none.
+/// Which faults are on. The default injects none. The fields after `token_ttl_ms` are left
+/// out of the JSON form while off, so reports read as before they existed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
@@ -100,6 +104,65 @@ pub struct Faults {
     /// Access tokens are refused (401 `INVALID_SESSION_ID`) this many milliseconds after they
     /// were issued; `None` keeps them valid for ever.
     pub token_ttl_ms: Option<u64>,
+    /// REST `query`/`queryAll` (`COUNT()` included) whose WHERE matches more than this many
+    /// records answer 400 `QUERY_TIMEOUT` "Your query request was running for too long.", as a
+    /// non-selective query does on a large object; narrowing the SystemModstamp window makes
+    /// it pass. `None` never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_timeout_above: Option<u64>,
+    /// Bulk query jobs with ORDER BY (which disables PK chunking) over more than this many
+    /// records end `Failed` like a job that timed out; `None` never.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bulk_order_by_limit: Option<u64>,
+    /// Every Nth record (those whose index is a multiple of N, record 0 first) carries a NUL
+    /// character (`\u0000`) inside its Description and Title, in REST and Bulk alike; 0 never.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub nul_every: u64,
+    /// getUpdated/getDeleted answering more Ids than this fail with `EXCEEDED_ID_LIMIT`;
+    /// `None` is Salesforce's 600,000.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_id_limit: Option<u64>,
+    /// The delete log was trimmed up to this instant (an emptied recycle bin):
+    /// getDeleted's `earliestDateAvailable` is never earlier, and deletions before it are no
+    /// longer reported. ISO 8601 in JSON (`2024-05-01T00:00:00Z`), epoch millis here; `None`
+    /// keeps the 15 days Salesforce keeps.
+    #[serde(skip_serializing_if = "Option::is_none", with = "datetime_millis")]
+    pub delete_log_start: Option<i64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// `Option<i64>` epoch millis as a REST datetime string.
+mod datetime_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::calendar::write_datetime;
+    use crate::soql::parse_datetime;
+
+    pub fn serialize<S: Serializer>(v: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(ms) => {
+                let mut out = String::new();
+                write_datetime(&mut out, *ms);
+                s.serialize_str(&out)
+            }
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| {
+            parse_datetime(&t).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{t:?} is not a datetime like 2024-05-01T00:00:00Z"
+                ))
+            })
+        })
+        .transpose()
+    }
 }
 
 impl Faults {
@@ -123,6 +186,10 @@ pub struct FaultStats {
     pub sessions_refused: u64,
     /// queryMore calls refused with 400 `INVALID_QUERY_LOCATOR`.
     pub locators_refused: u64,
+    /// REST queries refused with 400 `QUERY_TIMEOUT`.
+    pub query_timeouts: u64,
+    /// Bulk query jobs failed for ORDER BY over too many records.
+    pub bulk_timeouts: u64,
 }
 
 /// The counters behind [`FaultStats`].
@@ -134,6 +201,8 @@ pub(crate) struct Counters {
     pub garbled: AtomicU64,
     pub sessions_refused: AtomicU64,
     pub locators_refused: AtomicU64,
+    pub query_timeouts: AtomicU64,
+    pub bulk_timeouts: AtomicU64,
 }
 
 impl Counters {
@@ -146,6 +215,8 @@ impl Counters {
             garbled: get(&self.garbled),
             sessions_refused: get(&self.sessions_refused),
             locators_refused: get(&self.locators_refused),
+            query_timeouts: get(&self.query_timeouts),
+            bulk_timeouts: get(&self.bulk_timeouts),
         }
     }
 
@@ -249,5 +320,31 @@ mod tests {
         assert!(serde_json::from_str::<Faults>(r#"{"fail_status":404}"#).is_err());
         let back = serde_json::to_value(&f).unwrap();
         assert_eq!(back["fail_status"], 500);
+    }
+
+    #[test]
+    fn real_org_conditions_stay_out_of_the_json_while_off() {
+        let off = serde_json::to_value(Faults::default()).unwrap();
+        assert_eq!(
+            off.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "fail_every",
+                "fail_status",
+                "garble_every",
+                "slow_ms",
+                "token_ttl_ms",
+                "truncate_every"
+            ]
+        );
+        let on: Faults = serde_json::from_str(
+            r#"{"query_timeout_above":5,"nul_every":3,"delete_log_start":"2024-05-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(on.query_timeout_above, Some(5));
+        assert_eq!(on.delete_log_start, Some(1_714_521_600_000));
+        let back = serde_json::to_value(&on).unwrap();
+        assert_eq!(back["delete_log_start"], "2024-05-01T00:00:00.000+0000");
+        assert_eq!(back["nul_every"], 3);
+        assert!(serde_json::from_str::<Faults>(r#"{"delete_log_start":"May"}"#).is_err());
     }
 }

@@ -1,43 +1,109 @@
 //! A deterministic fake Salesforce org over HTTP, faithful enough for real client libraries:
 //! OAuth token endpoint, REST query/queryAll with paging cursors, describe, limits,
-//! getUpdated/getDeleted and Bulk API 2.0 query jobs.
+//! getUpdated/getDeleted and Bulk API 2.0 query jobs; in the shape of a real org on demand,
+//! with the behaviours of real orgs that integrations trip over.
 //!
 //! # Layout
-//! - [`data`]: object metadata, the deterministic record generator and the store.
+//! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
+//!   generator and the store.
 //! - [`soql`]: the SOQL subset (parser and evaluator).
 //! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface.
 //! - [`render`]: JSON page rendering, the hot path.
 //! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results.
-//! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators.
-//! - `org`: the org's state, its mutations and the replication resources.
+//! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators,
+//!   and real orgs' limits (query timeouts, NUL characters, Id limits, a trimmed delete log).
+//! - `org`: the org's state, its mutations, its field changes and the replication resources.
 //!
 //! Tests start an org with [`spawn`] and inspect it through [`Org`]'s methods.
+//!
+//! # Shapes and record counts
+//! [`OrgConfig::shape`] (`--shape`) picks the objects. [`Shape::Classic`], the default, serves
+//! Account (14 fields) and Contact (22) exactly as earlier versions did, byte for byte.
+//! [`Shape::Real`] serves what a production org looks like (see [`data::schema::real`] for the
+//! table): Account from a recorded 250-field person-account describe (16 formula fields,
+//! `__pc` and namespaced fields, multipicklists, four compound addresses), Contact (the
+//! recorded describe plus the classic fields it lacks, `Engagement_Score__c` included) and
+//! Lead from recorded describes; and the generated Wide__c (735 fields), AccountHistory (no
+//! SystemModstamp nor LastModifiedDate), UserLogin (LastModifiedDate only, not replicateable),
+//! LoginHistory (no stamps at all), CaseStatus (refused by the Bulk API) and
+//! ContentDocumentLink (needs a WHERE on ContentDocumentId or LinkedEntityId). The global
+//! describe and each describe answer with the recorded JSON, or JSON modelled on it.
+//!
+//! [`OrgConfig::accounts`] and [`OrgConfig::contacts`] (`--accounts`, `--contacts`) count
+//! Accounts and Contacts; [`OrgConfig::records`] (`--records Lead=1000,Wide__c=500`) counts
+//! any object, and objects it does not name get no records. Records are computed on demand
+//! from (seed, object, index, field): the same seed gives the same bytes, and 300,000 records
+//! of the 250-field Account cost no memory until mutated. References point at generated
+//! records of served objects (Contact.AccountId at an Account), or at Ids of the right key
+//! prefix for objects the org does not serve. REST renders compound fields (`BillingAddress`)
+//! as nested objects beside their components; Bulk refuses them.
+//!
+//! # Limits of real orgs
+//! - A request line (method, target, HTTP version) over [`OrgConfig::max_request_line`] bytes
+//!   (16,384 by default, `--max-request-line`) answers `414 URI Too Long` with the HTML body
+//!   Salesforce's front end sends, before authentication: the full SELECT of Wide__c does not
+//!   fit. (Salesforce's POST-able alternatives are the Bulk 2.0 job body and the Composite
+//!   API; this fake serves the first.)
+//! - SOQL naming a field an object lacks (SystemModstamp on AccountHistory) fails with 400
+//!   `INVALID_FIELD` "No such column …"; ContentDocumentLink without its filter fails with 400
+//!   `MALFORMED_QUERY` "Implementation restriction: …"; getUpdated/getDeleted on an object that
+//!   is not replicateable fail with 400 "sObject type X is not replicable"; a Bulk job on
+//!   CaseStatus fails with 400 `INVALIDENTITY`, and one selecting a compound field with 400
+//!   `API_ERROR`.
 //!
 //! # Faults
 //! `POST /__admin/faults` (no auth, not counted) or [`Org::set_faults`] switches the
 //! [`Faults`] in force: `{"fail_every":N,"fail_status":503|500|403,"truncate_every":N,
-//! "garble_every":N,"slow_ms":N,"token_ttl_ms":N|null}` (every field optional, missing ones
-//! off), plus the one-shot actions `"expire_tokens":true` ([`Org::expire_all_tokens`]) and
-//! `"expire_cursors":true` ([`Org::expire_all_cursors`]). It answers the faults now in force
-//! and the [`FaultStats`]; `GET /__admin/faults` answers the same without changing anything.
+//! "garble_every":N,"slow_ms":N,"token_ttl_ms":N|null,"query_timeout_above":N,
+//! "bulk_order_by_limit":N,"nul_every":N,"replication_id_limit":N,
+//! "delete_log_start":"2024-05-01T00:00:00Z"}` (every field optional, missing ones off or
+//! Salesforce's default), plus the one-shot actions `"expire_tokens":true`
+//! ([`Org::expire_all_tokens`]) and `"expire_cursors":true` ([`Org::expire_all_cursors`]). It
+//! answers the faults now in force and the [`FaultStats`]; `GET /__admin/faults` answers the
+//! same without changing anything. The flags `--query-timeout-above`,
+//! `--bulk-order-by-limit`, `--nul-every`, `--replication-id-limit` and `--delete-log-start`
+//! set the same from the start:
+//! - `query_timeout_above`: REST queries and `COUNT()`s whose WHERE matches more records
+//!   answer 400 `[{"message":"Your query request was running for too long.",
+//!   "errorCode":"QUERY_TIMEOUT"}]`, so a client halving its SystemModstamp window succeeds.
+//! - `bulk_order_by_limit`: Bulk jobs with ORDER BY over more records end `Failed`
+//!   ("Retried more than 15 times").
+//! - `nul_every`: records 0, N, 2N… carry a NUL inside Description and Title.
+//! - `replication_id_limit` (600,000 by default): more Ids in a getUpdated/getDeleted window
+//!   answer 400 `EXCEEDED_ID_LIMIT`.
+//! - `delete_log_start`: getDeleted's `earliestDateAvailable` is never earlier, and older
+//!   deletions are gone from it.
+//!
+//! # Fields that come and go
+//! `POST /__admin/fields` (no auth, not counted) or [`Org::change_fields`]:
+//! `{"object":"Contact","add":{"name":"Tier__c","type":"picklist","values":["A","B"],
+//! "existing":"null"|"generated"},"hide":["Email"],"show":["Title"]}` adds a custom field
+//! (existing records read null unless `"generated"`; no SystemModstamp moves), hides fields
+//! from the integration user (describe omits them, SOQL naming them fails with
+//! `INVALID_FIELD`) and shows them again. It answers the object's field count and hidden
+//! fields.
 //!
 //! # Keeping in sync: mutations, getUpdated/getDeleted, Bulk 2.0
 //! - `POST /__admin/mutate` (no auth, not counted toward API usage) or [`Org::mutate`]
 //!   changes a running org: `{"object":"Contact","update":N,"delete":N,"purge":N,
-//!   "create":N,"vanish":N,"same_modstamp":false}`, every count optional. It answers the
-//!   affected Ids per category (`updated`, `deleted`, `purged`, `created`, `vanished`) and the
-//!   `systemModstamp` they all got. Update changes field values (Contact: LastName, Title,
-//!   Email, Engagement_Score__c; Account: Name, Phone) plus LastModifiedDate and
-//!   SystemModstamp; delete sets IsDeleted (queryAll and getDeleted still see the record);
-//!   purge removes deleted records from queryAll but keeps them in getDeleted; create adds
-//!   records with the next Ids; vanish removes records without a trace. Each call's stamp is
-//!   the wall clock in whole seconds, after every generated stamp and at least a second after
-//!   the previous call's; `same_modstamp` reuses the previous call's stamp. Queries that start
-//!   afterwards see the change; open query cursors and Bulk jobs keep the snapshot they were
-//!   created with. [`Org::count`], [`Org::records`] and [`Org::record_json`] follow mutations.
+//!   "create":N,"vanish":N,"formula":N,"same_modstamp":false}`, every count optional. It
+//!   answers the affected Ids per category (`updated`, `deleted`, `purged`, `created`,
+//!   `vanished`, and `formula` when any) and the `systemModstamp` they all got. Update changes
+//!   field values (Contact and Lead: LastName, Title, Email, Engagement_Score__c; Account and
+//!   others: Name, Phone) plus LastModifiedDate and SystemModstamp; delete sets IsDeleted
+//!   (queryAll and getDeleted still see the record); purge removes deleted records from
+//!   queryAll but keeps them in getDeleted; create adds records with the next Ids; vanish
+//!   removes records without a trace; formula recalculates the formula fields of N records
+//!   (all when N is large) without touching SystemModstamp. Objects without IsDeleted can
+//!   only vanish. Each call's stamp is the wall clock in whole seconds, after every generated
+//!   stamp and at least a second after the previous call's; `same_modstamp` reuses the
+//!   previous call's stamp. Queries that start afterwards see the change; open query cursors
+//!   and Bulk jobs keep the snapshot they were created with. [`Org::count`], [`Org::records`]
+//!   and [`Org::record_json`] follow mutations.
 //! - `GET /sobjects/{Object}/updated/?start=&end=` and `/deleted/` (see `org::replication`):
 //!   minute-truncated `[start, end)` windows of at most 30 days; errors are 400
-//!   `INVALID_REPLICATION_DATE` or `MISSING_ARGUMENT`.
+//!   `INVALID_REPLICATION_DATE`, `MISSING_ARGUMENT` or `EXCEEDED_ID_LIMIT`. getUpdated reads
+//!   SystemModstamp, else LastModifiedDate, else CreatedDate.
 //! - `/jobs/query` (see [`bulk`]): jobs run against a snapshot when created and complete
 //!   after [`OrgConfig::bulk_job_delay`]; results are CSV chunks of `maxRecords` rows
 //!   (default [`bulk::DEFAULT_MAX_RECORDS`]) chained by `Sforce-Locator`, `null` on the last.
@@ -55,6 +121,7 @@ pub mod render;
 pub mod routes;
 pub mod soql;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -65,16 +132,25 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use data::Shape;
 pub use faults::{FailStatus, FaultStats, Faults};
-pub use org::{MutateRequest, MutateResponse, Org};
+pub use org::{
+    FieldChange, FieldsRequest, FieldsResponse, MutateRequest, MutateResponse, NewField, Org,
+};
 
 /// Everything that shapes an org: its data and its credentials.
 #[derive(Debug, Clone)]
 pub struct OrgConfig {
+    /// Which objects the org serves: the two classic ones, or a real org's (see
+    /// [`data::schema::real`]).
+    pub shape: Shape,
     /// Number of generated Account records.
     pub accounts: u32,
     /// Number of generated Contact records.
     pub contacts: u32,
+    /// Number of generated records of other objects, by API name (any case); objects not
+    /// named get none. An `Account` or `Contact` entry overrides `accounts` or `contacts`.
+    pub records: BTreeMap<String, u32>,
     /// Same seed, same data, byte for byte.
     pub seed: u64,
     pub client_id: String,
@@ -96,13 +172,52 @@ pub struct OrgConfig {
     /// Faults injected from the start (see [`faults`]); switchable later with
     /// [`Org::set_faults`] or `POST /__admin/faults`.
     pub faults: Faults,
+    /// Requests whose request line (method, target and HTTP version) is longer than this
+    /// many bytes get `414 URI Too Long`, as Salesforce's 16,384-byte limit does; 0 lets any
+    /// length through.
+    pub max_request_line: usize,
+}
+
+impl OrgConfig {
+    /// How many records each object of `schema` starts with, in schema order.
+    pub fn record_counts(&self, schema: &data::Schema) -> Vec<u32> {
+        schema
+            .kinds()
+            .map(|k| {
+                let name = schema.def(k).name;
+                let named = self
+                    .records
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, &c)| c);
+                match (named, name) {
+                    (Some(count), _) => count,
+                    (None, "Account") => self.accounts,
+                    (None, "Contact") => self.contacts,
+                    (None, _) => 0,
+                }
+            })
+            .collect()
+    }
+
+    /// Names in [`Self::records`] that are not objects of the configured shape.
+    pub fn unknown_objects(&self) -> Vec<String> {
+        let schema = data::Schema::new(self.shape);
+        self.records
+            .keys()
+            .filter(|n| schema.object(n).is_none())
+            .cloned()
+            .collect()
+    }
 }
 
 impl Default for OrgConfig {
     fn default() -> Self {
         OrgConfig {
+            shape: Shape::Classic,
             accounts: 100,
             contacts: 1000,
+            records: BTreeMap::new(),
             seed: 1,
             client_id: "demo".to_owned(),
             client_secret: "demo".to_owned(),
@@ -114,6 +229,7 @@ impl Default for OrgConfig {
             instance_url: None,
             bulk_job_delay: Duration::from_millis(200),
             faults: Faults::default(),
+            max_request_line: 16_384,
         }
     }
 }

@@ -1,11 +1,12 @@
 //! `fake-salesforce`: serves a deterministic fake Salesforce org until Ctrl-C or SIGTERM.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use fake_salesforce::{FailStatus, Faults, Org, OrgConfig};
+use fake_salesforce::{FailStatus, Faults, Org, OrgConfig, Shape};
 use tokio_util::sync::CancellationToken;
 
 /// A deterministic fake Salesforce org (OAuth, REST query/queryAll, describe, limits,
@@ -16,12 +17,21 @@ struct Args {
     /// Address to listen on (use 0.0.0.0:8080 to accept connections from other hosts).
     #[arg(long, env = "FAKE_SF_LISTEN", default_value = "127.0.0.1:8080")]
     listen: String,
+    /// Which objects the org serves: classic (Account and Contact, 14 and 22 fields) or real
+    /// (a real org's shape: the recorded 250-field Account, Contact, Lead and the generated
+    /// objects listed below).
+    #[arg(long, env = "FAKE_SF_SHAPE", value_enum, default_value = "classic")]
+    shape: Shape,
     /// Number of Account records to generate.
     #[arg(long, env = "FAKE_SF_ACCOUNTS", default_value_t = 100)]
     accounts: u32,
     /// Number of Contact records to generate.
     #[arg(long, env = "FAKE_SF_CONTACTS", default_value_t = 1000)]
     contacts: u32,
+    /// Records of other objects, e.g. Lead=1000,Wide__c=500 (objects not named get none;
+    /// Account and Contact here override --accounts and --contacts).
+    #[arg(long, env = "FAKE_SF_RECORDS", value_parser = parse_counts, default_value = "")]
+    records: BTreeMap<String, u32>,
     /// Data seed: the same seed always produces the same records.
     #[arg(long, env = "FAKE_SF_SEED", default_value_t = 1)]
     seed: u64,
@@ -76,6 +86,52 @@ struct Args {
     /// 401 INVALID_SESSION_ID); default never.
     #[arg(long, env = "FAKE_SF_TOKEN_TTL")]
     token_ttl: Option<u64>,
+    /// Fault: REST queries (COUNT() too) whose WHERE matches more than N records answer 400
+    /// QUERY_TIMEOUT; default never.
+    #[arg(long, env = "FAKE_SF_QUERY_TIMEOUT_ABOVE")]
+    query_timeout_above: Option<u64>,
+    /// Fault: Bulk query jobs with ORDER BY over more than N records end Failed ("Retried
+    /// more than 15 times"); default never.
+    #[arg(long, env = "FAKE_SF_BULK_ORDER_BY_LIMIT")]
+    bulk_order_by_limit: Option<u64>,
+    /// Fault: every Nth record (index 0, N, 2N, …) has a NUL character inside its Description
+    /// and Title; 0 never.
+    #[arg(long, env = "FAKE_SF_NUL_EVERY", default_value_t = 0)]
+    nul_every: u64,
+    /// getUpdated/getDeleted answering more Ids than this get 400 EXCEEDED_ID_LIMIT.
+    #[arg(long, env = "FAKE_SF_REPLICATION_ID_LIMIT", default_value_t = 600_000)]
+    replication_id_limit: u64,
+    /// The delete log starts here (ISO 8601, e.g. 2024-05-01T00:00:00Z): getDeleted's
+    /// earliestDateAvailable is never earlier; default 15 days before now.
+    #[arg(long, env = "FAKE_SF_DELETE_LOG_START", value_parser = parse_instant)]
+    delete_log_start: Option<i64>,
+    /// Requests whose request line (method, path, query, HTTP version) exceeds this many
+    /// bytes get 414 URI Too Long, as Salesforce's; 0 for no limit.
+    #[arg(long, env = "FAKE_SF_MAX_REQUEST_LINE", default_value_t = 16_384)]
+    max_request_line: usize,
+}
+
+/// `Lead=1000,Wide__c=500` (empty: none).
+fn parse_counts(text: &str) -> Result<BTreeMap<String, u32>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, count) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{pair:?} is not Object=count"))?;
+            let count = count
+                .trim()
+                .parse()
+                .map_err(|e| format!("{pair:?}: the count is not a number: {e}"))?;
+            Ok((name.trim().to_owned(), count))
+        })
+        .collect()
+}
+
+fn parse_instant(text: &str) -> Result<i64, String> {
+    fake_salesforce::soql::parse_datetime(text)
+        .ok_or_else(|| format!("{text:?} is not a datetime like 2024-05-01T00:00:00Z"))
 }
 
 const AFTER_HELP: &str = "\
@@ -87,29 +143,53 @@ Endpoints (under /services/data/vXX.X/ unless noted; bearer token required):
   jobs/query[/<id>[/results]]             Bulk API 2.0 query jobs (CSV results, Sforce-Locator)
   limits                                  API usage
   /services/oauth2/token                  OAuth (client_credentials, password, refresh_token)
+A request line over --max-request-line bytes (16384) gets 414 URI Too Long first.
 
-Test hook (no auth, not counted):
+Objects (--shape):
+  classic  Account (14 fields), Contact (22)
+  real     Account (250, recorded: formulas, __pc and namespaced fields, 4 addresses),
+           Contact (61), Lead (54), Wide__c (735: its full SELECT gets 414),
+           AccountHistory (CreatedDate only), UserLogin (LastModifiedDate only, not
+           replicateable), LoginHistory (no stamps), CaseStatus (no Bulk API),
+           ContentDocumentLink (needs WHERE ContentDocumentId/LinkedEntityId = or IN)
+  Counts: --accounts, --contacts, --records Object=N,... (objects not named: 0 records).
+
+Test hooks (no auth, not counted):
   POST /__admin/mutate  {\"object\":\"Contact\",\"update\":N,\"delete\":N,\"purge\":N,
-                         \"create\":N,\"vanish\":N,\"same_modstamp\":false}
+                         \"create\":N,\"vanish\":N,\"formula\":N,\"same_modstamp\":false}
     update: new values + SystemModstamp; delete: IsDeleted=true (queryAll, getDeleted);
-    purge: gone from queryAll, kept in getDeleted; create: new Ids; vanish: gone everywhere.
+    purge: gone from queryAll, kept in getDeleted; create: new Ids; vanish: gone everywhere;
+    formula: formula fields of N records (all if N is large) change, SystemModstamp does not.
     Answers the affected Ids per category and the SystemModstamp they got.
   POST /__admin/faults  {\"fail_every\":N,\"fail_status\":503,\"truncate_every\":N,
                          \"garble_every\":N,\"slow_ms\":N,\"token_ttl_ms\":N,
+                         \"query_timeout_above\":N,\"bulk_order_by_limit\":N,
+                         \"nul_every\":N,\"replication_id_limit\":N,
+                         \"delete_log_start\":\"2024-05-01T00:00:00Z\",
                          \"expire_tokens\":true,\"expire_cursors\":true}
-    Replaces the faults in force (missing fields: off; the same faults as the --fail-every,
-    --fail-status, --truncate-every, --garble-every, --slow-ms and --token-ttl flags).
+    Replaces the faults in force (missing fields: off or Salesforce's default; the same
+    faults as the --fail-every, --fail-status, --truncate-every, --garble-every, --slow-ms,
+    --token-ttl, --query-timeout-above, --bulk-order-by-limit, --nul-every,
+    --replication-id-limit and --delete-log-start flags).
     expire_tokens invalidates every access token now (401 INVALID_SESSION_ID); expire_cursors
     forgets every open query locator (queryMore then gets 400 INVALID_QUERY_LOCATOR). Answers the faults in
-    force and counters of what they did; GET /__admin/faults answers the same.";
+    force and counters of what they did; GET /__admin/faults answers the same.
+  POST /__admin/fields  {\"object\":\"Contact\",\"add\":{\"name\":\"Tier__c\",\"type\":\"picklist\",
+                         \"values\":[\"A\",\"B\"],\"existing\":\"null\"},
+                         \"hide\":[\"Email\"],\"show\":[\"Title\"]}
+    Adds a custom field (existing records null unless existing=generated; SystemModstamp
+    unchanged), hides fields from the integration user (describe omits them, SOQL naming
+    them gets INVALID_FIELD) or shows them again.";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     common::telemetry::init("info");
     let args = Args::parse();
     let config = OrgConfig {
+        shape: args.shape,
         accounts: args.accounts,
         contacts: args.contacts,
+        records: args.records,
         seed: args.seed,
         client_id: args.client_id,
         client_secret: args.client_secret,
@@ -127,12 +207,27 @@ async fn main() -> anyhow::Result<()> {
             garble_every: args.garble_every,
             slow_ms: args.slow_ms,
             token_ttl_ms: args.token_ttl.map(|s| s.saturating_mul(1000)),
+            query_timeout_above: args.query_timeout_above,
+            bulk_order_by_limit: args.bulk_order_by_limit,
+            nul_every: args.nul_every,
+            replication_id_limit: (args.replication_id_limit != 600_000)
+                .then_some(args.replication_id_limit),
+            delete_log_start: args.delete_log_start,
         },
+        max_request_line: args.max_request_line,
     };
+    let unknown = config.unknown_objects();
+    if !unknown.is_empty() {
+        anyhow::bail!(
+            "--records names objects the {:?} shape does not serve: {}",
+            config.shape,
+            unknown.join(", ")
+        );
+    }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, accounts = config.accounts, contacts = config.contacts, seed = config.seed, "Fake Salesforce org listening.");
+    tracing::info!(listen = %listener.local_addr()?, shape = ?config.shape, accounts = config.accounts, contacts = config.contacts, records = ?config.records, seed = config.seed, "Fake Salesforce org listening.");
     let stop = CancellationToken::new();
     common::shutdown::cancel_on_signal(stop.clone());
     fake_salesforce::serve(listener, Arc::new(Org::new(config)), stop.cancelled_owned()).await

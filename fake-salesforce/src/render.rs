@@ -4,7 +4,8 @@
 use std::fmt::Write as _;
 
 use crate::calendar::{write_date, write_datetime};
-use crate::data::{ObjectKind, Value};
+use crate::data::schema::{COMPOUND_KEYS, Compound};
+use crate::data::{FieldType, TableView, Value};
 use crate::soql::SelectItem;
 use crate::soql::eval::Tables;
 
@@ -99,8 +100,7 @@ pub fn write_value(out: &mut String, v: &Value) {
 }
 
 /// Appends `"attributes":{"type":…,"url":…}` for one record.
-fn write_attributes(out: &mut String, version: &str, obj: ObjectKind, id: &str) {
-    let name = obj.def().name;
+fn write_attributes(out: &mut String, version: &str, name: &str, id: &str) {
     out.push_str("\"attributes\":{\"type\":\"");
     out.push_str(name);
     out.push_str("\",\"url\":\"/services/data/");
@@ -121,16 +121,20 @@ pub fn write_record(
     version: &str,
 ) {
     let main = &tables.main;
-    let def = main.object().def();
+    let def = main.def();
     out.push('{');
-    write_attributes(out, version, main.object(), main.id(index).as_str());
+    write_attributes(out, version, def.name, main.id(index).as_str());
     for item in select {
         out.push(',');
         match item {
             SelectItem::Field(f) => {
-                write_str(out, def.fields[*f].name);
+                let field = &def.fields[*f];
+                write_str(out, field.name);
                 out.push(':');
-                write_value(out, &main.value(index, *f));
+                match &field.compound {
+                    Some(parts) => write_compound(out, main, index, field.ty, parts),
+                    None => write_value(out, &main.value(index, *f)),
+                }
             }
             SelectItem::Parent { via, fields } => {
                 let rel = def.fields[*via].relationship_name.unwrap_or_default();
@@ -139,20 +143,59 @@ pub fn write_record(
                 match tables.parent_of(index, *via) {
                     None => out.push_str("null"),
                     Some((parent, p)) => {
-                        let pdef = parent.object().def();
+                        let pdef = parent.def();
                         out.push('{');
-                        write_attributes(out, version, parent.object(), parent.id(p).as_str());
+                        write_attributes(out, version, pdef.name, parent.id(p).as_str());
                         for f in fields {
+                            let field = &pdef.fields[*f];
                             out.push(',');
-                            write_str(out, pdef.fields[*f].name);
+                            write_str(out, field.name);
                             out.push(':');
-                            write_value(out, &parent.value(p, *f));
+                            match &field.compound {
+                                Some(parts) => write_compound(out, parent, p, field.ty, parts),
+                                None => write_value(out, &parent.value(p, *f)),
+                            }
                         }
                         out.push('}');
                     }
                 }
             }
         }
+    }
+    out.push('}');
+}
+
+/// Appends a compound field as REST nests it beside its components: an address has every
+/// key of [`COMPOUND_KEYS`] (`{"city":…,"country":…,"geocodeAccuracy":…,"latitude":…,
+/// "longitude":…,"postalCode":…,"state":…,"street":…}`, the keys a real org sends when state
+/// and country picklists are off), a location only `latitude` and `longitude`. A compound
+/// whose components are all null is `null` itself (observed behaviour, not documented).
+fn write_compound(
+    out: &mut String,
+    view: &TableView<'_>,
+    index: u32,
+    ty: FieldType,
+    parts: &Compound,
+) {
+    let values: Vec<(&str, Value)> = COMPOUND_KEYS
+        .iter()
+        .zip(&parts.parts)
+        .filter(|(key, _)| ty == FieldType::Address || matches!(**key, "latitude" | "longitude"))
+        .map(|(key, part)| (*key, part.map_or(Value::Null, |f| view.value(index, f))))
+        .collect();
+    if values.iter().all(|(_, v)| v.is_null()) {
+        out.push_str("null");
+        return;
+    }
+    out.push('{');
+    for (n, (key, value)) in values.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        out.push_str(key);
+        out.push_str("\":");
+        write_value(out, value);
     }
     out.push('}');
 }

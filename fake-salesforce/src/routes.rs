@@ -1,13 +1,15 @@
 //! HTTP routing: the OAuth endpoint, the version list, and the versioned REST resources
 //! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter, and the
-//! unauthenticated test hooks `POST /__admin/mutate` and `/__admin/faults`.
+//! unauthenticated test hooks `POST /__admin/mutate`, `/__admin/faults` and
+//! `/__admin/fields`. In front of everything, the request-line limit (414).
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde_json::json;
@@ -15,11 +17,10 @@ use serde_json::json;
 use crate::auth;
 use crate::bulk;
 use crate::cursor::Cursor;
-use crate::data::schema::object_by_name;
 use crate::describe;
 use crate::error::{ApiError, json_response};
 use crate::faults::{self, Counters, Faults, Injection};
-use crate::org::{MutateRequest, Org};
+use crate::org::{FieldsRequest, MutateRequest, Org};
 use crate::render;
 use crate::soql::eval::{self, Tables};
 use crate::soql::{self, SelectItem, Selection};
@@ -41,8 +42,47 @@ pub fn router(org: Arc<Org>) -> Router {
         .route("/services/data/{*rest}", any(data_api))
         .route("/__admin/mutate", post(admin_mutate))
         .route("/__admin/faults", get(admin_faults).post(admin_set_faults))
+        .route("/__admin/fields", post(admin_fields))
         .fallback(|| async { ApiError::not_found() })
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&org),
+            request_line_limit,
+        ))
         .with_state(org)
+}
+
+/// Refuses requests whose request line (`GET /path?query HTTP/1.1`) is longer than
+/// [`crate::OrgConfig::max_request_line`] with `414 URI Too Long`, before authentication and
+/// without counting the call. Salesforce documents the 16,384-byte limit (help article
+/// 000386264) but not the body; this is the HTML page its front end (Jetty) sends, as
+/// simple-salesforce#271 and jsforce#1134 quote it.
+async fn request_line_limit(State(org): State<Arc<Org>>, request: Request, next: Next) -> Response {
+    let limit = org.config().max_request_line;
+    if limit > 0 {
+        let version = match request.version() {
+            Version::HTTP_09 => "HTTP/0.9".len(),
+            Version::HTTP_10 | Version::HTTP_11 => "HTTP/1.1".len(),
+            _ => "HTTP/2".len(),
+        };
+        let uri = request.uri();
+        let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+            + uri.authority().map_or(0, |a| a.as_str().len())
+            + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+        let line = request.method().as_str().len() + 1 + target + 1 + version;
+        if line > limit {
+            tracing::debug!(line, limit, "Refused a request line as too long.");
+            return (
+                StatusCode::URI_TOO_LONG,
+                [
+                    (header::CONTENT_TYPE, "text/html;charset=iso-8859-1"),
+                    (header::CONNECTION, "close"),
+                ],
+                "<h1>Bad Message 414</h1><pre>reason: URI Too Long</pre>",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// `GET /services/data/`: no auth, no usage counted, no `Sforce-Limit-Info`.
@@ -70,13 +110,13 @@ async fn admin_mutate(State(org): State<Arc<Org>>, body: Bytes) -> Response {
                 .into_response();
         }
     };
-    if object_by_name(&request.object).is_none() {
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "INVALID_TYPE",
-            format!("sObject type '{}' is not supported.", request.object),
-        )
-        .into_response();
+    if let Err(why) = org.check_mutation(&request) {
+        let code = if org.kind_of(&request.object).is_none() {
+            "INVALID_TYPE"
+        } else {
+            "INVALID_OPERATION"
+        };
+        return ApiError::new(StatusCode::BAD_REQUEST, code, why).into_response();
     }
     let response = tokio::task::spawn_blocking(move || org.mutate(request)).await;
     match response.map(|r| serde_json::to_string(&r)) {
@@ -93,6 +133,22 @@ async fn admin_mutate(State(org): State<Arc<Org>>, body: Bytes) -> Response {
             e.to_string(),
         )
         .into_response(),
+    }
+}
+
+/// `POST /__admin/fields`: adds, hides or shows fields (see [`Org::change_fields`]); no auth,
+/// not counted.
+async fn admin_fields(State(org): State<Arc<Org>>, body: Bytes) -> Response {
+    let request: FieldsRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", e.to_string())
+                .into_response();
+        }
+    };
+    match org.change_fields(&request) {
+        Ok(response) => json_response(StatusCode::OK, json!(response).to_string()),
+        Err(e) => ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message).into_response(),
     }
 }
 
@@ -264,17 +320,21 @@ async fn dispatch(
             "sobjects": format!("{base}/sobjects"),
         }))),
         Resource::Limits => Ok(ok(limits(org))),
-        Resource::Global => Ok(ok(describe::global(version))),
+        Resource::Global => Ok(ok(describe::global(&org.schema(), version))),
         Resource::Describe(o) => {
-            let def = object_by_name(o).ok_or_else(ApiError::not_found)?;
-            Ok(ok(describe::object(def, version)))
+            let schema = org.schema();
+            let kind = schema.object(o).ok_or_else(ApiError::not_found)?;
+            Ok(ok(describe::object(schema.def(kind), version)))
         }
         Resource::SObject(o) => {
-            let def = object_by_name(o).ok_or_else(ApiError::not_found)?;
-            let global = describe::global(version);
-            let entry = global["sobjects"]
-                .as_array()
-                .and_then(|a| a.iter().find(|s| s["name"] == def.name).cloned());
+            let schema = org.schema();
+            let kind = schema.object(o).ok_or_else(ApiError::not_found)?;
+            let global = describe::global(&schema, version);
+            let entry = global["sobjects"].as_array().and_then(|a| {
+                a.iter()
+                    .find(|s| s["name"] == schema.def(kind).name)
+                    .cloned()
+            });
             Ok(ok(json!({"objectDescribe": entry, "recentItems": []})))
         }
         Resource::Record(o, id) => record(org, o, id, param("fields"), version),
@@ -355,12 +415,31 @@ fn run_query(
     all: bool,
     batch: usize,
 ) -> Result<Response, ApiError> {
-    let query = soql::parse(soql).inspect_err(|e| {
+    let snapshot = org.store().snapshot();
+    let query = soql::parse(soql, &snapshot.schema).inspect_err(|e| {
         tracing::debug!(code = e.code, soql, "Refused a query.");
     })?;
-    let snapshot = org.store().snapshot();
     let tables = Tables::at(org.store(), &snapshot, query.object);
-    let indices = eval::run(&query, &tables, all);
+    let mut indices = eval::matching(&query, &tables, all);
+    if let Some(limit) = org.faults().query_timeout_above
+        && indices.len() as u64 > limit
+    {
+        Counters::bump(&org.fault_counters().query_timeouts);
+        tracing::debug!(
+            soql,
+            matching = indices.len(),
+            limit,
+            "Injected a query timeout."
+        );
+        // Status 400 as clients observe it (tap-salesforce and airbyte read the body of an
+        // HTTP error); the body is what airbytehq/airbyte#17503 and restforce#790 quote.
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "QUERY_TIMEOUT",
+            "Your query request was running for too long.",
+        ));
+    }
+    eval::order_and_limit(&query, &tables, &mut indices);
     tracing::debug!(soql, all, total = indices.len(), "Ran a query.");
     let Selection::Fields(select) = query.selection else {
         let body = format!(
@@ -402,15 +481,16 @@ fn record(
     fields: Option<String>,
     version: &str,
 ) -> Result<Response, ApiError> {
-    let def = object_by_name(object).ok_or_else(ApiError::not_found)?;
-    let tables = Tables::new(org.store(), def.kind);
+    let kind = org.kind_of(object).ok_or_else(ApiError::not_found)?;
+    let tables = Tables::new(org.store(), kind);
+    let def = tables.main.def();
     let index = common::sfid::SalesforceId::parse(id)
         .ok()
         .and_then(|id| tables.main.index_of(&id))
         .filter(|&i| !tables.main.is_deleted(i))
         .ok_or_else(ApiError::not_found)?;
     let select: Vec<SelectItem> = match fields {
-        None => (0..def.fields.len()).map(SelectItem::Field).collect(),
+        None => def.visible().map(SelectItem::Field).collect(),
         Some(list) => list
             .split(',')
             .map(|name| {

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use crate::calendar::{write_date, write_datetime};
-use crate::data::{ObjectDef, ObjectKind, Value};
+use crate::data::{ObjectDef, Schema, Value};
 use crate::render::write_java_double;
 use crate::soql::FieldRef;
 use crate::soql::eval::Tables;
@@ -114,15 +114,15 @@ fn write_value(out: &mut String, v: &Value) {
 }
 
 /// The column name of a selected field: `Name`, or `Account.Name` through a relationship.
-fn column_name(def: &ObjectDef, column: FieldRef) -> String {
+fn column_name(schema: &Schema, def: &ObjectDef, column: FieldRef) -> String {
     match column {
         FieldRef::Own(f) => def.fields[f].name.to_owned(),
         FieldRef::Parent { via, field } => {
             let via = &def.fields[via];
-            let parent = via
-                .reference_to
-                .expect("a relationship field references an object")
-                .def();
+            let parent = schema.def(
+                via.target
+                    .expect("a relationship field references a served object"),
+            );
             format!(
                 "{}.{}",
                 via.relationship_name.unwrap_or_default(),
@@ -133,12 +133,15 @@ fn column_name(def: &ObjectDef, column: FieldRef) -> String {
 }
 
 /// Appends the header row: the selected fields in SELECT order.
-pub fn write_header(out: &mut String, object: ObjectKind, columns: &[FieldRef], layout: Layout) {
+pub fn write_header(out: &mut String, tables: &Tables<'_>, columns: &[FieldRef], layout: Layout) {
     for (n, column) in columns.iter().enumerate() {
         if n > 0 {
             out.push(layout.delimiter.char());
         }
-        write_quoted(out, &column_name(object.def(), *column));
+        write_quoted(
+            out,
+            &column_name(tables.schema(), tables.main.def(), *column),
+        );
     }
     layout.end_line(out);
 }

@@ -7,11 +7,26 @@
 //!   unknown fields, subqueries) is refused here too, 400 with the same body. SOQL that
 //!   parses but that Bulk 2.0 does not support (`COUNT()`, `OFFSET`) creates a job that ends
 //!   `Failed` with an `errorMessage`.
+//! - Objects the Bulk API does not support (CaseStatus in the real shape) are refused with
+//!   400 `[{"errorCode":"INVALIDENTITY","message":"Entity 'CaseStatus' is not supported by the
+//!   Bulk API."}]` (the errorCode, status and message airbyte's source-salesforce tests
+//!   against; the message as tap-salesforce's Blacklisting.md quotes it). A compound field
+//!   (`BillingAddress`) in the SELECT is refused with 400 `[{"errorCode":"API_ERROR",
+//!   "message":"Selecting compound data not supported in Bulk Query"}]` (the message airbyte
+//!   matches; `API_ERROR` as clients log it for Bulk 2.0).
+//! - With the `bulk_order_by_limit` fault, a job whose SOQL has ORDER BY (which disables PK
+//!   chunking) over more records than the limit ends `Failed` with `errorMessage` "Retried
+//!   more than 15 times" and `retries` 15: Bulk 2.0 retries a timed-out query internally and
+//!   its docs name this message ("If you receive a message that the API retried more than 15
+//!   times, apply a filter criteria and try again"); its exact wording in `errorMessage` is
+//!   not documented.
 //! - `GET /jobs/query/{id}`: the state moves `UploadComplete` → `InProgress` (after half the
 //!   configured delay) → `JobComplete` (after the whole delay, [`crate::OrgConfig`]'s
 //!   `bulk_job_delay`).
 //! - `GET /jobs/query/{id}/results[?locator=&maxRecords=]`: `text/csv` (see [`csv`]), at most
-//!   `maxRecords` rows (default [`DEFAULT_MAX_RECORDS`]), with `Sforce-NumberOfRecords` and
+//!   `maxRecords` rows (default [`DEFAULT_MAX_RECORDS`]), streamed as it is rendered
+//!   (chunked, so a chunk of a wide object never sits in memory whole), with
+//!   `Sforce-NumberOfRecords` and
 //!   always `Sforce-Locator` (`null` on the last chunk). Locators are base64 row offsets,
 //!   valid for as long as the job exists, and may be fetched repeatedly and concurrently.
 //!   400 `INVALIDJOBSTATE` before `JobComplete`; 409 when the path's API version differs
@@ -26,7 +41,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use common::sfid::SalesforceId;
@@ -36,6 +51,7 @@ use crate::calendar::write_datetime;
 use crate::data::generate::{base62_into, mix};
 use crate::data::{ObjectKind, Snapshot};
 use crate::error::{ApiError, json_response};
+use crate::faults::Counters;
 use crate::org::Org;
 use crate::soql::eval::{self, Tables};
 use crate::soql::{self, FieldRef, Selection};
@@ -64,6 +80,8 @@ pub struct Job {
     snapshot: Snapshot,
     /// Why the job will end `Failed`, if it will.
     failure: Option<String>,
+    /// Internal retries reported for a failed job.
+    retries: u32,
     /// Millis when the job was aborted.
     aborted: Mutex<Option<i64>>,
 }
@@ -157,7 +175,7 @@ impl Jobs {
         let mut info = json!({
             "id": job.id,
             "operation": if job.all { "queryAll" } else { "query" },
-            "object": job.object.def().name,
+            "object": job.snapshot.schema.def(job.object).name,
             "createdById": org.user_id(),
             "createdDate": datetime(job.created_millis),
             "systemModstamp": datetime(modstamp),
@@ -172,7 +190,7 @@ impl Jobs {
             let done = state == "JobComplete";
             info["jobType"] = json!("V2Query");
             info["numberRecordsProcessed"] = json!(if done { job.indices.len() } else { 0 });
-            info["retries"] = json!(0);
+            info["retries"] = json!(job.retries);
             info["totalProcessingTime"] = json!(if done { self.delay.as_millis() } else { 0 });
             info["isPkChunkingSupported"] = json!(true);
             if state == "Failed" {
@@ -319,26 +337,60 @@ async fn create(org: &Arc<Org>, version: &str, body: &Bytes) -> Result<Response,
             ));
         }
     };
-    let query = soql::parse(&soql)?;
+    let snapshot = org.store().snapshot();
+    let query = soql::parse(&soql, &snapshot.schema)?;
+    let def = snapshot.schema.def(query.object);
+    if !def.bulk {
+        return Err(bad_request(
+            "INVALIDENTITY",
+            format!("Entity '{}' is not supported by the Bulk API.", def.name),
+        ));
+    }
+    let compound = query.columns.iter().any(|c| match *c {
+        FieldRef::Own(f) => def.fields[f].ty.is_compound(),
+        FieldRef::Parent { via, field } => def.fields[via]
+            .target
+            .is_some_and(|t| snapshot.schema.def(t).fields[field].ty.is_compound()),
+    });
+    if compound {
+        return Err(bad_request(
+            "API_ERROR",
+            "Selecting compound data not supported in Bulk Query",
+        ));
+    }
+    let order_by_limit = org.faults().bulk_order_by_limit;
     let api_version = version.trim_start_matches('v').to_owned();
     let owner = Arc::clone(org);
     // Running the query is CPU work; keep it off the reactor.
     let job = tokio::task::spawn_blocking(move || {
         let org = owner;
-        let snapshot = org.store().snapshot();
         let tables = Tables::at(org.store(), &snapshot, query.object);
-        let failure = match (&query.selection, query.offset) {
+        let mut failure = match (&query.selection, query.offset) {
             (Selection::Count, _) => {
                 Some("Aggregate queries (COUNT()) are not supported by the Bulk API".to_owned())
             }
             (_, Some(_)) => Some("OFFSET is not supported by the Bulk API".to_owned()),
             (Selection::Fields(_), None) => None,
         };
-        let indices = if failure.is_none() {
-            eval::run(&query, &tables, all)
+        let mut retries = 0;
+        let mut indices = if failure.is_none() {
+            eval::matching(&query, &tables, all)
         } else {
             Vec::new()
         };
+        if let Some(limit) = order_by_limit
+            && failure.is_none()
+            && !query.order.is_empty()
+            && indices.len() as u64 > limit
+        {
+            Counters::bump(&org.fault_counters().bulk_timeouts);
+            failure = Some("Retried more than 15 times".to_owned());
+            retries = 15;
+            indices.clear();
+        }
+        if failure.is_none() {
+            eval::order_and_limit(&query, &tables, &mut indices);
+        }
         Job {
             id: org.jobs().next_id(),
             all,
@@ -351,6 +403,7 @@ async fn create(org: &Arc<Org>, version: &str, body: &Bytes) -> Result<Response,
             indices,
             snapshot,
             failure,
+            retries,
             aborted: Mutex::new(None),
         }
     })
@@ -365,7 +418,10 @@ async fn create(org: &Arc<Org>, version: &str, body: &Bytes) -> Result<Response,
     tracing::debug!(job = %job.id, soql, all, rows = job.indices.len(), "Created a Bulk query job.");
     let job = Arc::new(job);
     org.jobs().insert(Arc::clone(&job));
-    Ok(ok(&org.jobs().info(org, &job, false)))
+    // A new job is always reported queued, however long creating it took here.
+    let mut info = org.jobs().info(org, &job, false);
+    info["state"] = json!("UploadComplete");
+    Ok(ok(&info))
 }
 
 /// `GET /jobs/query/{id}/results`.
@@ -413,24 +469,7 @@ async fn results(
             })?,
         };
     let end = offset.saturating_add(max).min(total);
-    let owner = Arc::clone(org);
-    let chunk = Arc::clone(&job);
-    let body = tokio::task::spawn_blocking(move || {
-        let tables = Tables::at(owner.store(), &chunk.snapshot, chunk.object);
-        let rows = &chunk.indices[offset..end];
-        let mut out = String::with_capacity(256 + rows.len() * 900);
-        csv::write_header(&mut out, chunk.object, &chunk.columns, chunk.layout);
-        csv::write_rows(&mut out, &tables, &chunk.columns, rows, chunk.layout);
-        out
-    })
-    .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN_EXCEPTION",
-            e.to_string(),
-        )
-    })?;
+    let body = stream_rows(org, job, offset..end);
     let locator = if end < total {
         encode_locator(end)
     } else {
@@ -443,6 +482,38 @@ async fn results(
     }
     headers.insert("sforce-numberofrecords", HeaderValue::from(end - offset));
     Ok(response)
+}
+
+/// Rows rendered before a piece of the body is handed to the connection.
+const PIECE_BYTES: usize = 256 * 1024;
+
+/// The CSV of rows `range` of `job`, streamed: a blocking task renders it piece by piece
+/// into a channel of two pieces, so a 50,000-row chunk of a 250-field object costs a few
+/// hundred kilobytes instead of its whole size (150 MB for the real Account). The body is
+/// sent chunked; the task stops when the client goes away.
+fn stream_rows(org: &Arc<Org>, job: Arc<Job>, range: std::ops::Range<usize>) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let owner = Arc::clone(org);
+    tokio::task::spawn_blocking(move || {
+        let tables = Tables::at(owner.store(), &job.snapshot, job.object);
+        let mut out = String::with_capacity(PIECE_BYTES * 2);
+        csv::write_header(&mut out, &tables, &job.columns, job.layout);
+        for rows in job.indices[range].chunks(64) {
+            csv::write_rows(&mut out, &tables, &job.columns, rows, job.layout);
+            if out.len() >= PIECE_BYTES {
+                let piece = std::mem::replace(&mut out, String::with_capacity(PIECE_BYTES * 2));
+                if tx.blocking_send(Ok(Bytes::from(piece))).is_err() {
+                    return;
+                }
+            }
+        }
+        if !out.is_empty() {
+            let _ = tx.blocking_send(Ok(Bytes::from(out)));
+        }
+    });
+    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    }))
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -1,5 +1,6 @@
 //! The org's data model: object and field metadata (what describe reports and SOQL resolves
-//! against), the value type records are made of, and the store that serves them.
+//! against, in the classic or the real [`Shape`]), the value type records are made of, and the
+//! store that serves them.
 //!
 //! Records are never materialised: [`generate`] computes field *i* of record *n* from the seed on
 //! demand, and [`store`] lays an overlay of changed records over that generated base.
@@ -13,20 +14,21 @@ use std::cmp::Ordering;
 
 use common::sfid::SalesforceId;
 
-pub use schema::{FieldDef, FieldType, ObjectDef, ObjectKind};
+pub use schema::{FieldDef, FieldType, ObjectDef, ObjectKind, Schema, Shape};
 pub use store::{Edit, Snapshot, Store, TableView};
 
 /// One field value of one record, in the form SOQL compares and JSON renders.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     Null,
-    /// Every string-like type (string, textarea, picklist, email, phone, url).
+    /// Every string-like type (string, textarea, picklist, multipicklist joined with `;`,
+    /// email, phone, url, anyType).
     Text(Cow<'static, str>),
     /// `id` and `reference` fields; compared on the case-sensitive 15-char core.
     Id(SalesforceId),
     Bool(bool),
     Int(i64),
-    /// `double` and `currency`; rendered the way Java prints a double.
+    /// `double`, `currency` and `percent`; rendered the way Java prints a double.
     Number(f64),
     /// Days since 1970-01-01.
     Date(i32),

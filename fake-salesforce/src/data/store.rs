@@ -1,34 +1,47 @@
 //! The record store: the generated base plus an overlay of changed, created and removed
-//! records.
+//! records, and the schema those records are read with.
 //!
-//! The overlay is copy-on-write behind an `Arc`: a request takes one [`Snapshot`] and reads it
+//! The state is copy-on-write behind `Arc`s: a request takes one [`Snapshot`] and reads it
 //! lock-free while it renders thousands of records, and a mutation builds the next overlay
-//! and swaps it in. Query cursors and Bulk jobs keep their snapshot, so their results do not
-//! change under them.
+//! (or schema) and swaps it in. Query cursors and Bulk jobs keep their snapshot, so their
+//! results do not change under them.
+//!
+//! The overlay is sparse: a changed record keeps only the fields that differ from the
+//! generator's, so updating 300,000 records of a 250-field object costs the changed fields,
+//! not 250 values each; formula recalculations are a counter per record (or per table).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use common::sfid::SalesforceId;
 
-use super::generate::Generator;
-use super::{ObjectKind, Value};
+use super::generate::{Generator, with_nul};
+use super::schema::{ObjectDef, ObjectKind, Schema};
+use super::{FieldType, Value};
 
 /// How one object's records differ from what the generator produces.
 #[derive(Debug, Clone, Default)]
 struct Overlay {
     /// Records `0..len` exist (minus `gone`): the generated base plus created records.
     len: u32,
-    /// Full records that differ from the generator's, keyed by record index.
-    records: HashMap<u32, Arc<[Value]>>,
+    /// Changed fields per record index, sorted by field.
+    changes: HashMap<u32, Arc<[(u16, Value)]>>,
     /// Purged or hard-deleted records: invisible even to queryAll.
     gone: HashSet<u32>,
+    /// Formula recalculations of every record.
+    formula_epoch: u32,
+    /// Formula recalculations of single records since the last table-wide one.
+    formula_epochs: HashMap<u32, u32>,
 }
 
-/// Every object's records at one moment. Cheap to clone (one `Arc` per object).
+/// Every object's records at one moment, with the schema to read them. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    tables: [Arc<Overlay>; 2],
+    pub schema: Arc<Schema>,
+    tables: Vec<Arc<Overlay>>,
+    /// Every Nth record's Description/Title carries a NUL (0: none); see
+    /// [`crate::Faults::nul_every`].
+    nul_every: u64,
 }
 
 /// Every object's records.
@@ -39,17 +52,31 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(seed: u64, accounts: u32, contacts: u32) -> Self {
-        let table = |len| {
-            Arc::new(Overlay {
-                len,
-                ..Overlay::default()
+    /// `counts` is the number of generated records per object, in schema order.
+    pub fn new(schema: Schema, seed: u64, counts: Vec<u32>) -> Self {
+        let prefixes = schema
+            .kinds()
+            .map(|k| {
+                let mut p = [b'0'; 3];
+                p.copy_from_slice(&schema.def(k).key_prefix.as_bytes()[..3]);
+                p
             })
-        };
+            .collect();
+        let tables = counts
+            .iter()
+            .map(|&len| {
+                Arc::new(Overlay {
+                    len,
+                    ..Overlay::default()
+                })
+            })
+            .collect();
         Store {
-            generator: Generator::new(seed, accounts),
+            generator: Generator::new(seed, prefixes, counts),
             current: Mutex::new(Snapshot {
-                tables: [table(accounts), table(contacts)],
+                schema: Arc::new(schema),
+                tables,
+                nul_every: 0,
             }),
         }
     }
@@ -58,12 +85,18 @@ impl Store {
         &self.generator
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Snapshot> {
+        self.current.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The current state of every object, for reading later with [`Self::view_in`].
     pub fn snapshot(&self) -> Snapshot {
-        self.current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.lock().clone()
+    }
+
+    /// The current schema.
+    pub fn schema(&self) -> Arc<Schema> {
+        Arc::clone(&self.lock().schema)
     }
 
     /// One object's records as of `snapshot`.
@@ -71,7 +104,9 @@ impl Store {
         TableView {
             generator: &self.generator,
             obj,
-            overlay: Arc::clone(&snapshot.tables[obj as usize]),
+            def: snapshot.schema.def_arc(obj),
+            overlay: Arc::clone(&snapshot.tables[obj.index()]),
+            nul_every: snapshot.nul_every,
         }
     }
 
@@ -82,46 +117,67 @@ impl Store {
 
     /// Applies a batch of changes to one object atomically: readers see all of them or none.
     pub fn edit<R>(&self, obj: ObjectKind, f: impl FnOnce(&mut Edit<'_>) -> R) -> R {
-        let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut overlay = (*current.tables[obj as usize]).clone();
+        let mut current = self.lock();
+        let mut overlay = (*current.tables[obj.index()]).clone();
         let result = f(&mut Edit {
-            generator: &self.generator,
-            obj,
             overlay: &mut overlay,
         });
-        current.tables[obj as usize] = Arc::new(overlay);
+        current.tables[obj.index()] = Arc::new(overlay);
         result
+    }
+
+    /// Replaces the schema with what `change` makes of it (or leaves it on an error).
+    pub fn change_schema<E>(
+        &self,
+        change: impl FnOnce(&Schema, &[u32]) -> Result<Schema, E>,
+    ) -> Result<(), E> {
+        let mut current = self.lock();
+        let lens: Vec<u32> = current.tables.iter().map(|t| t.len).collect();
+        let next = change(&current.schema, &lens)?;
+        current.schema = Arc::new(next);
+        Ok(())
+    }
+
+    /// Puts a NUL into every `every`th record's Description and Title (0: none).
+    pub fn set_nul_every(&self, every: u64) {
+        self.lock().nul_every = every;
     }
 }
 
 /// Changes to one object's records, applied by [`Store::edit`].
 pub struct Edit<'a> {
-    generator: &'a Generator,
-    obj: ObjectKind,
     overlay: &'a mut Overlay,
 }
 
 impl Edit<'_> {
-    fn record(&self, index: u32) -> Vec<Value> {
-        match self.overlay.records.get(&index) {
-            Some(record) => record.to_vec(),
-            None => (0..self.obj.def().fields.len())
-                .map(|f| self.generator.value(self.obj, index, f))
-                .collect(),
+    fn merge(&mut self, index: u32, changes: &[(usize, Value)]) {
+        let mut fields: Vec<(u16, Value)> = self
+            .overlay
+            .changes
+            .get(&index)
+            .map(|c| c.to_vec())
+            .unwrap_or_default();
+        for (field, value) in changes {
+            let field = *field as u16;
+            match fields.binary_search_by_key(&field, |(f, _)| *f) {
+                Ok(at) => fields[at].1 = value.clone(),
+                Err(at) => fields.insert(at, (field, value.clone())),
+            }
         }
+        self.overlay.changes.insert(index, fields.into());
+    }
+
+    fn live(&self, index: u32) -> bool {
+        index < self.overlay.len && !self.overlay.gone.contains(&index)
     }
 
     /// Replaces some fields of an existing record, keeping the rest. False when the record
     /// does not exist (or is gone).
     pub fn update(&mut self, index: u32, changes: &[(usize, Value)]) -> bool {
-        if index >= self.overlay.len || self.overlay.gone.contains(&index) {
+        if !self.live(index) {
             return false;
         }
-        let mut record = self.record(index);
-        for (field, value) in changes {
-            record[*field] = value.clone();
-        }
-        self.overlay.records.insert(index, record.into());
+        self.merge(index, changes);
         true
     }
 
@@ -130,11 +186,7 @@ impl Edit<'_> {
     pub fn create(&mut self, changes: &[(usize, Value)]) -> u32 {
         let index = self.overlay.len;
         self.overlay.len += 1;
-        let mut record = self.record(index);
-        for (field, value) in changes {
-            record[*field] = value.clone();
-        }
-        self.overlay.records.insert(index, record.into());
+        self.merge(index, changes);
         index
     }
 
@@ -142,8 +194,24 @@ impl Edit<'_> {
     pub fn remove(&mut self, index: u32) {
         if index < self.overlay.len {
             self.overlay.gone.insert(index);
-            self.overlay.records.remove(&index);
+            self.overlay.changes.remove(&index);
         }
+    }
+
+    /// Recalculates the formula fields of one record (their values change, nothing else).
+    pub fn recalculate(&mut self, index: u32) {
+        if self.live(index) {
+            let base = self.overlay.formula_epoch;
+            let epoch = self.overlay.formula_epochs.entry(index).or_insert(base);
+            *epoch = (*epoch).max(base) + 1;
+        }
+    }
+
+    /// Recalculates the formula fields of every record.
+    pub fn recalculate_all(&mut self) {
+        let highest = self.overlay.formula_epochs.values().copied().max();
+        self.overlay.formula_epoch = self.overlay.formula_epoch.max(highest.unwrap_or(0)) + 1;
+        self.overlay.formula_epochs.clear();
     }
 }
 
@@ -152,12 +220,19 @@ impl Edit<'_> {
 pub struct TableView<'a> {
     generator: &'a Generator,
     obj: ObjectKind,
+    def: Arc<ObjectDef>,
     overlay: Arc<Overlay>,
+    nul_every: u64,
 }
 
 impl TableView<'_> {
     pub fn object(&self) -> ObjectKind {
         self.obj
+    }
+
+    /// The object's definition as of this view.
+    pub fn def(&self) -> &ObjectDef {
+        &self.def
     }
 
     /// Size of the index space: every record ever created, gone ones included. Iterate
@@ -188,16 +263,50 @@ impl TableView<'_> {
 
     /// Field `field` of record `index` (which must be below [`Self::len`]).
     pub fn value(&self, index: u32, field: usize) -> Value {
-        if !self.overlay.records.is_empty()
-            && let Some(record) = self.overlay.records.get(&index)
-        {
-            return record[field].clone();
+        let f = &self.def.fields[field];
+        let value = self.stored(index, field).unwrap_or_else(|| match f.added {
+            Some(added) if index < added.below && !added.generated => {
+                if f.ty == FieldType::Boolean {
+                    Value::Bool(false)
+                } else {
+                    Value::Null
+                }
+            }
+            _ => {
+                let epoch = if f.calculated { self.epoch(index) } else { 0 };
+                self.generator
+                    .value(self.obj, &self.def, index, field, epoch)
+            }
+        });
+        if self.nul_every > 0 && f.nul_target && u64::from(index).is_multiple_of(self.nul_every) {
+            return with_nul(value);
         }
-        self.generator.value(self.obj, index, field)
+        value
+    }
+
+    fn stored(&self, index: u32, field: usize) -> Option<Value> {
+        if self.overlay.changes.is_empty() {
+            return None;
+        }
+        let changes = self.overlay.changes.get(&index)?;
+        let at = changes
+            .binary_search_by_key(&(field as u16), |(f, _)| *f)
+            .ok()?;
+        Some(changes[at].1.clone())
+    }
+
+    fn epoch(&self, index: u32) -> u32 {
+        let base = self.overlay.formula_epoch;
+        match self.overlay.formula_epochs.get(&index) {
+            Some(&e) => e.max(base),
+            None => base,
+        }
     }
 
     pub fn is_deleted(&self, index: u32) -> bool {
-        self.value(index, self.obj.def().is_deleted_field()) == Value::Bool(true)
+        self.def
+            .is_deleted_field()
+            .is_some_and(|f| self.value(index, f) == Value::Bool(true))
     }
 
     /// The record an Id names, if it exists in this table.

@@ -6,6 +6,8 @@
 mod mutate;
 mod replication;
 
+mod fields;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -18,14 +20,14 @@ use crate::auth::Tokens;
 use crate::bulk::Jobs;
 use crate::cursor::Cursors;
 use crate::data::generate::{GENERATED_BEFORE_MS, base62_into, mix};
-use crate::data::schema::object_by_name;
-use crate::data::{ObjectDef, ObjectKind, Store};
+use crate::data::{ObjectKind, Schema, Store};
 use crate::faults::{Counters, FaultStats, Faults};
 use crate::render::write_record;
 use crate::soql::SelectItem;
 use crate::soql::eval::Tables;
 use common::sfid::SalesforceId;
 
+pub use fields::{FieldChange, FieldsRequest, FieldsResponse, NewField};
 pub use mutate::{MutateRequest, MutateResponse};
 
 /// What mutations leave behind besides the records themselves.
@@ -37,7 +39,7 @@ struct History {
     last_stamp: Option<i64>,
     /// The delete log getDeleted reads, per object: record index → deletedDate (millis).
     /// Soft-deleted and purged records stay here; hard-deleted ("vanished") ones do not.
-    deletions: [BTreeMap<u32, i64>; 2],
+    deletions: Vec<BTreeMap<u32, i64>>,
 }
 
 /// A running org. Shared by every request handler behind an `Arc`.
@@ -68,12 +70,23 @@ impl Org {
             base62_into(&mut core[5..], mix(config.seed ^ salt) % 62u64.pow(8));
             SalesforceId::from_core(core).to_string()
         };
+        let schema = Schema::new(config.shape);
+        for name in config.unknown_objects() {
+            tracing::warn!(object = %name, shape = ?config.shape, "The record counts name an object this shape does not serve; ignored.");
+        }
+        let counts = config.record_counts(&schema);
+        let store = Store::new(schema, config.seed, counts);
+        store.set_nul_every(config.faults.nul_every);
+        let objects = store.schema().len();
         Org {
-            store: Store::new(config.seed, config.accounts, config.contacts),
+            store,
             tokens: Tokens::new(config.seed),
             cursors: Cursors::new(config.locator_ttl, config.seed),
             jobs: Jobs::new(config.bulk_job_delay, config.seed),
-            history: Mutex::new(History::default()),
+            history: Mutex::new(History {
+                deletions: vec![BTreeMap::new(); objects],
+                ..History::default()
+            }),
             api_used: AtomicU64::new(0),
             faults: Mutex::new(config.faults.clone()),
             fault_counters: Counters::default(),
@@ -151,6 +164,7 @@ impl Org {
     /// `fail_every` and `truncate_every` count with keeps running.
     pub fn set_faults(&self, faults: Faults) {
         tracing::info!(?faults, "Faults switched.");
+        self.store.set_nul_every(faults.nul_every);
         *self.faults.lock().unwrap_or_else(PoisonError::into_inner) = faults;
     }
 
@@ -195,14 +209,26 @@ impl Org {
         self.cursors.open_count()
     }
 
-    fn object(object: &str) -> &'static ObjectDef {
-        object_by_name(object).unwrap_or_else(|| panic!("the fake org has no object {object:?}"))
+    /// The current schema: every object and field the org serves.
+    pub fn schema(&self) -> std::sync::Arc<Schema> {
+        self.store.schema()
+    }
+
+    /// An object by API name, ignoring case.
+    pub fn kind_of(&self, object: &str) -> Option<ObjectKind> {
+        self.store.schema().object(object)
+    }
+
+    fn object(&self, object: &str) -> ObjectKind {
+        self.kind_of(object)
+            .unwrap_or_else(|| panic!("the fake org has no object {object:?}"))
     }
 
     /// Records of `object` that queryAll returns: soft-deleted ones included, purged and
     /// hard-deleted ones not. 0 for an unknown object.
     pub fn count(&self, object: &str) -> usize {
-        object_by_name(object).map_or(0, |o| self.store.view(o.kind).count() as usize)
+        self.kind_of(object)
+            .map_or(0, |k| self.store.view(k).count() as usize)
     }
 
     /// The 18-character Id of record `index`. Indices number records in Id order from 0,
@@ -212,24 +238,23 @@ impl Org {
     /// # Panics
     /// For an unknown object.
     pub fn record_id(&self, object: &str, index: usize) -> String {
-        let obj = Self::object(object).kind;
+        let obj = self.object(object);
         self.store.view(obj).id(index as u32).to_string()
     }
 
-    /// Every field of record `index` as the REST API renders it, keyed by canonical field
-    /// name (no `attributes`).
+    /// Every visible field of record `index` as the REST API renders it (compound fields
+    /// nested), keyed by canonical field name (no `attributes`).
     ///
     /// # Panics
     /// For an unknown object or a record that does not exist (never created, purged or
     /// hard-deleted).
     pub fn record_json(&self, object: &str, index: usize) -> Map<String, Json> {
-        let def = Self::object(object);
-        let tables = Tables::new(&self.store, def.kind);
+        let tables = Tables::new(&self.store, self.object(object));
         let index = u32::try_from(index)
             .ok()
             .filter(|&i| tables.main.exists(i))
             .unwrap_or_else(|| panic!("{object} has no record {index}"));
-        Self::render(&tables, def, index)
+        Self::render(&tables, index)
     }
 
     /// Like [`Self::record_json`], by 15- or 18-character Id; `None` when queryAll would not
@@ -238,14 +263,13 @@ impl Org {
     /// # Panics
     /// For an unknown object.
     pub fn record_json_by_id(&self, object: &str, id: &str) -> Option<Map<String, Json>> {
-        let def = Self::object(object);
-        let tables = Tables::new(&self.store, def.kind);
+        let tables = Tables::new(&self.store, self.object(object));
         let index = tables.main.index_of(&SalesforceId::parse(id).ok()?)?;
-        Some(Self::render(&tables, def, index))
+        Some(Self::render(&tables, index))
     }
 
-    fn render(tables: &Tables<'_>, def: &ObjectDef, index: u32) -> Map<String, Json> {
-        let select: Vec<SelectItem> = (0..def.fields.len()).map(SelectItem::Field).collect();
+    fn render(tables: &Tables<'_>, index: u32) -> Map<String, Json> {
+        let select: Vec<SelectItem> = tables.main.def().visible().map(SelectItem::Field).collect();
         let mut text = String::new();
         write_record(&mut text, tables, &select, index, "v62.0");
         let mut map: Map<String, Json> =
@@ -261,12 +285,9 @@ impl Org {
     /// # Panics
     /// For an unknown object.
     pub fn records(&self, object: &str) -> impl Iterator<Item = Map<String, Json>> + '_ {
-        let def = Self::object(object);
-        let tables = Tables::new(&self.store, def.kind);
+        let tables = Tables::new(&self.store, self.object(object));
         let indices: Vec<u32> = tables.main.indices().collect();
-        indices
-            .into_iter()
-            .map(move |i| Self::render(&tables, def, i))
+        indices.into_iter().map(move |i| Self::render(&tables, i))
     }
 }
 
@@ -280,8 +301,4 @@ fn wall_clock_millis() -> i64 {
 /// Floors epoch millis to the minute, as getUpdated/getDeleted treat their dates.
 fn floor_minute(ms: i64) -> i64 {
     ms - ms.rem_euclid(60_000)
-}
-
-fn kind_of(object: &str) -> Option<ObjectKind> {
-    object_by_name(object).map(|o| o.kind)
 }

@@ -14,16 +14,22 @@
 //!   call): the call's records tie with the records of the call before, like a transaction
 //!   that commits late with an already-used stamp. Such a stamp can lie before a
 //!   `latestDateCovered` that getUpdated already reported.
+//! - Objects without some stamp fields get the ones they have; objects without IsDeleted
+//!   (UserLogin, LoginHistory, CaseStatus) cannot be soft-deleted or purged, only vanish.
+//! - `formula: N` recalculates the formula fields of N live records (all of them when N is at
+//!   least their number), the way a changed formula or a changed parent does in a real org:
+//!   the values change, SystemModstamp and LastModifiedDate do not, so no incremental sync
+//!   by SystemModstamp sees it. Objects without formula fields report none.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Org, wall_clock_millis};
 use crate::calendar::write_datetime;
 use crate::data::generate::{GENERATED_BEFORE_MS, mix};
-use crate::data::schema::{account, contact, object_by_name};
-use crate::data::{ObjectKind, Value};
+use crate::data::{ObjectDef, Value};
 
 /// What `POST /__admin/mutate` and [`Org::mutate`] should change. Counts default to 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -50,6 +56,9 @@ pub struct MutateRequest {
     /// Reuse the previous call's SystemModstamp (see the module docs).
     #[serde(default)]
     pub same_modstamp: bool,
+    /// Records whose formula fields are recalculated, without a new SystemModstamp.
+    #[serde(default)]
+    pub formula: u32,
 }
 
 impl MutateRequest {
@@ -70,6 +79,9 @@ pub struct MutateResponse {
     pub purged: Vec<String>,
     pub created: Vec<String>,
     pub vanished: Vec<String>,
+    /// Records whose formula fields were recalculated (their stamps unchanged).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub formula: Vec<String>,
     /// The SystemModstamp of every changed record, REST form (`…T10:20:30.000+0000`).
     #[serde(rename = "systemModstamp")]
     pub system_modstamp: String,
@@ -128,11 +140,17 @@ impl Org {
     /// open query cursors and Bulk jobs keep the records as they were.
     ///
     /// # Panics
-    /// For an unknown object.
+    /// For an unknown object, or deletions on an object without IsDeleted (see
+    /// [`Self::check_mutation`]).
     pub fn mutate(&self, request: MutateRequest) -> MutateResponse {
-        let def = object_by_name(&request.object)
-            .unwrap_or_else(|| panic!("the fake org has no object {:?}", request.object));
-        let obj = def.kind;
+        if let Err(why) = self.check_mutation(&request) {
+            panic!("{why}");
+        }
+        let schema = self.store.schema();
+        let obj = schema
+            .object(&request.object)
+            .expect("check_mutation found the object");
+        let def = schema.def(obj);
         let mut history = self.history();
         history.serial += 1;
         let stamp = match (request.same_modstamp, history.last_stamp) {
@@ -149,6 +167,7 @@ impl Org {
         let view = self.store.view(obj);
         let (mut deleted_pool, mut live): (Vec<u32>, Vec<u32>) =
             view.indices().partition(|&i| view.is_deleted(i));
+        let formula_pool: Vec<u32> = live.clone();
         let updated = rng.take(&mut live, request.update);
         let deleted = rng.take(&mut live, request.delete);
         let mut purged = rng.take(&mut deleted_pool, request.purge);
@@ -157,71 +176,88 @@ impl Org {
         let mut rest: Vec<u32> = live.into_iter().chain(deleted_pool).collect();
         rest.sort_unstable();
         let vanished = rng.take(&mut rest, request.vanish);
-        let parents: Vec<u32> = match obj {
-            ObjectKind::Contact => {
-                let accounts = self.store.view(ObjectKind::Account);
+        // New Contacts get a live Account, as the generated ones do.
+        let parent = def
+            .field_index("AccountId")
+            .and_then(|f| def.fields[f].target.map(|t| (f, t)))
+            .filter(|_| def.name == "Contact");
+        let parents: Vec<u32> = match parent {
+            Some((_, target)) => {
+                let accounts = self.store.view(target);
                 accounts
                     .indices()
                     .filter(|&i| !accounts.is_deleted(i))
                     .collect()
             }
-            ObjectKind::Account => Vec::new(),
+            None => Vec::new(),
         };
 
-        let stamp_field = def
-            .field_index("SystemModstamp")
-            .expect("every object has SystemModstamp");
-        let last_mod_field = def
-            .field_index("LastModifiedDate")
-            .expect("every object has LastModifiedDate");
-        let created_field = def
-            .field_index("CreatedDate")
-            .expect("every object has CreatedDate");
+        let stamp_field = def.system_modstamp_field();
+        let last_mod_field = def.last_modified_field();
+        let created_field = def.created_field();
         let deleted_field = def.is_deleted_field();
         let at = Value::DateTime(stamp);
+        let stamped = |fields: &[Option<usize>]| -> Vec<(usize, Value)> {
+            fields.iter().flatten().map(|&f| (f, at.clone())).collect()
+        };
         let generator = self.store.generator();
-        let created = self.store.edit(obj, |edit| {
+        let gone: HashSet<u32> = deleted
+            .iter()
+            .chain(&fresh_purged)
+            .chain(&vanished)
+            .copied()
+            .collect();
+        let has_formulas = def.fields.iter().any(|f| f.calculated);
+        let (created, formula) = self.store.edit(obj, |edit| {
             for &i in &updated {
-                let mut changes = new_values(obj, &mut rng, i);
-                changes.push((last_mod_field, at.clone()));
-                changes.push((stamp_field, at.clone()));
+                let mut changes = new_values(def, &mut rng, i);
+                changes.extend(stamped(&[last_mod_field, stamp_field]));
                 edit.update(i, &changes);
             }
             for &i in deleted.iter().chain(&fresh_purged) {
-                edit.update(
-                    i,
-                    &[
-                        (deleted_field, Value::Bool(true)),
-                        (stamp_field, at.clone()),
-                    ],
-                );
+                let mut changes = stamped(&[stamp_field]);
+                changes.extend(deleted_field.map(|f| (f, Value::Bool(true))));
+                edit.update(i, &changes);
             }
             for &i in purged.iter().chain(&fresh_purged).chain(&vanished) {
                 edit.remove(i);
             }
-            (0..request.create)
+            let created: Vec<u32> = (0..request.create)
                 .map(|_| {
-                    let mut changes = vec![
-                        (created_field, at.clone()),
-                        (last_mod_field, at.clone()),
-                        (stamp_field, at.clone()),
-                        (deleted_field, Value::Bool(false)),
-                    ];
-                    if obj == ObjectKind::Contact {
-                        let parent = if parents.is_empty() || rng.below(10) == 0 {
+                    let mut changes = stamped(&[created_field, last_mod_field, stamp_field]);
+                    changes.extend(deleted_field.map(|f| (f, Value::Bool(false))));
+                    if let Some((field, target)) = parent {
+                        let value = if parents.is_empty() || rng.below(10) == 0 {
                             Value::Null
                         } else {
                             let p = parents[rng.below(parents.len())];
-                            Value::Id(generator.id(ObjectKind::Account, p))
+                            Value::Id(generator.id(target, p))
                         };
-                        changes.push((contact::ACCOUNT_ID, parent));
+                        changes.push((field, value));
                     }
                     edit.create(&changes)
                 })
-                .collect::<Vec<u32>>()
+                .collect();
+            let mut pool: Vec<u32> = formula_pool
+                .into_iter()
+                .filter(|i| !gone.contains(i))
+                .collect();
+            let formula = if !has_formulas || request.formula == 0 {
+                Vec::new()
+            } else if request.formula as usize >= pool.len() {
+                edit.recalculate_all();
+                pool
+            } else {
+                let picked = rng.take(&mut pool, request.formula);
+                for &i in &picked {
+                    edit.recalculate(i);
+                }
+                picked
+            };
+            (created, formula)
         });
 
-        let log = &mut history.deletions[obj as usize];
+        let log = &mut history.deletions[obj.index()];
         for &i in deleted.iter().chain(&fresh_purged) {
             log.insert(i, stamp);
         }
@@ -247,6 +283,7 @@ impl Org {
             purged = purged.len(),
             created = created.len(),
             vanished = vanished.len(),
+            formula = formula.len(),
             stamp = %formatted,
             "Mutated the org."
         );
@@ -256,47 +293,78 @@ impl Org {
             purged: ids(&purged),
             created: ids(&created),
             vanished: ids(&vanished),
+            formula: ids(&formula),
             system_modstamp: formatted,
             system_modstamp_millis: stamp,
         }
     }
+
+    /// Why `request` cannot be applied, if it cannot: the object does not exist, or it has
+    /// no IsDeleted field and the request deletes or purges.
+    ///
+    /// # Errors
+    /// The reason, worded for a 400 answer.
+    pub fn check_mutation(&self, request: &MutateRequest) -> Result<(), String> {
+        let schema = self.store.schema();
+        let Some(obj) = schema.object(&request.object) else {
+            return Err(format!(
+                "sObject type '{}' is not supported.",
+                request.object
+            ));
+        };
+        let def = schema.def(obj);
+        if def.is_deleted_field().is_none() && (request.delete > 0 || request.purge > 0) {
+            return Err(format!(
+                "{} has no IsDeleted field: its records cannot be soft-deleted or purged, \
+                 only vanish",
+                def.name
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Fresh values for the fields an update changes: names, titles and e-mail addresses that
-/// exercise quoting and escaping, and a new score.
-fn new_values(obj: ObjectKind, rng: &mut Rng, index: u32) -> Vec<(usize, Value)> {
+/// exercise quoting and escaping, and a new score (Contact-like objects); a new name and
+/// phone (Account-like ones); else the first editable text field.
+fn new_values(def: &ObjectDef, rng: &mut Rng, index: u32) -> Vec<(usize, Value)> {
     let pick = |rng: &mut Rng, list: &'static [&'static str]| list[rng.below(list.len())];
-    match obj {
-        ObjectKind::Contact => {
-            let last = pick(rng, LAST_NAMES);
-            let serial = rng.next() % 100_000;
-            let score = (rng.next() % 10_001) as f64 / 100.0;
-            vec![
-                (contact::LAST_NAME, Value::Text(Cow::Borrowed(last))),
-                (
-                    contact::TITLE,
-                    Value::Text(Cow::Borrowed(pick(rng, TITLES))),
-                ),
-                (
-                    contact::EMAIL,
-                    Value::Text(Cow::Owned(format!("updated.{index}.{serial}@example.com"))),
-                ),
-                (contact::ENGAGEMENT_SCORE, Value::Number(score)),
-            ]
-        }
-        ObjectKind::Account => {
-            let word = pick(rng, ACCOUNT_WORDS);
-            let n = rng.next() % 10_000;
-            vec![
-                (
-                    account::NAME,
-                    Value::Text(Cow::Owned(format!("{word} \"Co\" {n}, Ltd."))),
-                ),
-                (
-                    account::PHONE,
-                    Value::Text(Cow::Owned(format!("(555) 010-{n:04}"))),
-                ),
-            ]
-        }
+    let field = |name: &str| def.any_field_index(name);
+    if let Some(last_name) = field("LastName").filter(|_| def.name != "Account") {
+        let last = pick(rng, LAST_NAMES);
+        let serial = rng.next() % 100_000;
+        let score = (rng.next() % 10_001) as f64 / 100.0;
+        let title = pick(rng, TITLES);
+        let mut changes = vec![(last_name, Value::Text(Cow::Borrowed(last)))];
+        changes.extend(field("Title").map(|f| (f, Value::Text(Cow::Borrowed(title)))));
+        changes.extend(field("Email").map(|f| {
+            (
+                f,
+                Value::Text(Cow::Owned(format!("updated.{index}.{serial}@example.com"))),
+            )
+        }));
+        changes.extend(field("Engagement_Score__c").map(|f| (f, Value::Number(score))));
+        return changes;
     }
+    let word = pick(rng, ACCOUNT_WORDS);
+    let n = rng.next() % 10_000;
+    let name = field("Name")
+        .filter(|&f| def.fields[f].ty.is_text())
+        .or_else(|| {
+            def.fields
+                .iter()
+                .position(|f| !f.system && !f.calculated && f.ty == crate::data::FieldType::String)
+        });
+    let mut changes: Vec<(usize, Value)> = name
+        .map(|f| {
+            (
+                f,
+                Value::Text(Cow::Owned(format!("{word} \"Co\" {n}, Ltd."))),
+            )
+        })
+        .into_iter()
+        .collect();
+    changes
+        .extend(field("Phone").map(|f| (f, Value::Text(Cow::Owned(format!("(555) 010-{n:04}"))))));
+    changes
 }

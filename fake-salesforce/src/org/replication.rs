@@ -7,18 +7,31 @@
 //!
 //! `latestDateCovered` is `end`, but never past the current minute of the org's clock; later
 //! changes always get a stamp at or after it (except `same_modstamp` mutations, see
-//! [`super::mutate`]). `earliestDateAvailable` is 15 days before the org's clock.
+//! [`super::mutate`]). `earliestDateAvailable` is when the delete log starts: 15 days before
+//! the org's clock, or later when the delete log was trimmed (the `delete_log_start` fault),
+//! floored to the minute; deletions before it are no longer reported. A window that starts
+//! before it is still answered, with what the log still holds: the client must compare
+//! `earliestDateAvailable` with its own start (SOAP's GetDeletedResult documents the field as
+//! the time of the last physically deleted record).
 //!
-//! Errors (HTTP 400): a missing parameter is `MISSING_ARGUMENT`; an unparsable date, `start`
-//! after `end`, a window over 30 days, or (getUpdated only) a `start` more than 30 days ago
-//! is `INVALID_REPLICATION_DATE`; more than 600,000 results is `EXCEEDED_ID_LIMIT`.
+//! getUpdated reads SystemModstamp, or LastModifiedDate, or CreatedDate, whichever the object
+//! has first (the REST docs name the first two; the third is this fake's choice for history
+//! objects).
+//!
+//! Errors (HTTP 400): an object that is not replicateable answers "sObject type X is not
+//! replicable" (the message a real org sent, in MinnPost/object-sync-for-salesforce#109; the
+//! errorCode is not shown there, `INVALID_TYPE` is this fake's choice); a missing parameter is
+//! `MISSING_ARGUMENT`; an unparsable date, `start` after `end`, a window over 30 days, or
+//! (getUpdated only) a `start` more than 30 days ago is `INVALID_REPLICATION_DATE`; more than
+//! 600,000 results (or the `replication_id_limit` fault's number) is `EXCEEDED_ID_LIMIT`,
+//! whose message Salesforce does not document.
 
 use axum::http::StatusCode;
 use serde_json::{Value as Json, json};
 
-use super::{Org, floor_minute, kind_of};
+use super::{Org, floor_minute};
 use crate::calendar::write_datetime;
-use crate::data::Value;
+use crate::data::{ObjectKind, Value};
 use crate::error::ApiError;
 use crate::soql::parse_datetime;
 
@@ -28,7 +41,7 @@ const WINDOW_MS: i64 = 30 * DAY_MS;
 /// The delete log keeps 15 days.
 const DELETE_LOG_MS: i64 = 15 * DAY_MS;
 /// More results than this is an error; clients split the window.
-const ID_LIMIT: usize = 600_000;
+pub const ID_LIMIT: u64 = 600_000;
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REPLICATION_DATE", message)
@@ -62,18 +75,37 @@ fn window(start: Option<&str>, end: Option<&str>) -> Result<(i64, i64), ApiError
     Ok((start, end))
 }
 
-fn too_many(n: usize) -> Result<(), ApiError> {
-    if n > ID_LIMIT {
+fn too_many(n: usize, limit: u64) -> Result<(), ApiError> {
+    if n as u64 > limit {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "EXCEEDED_ID_LIMIT",
-            format!("{n} records match; the limit is {ID_LIMIT}: use a smaller time window"),
+            format!("{n} records match; the limit is {limit}: use a smaller time window"),
         ));
     }
     Ok(())
 }
 
 impl Org {
+    /// The replicateable object `object` names.
+    fn replicable(&self, object: &str) -> Result<ObjectKind, ApiError> {
+        let schema = self.store.schema();
+        let obj = schema.object(object).ok_or_else(ApiError::not_found)?;
+        let def = schema.def(obj);
+        if !def.replicateable {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "INVALID_TYPE",
+                format!("sObject type {} is not replicable", def.name),
+            ));
+        }
+        Ok(obj)
+    }
+
+    fn id_limit(&self) -> u64 {
+        self.faults().replication_id_limit.unwrap_or(ID_LIMIT)
+    }
+
     /// `GET /sobjects/{object}/updated/?start=&end=` as JSON: `ids` and `latestDateCovered`.
     ///
     /// # Errors
@@ -84,7 +116,7 @@ impl Org {
         start: Option<&str>,
         end: Option<&str>,
     ) -> Result<Json, ApiError> {
-        let obj = kind_of(object).ok_or_else(ApiError::not_found)?;
+        let obj = self.replicable(object)?;
         let (start, end) = window(start, end)?;
         let now = self.now_millis();
         if start < floor_minute(now) - WINDOW_MS {
@@ -92,10 +124,14 @@ impl Org {
         }
         let latest = end.min(floor_minute(now));
         let view = self.store.view(obj);
-        let stamp = obj
-            .def()
-            .field_index("SystemModstamp")
-            .expect("every object has SystemModstamp");
+        let def = view.def();
+        let Some(stamp) = def
+            .system_modstamp_field()
+            .or(def.last_modified_field())
+            .or(def.created_field())
+        else {
+            return Ok(json!({"ids": [], "latestDateCovered": datetime(latest)}));
+        };
         let ids: Vec<String> = view
             .indices()
             .filter(|&i| !view.is_deleted(i))
@@ -104,7 +140,7 @@ impl Org {
             )
             .map(|i| view.id(i).to_string())
             .collect();
-        too_many(ids.len())?;
+        too_many(ids.len(), self.id_limit())?;
         Ok(json!({"ids": ids, "latestDateCovered": datetime(latest)}))
     }
 
@@ -119,17 +155,21 @@ impl Org {
         start: Option<&str>,
         end: Option<&str>,
     ) -> Result<Json, ApiError> {
-        let obj = kind_of(object).ok_or_else(ApiError::not_found)?;
+        let obj = self.replicable(object)?;
         let (start, end) = window(start, end)?;
         let now = self.now_millis();
-        let earliest = floor_minute(now - DELETE_LOG_MS);
+        let trimmed = self
+            .faults()
+            .delete_log_start
+            .map_or(i64::MIN, floor_minute);
+        let earliest = floor_minute(now - DELETE_LOG_MS).max(trimmed);
         let latest = end.min(floor_minute(now));
-        let mut hits: Vec<(i64, u32)> = self.history().deletions[obj as usize]
+        let mut hits: Vec<(i64, u32)> = self.history().deletions[obj.index()]
             .iter()
             .filter(|&(_, &t)| start.max(earliest) <= t && t < end)
             .map(|(&i, &t)| (t, i))
             .collect();
-        too_many(hits.len())?;
+        too_many(hits.len(), self.id_limit())?;
         hits.sort_unstable();
         let generator = self.store.generator();
         let records: Vec<Json> = hits

@@ -111,7 +111,9 @@ impl SoqlError {
         let line_start = soql[..pos].rfind('\n').map_or(0, |i| i + 1);
         let row = soql[..pos].matches('\n').count() + 1;
         let column = soql[line_start..pos].chars().count() + 1;
-        let line = soql[line_start..].lines().next().unwrap_or("");
+        // Trailing blanks are not echoed (a recorded INVALID_TYPE answer to
+        // `SELECT Xyzzy FROM Xyzzy ` shows the line without them).
+        let line = soql[line_start..].lines().next().unwrap_or("").trim_end();
         SoqlError {
             code,
             message: format!(

@@ -7,19 +7,19 @@ use std::borrow::Cow;
 use common::sfid::SalesforceId;
 
 use super::lexer::{Tok, Token, tokenize};
-use super::{Expr, FieldRef, OrderKey, Query, SelectItem, Selection, SoqlError};
-use crate::data::schema::object_by_name;
-use crate::data::{FieldType, ObjectDef, Value};
+use super::{Expr, FieldRef, Op, OrderKey, Query, SelectItem, Selection, SoqlError};
+use crate::data::{FieldDef, FieldType, ObjectDef, Schema, Value};
 
-/// Parses and resolves one SOQL statement.
+/// Parses and resolves one SOQL statement against `schema` (hidden fields do not resolve).
 ///
 /// # Errors
 /// `MALFORMED_QUERY`, `INVALID_TYPE`, `INVALID_FIELD` or `INVALID_QUERY_FILTER_OPERATOR`,
 /// worded as Salesforce words them.
-pub fn parse(soql: &str) -> Result<Query, SoqlError> {
+pub fn parse(soql: &str, schema: &Schema) -> Result<Query, SoqlError> {
     let tokens = tokenize(soql)?;
     Parser {
         soql,
+        schema,
         tokens,
         at: 0,
         object: None,
@@ -29,12 +29,13 @@ pub fn parse(soql: &str) -> Result<Query, SoqlError> {
 
 struct Parser<'a> {
     soql: &'a str,
+    schema: &'a Schema,
     tokens: Vec<Token>,
     at: usize,
-    object: Option<&'static ObjectDef>,
+    object: Option<crate::data::ObjectKind>,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> &Token {
         &self.tokens[self.at.min(self.tokens.len() - 1)]
     }
@@ -90,9 +91,11 @@ impl Parser<'_> {
         }
     }
 
-    fn object(&self) -> &'static ObjectDef {
-        self.object
-            .expect("the FROM object is resolved before any field")
+    fn object(&self) -> &'a ObjectDef {
+        self.schema.def(
+            self.object
+                .expect("the FROM object is resolved before any field"),
+        )
     }
 
     fn query(mut self) -> Result<Query, SoqlError> {
@@ -115,7 +118,7 @@ impl Parser<'_> {
         }
         self.expect_kw("FROM")?;
         let (name, pos) = self.word()?;
-        let Some(object) = object_by_name(&name) else {
+        let Some(object) = self.schema.object(&name) else {
             return Err(SoqlError::at(
                 "INVALID_TYPE",
                 self.soql,
@@ -128,6 +131,7 @@ impl Parser<'_> {
             ));
         };
         self.object = Some(object);
+        let def = self.object();
         let (selection, columns) = if count {
             (Selection::Count, Vec::new())
         } else {
@@ -163,8 +167,20 @@ impl Parser<'_> {
         if self.peek().tok != Tok::Eof {
             return Err(self.unexpected());
         }
+        if let Some(restriction) = def.restriction
+            && !filter
+                .as_ref()
+                .is_some_and(|f| pins(def, f, restriction.fields))
+        {
+            // Salesforce sends this one without the caret layout (a REST body recorded in a
+            // public tool's README shows it as is).
+            return Err(SoqlError {
+                code: "MALFORMED_QUERY",
+                message: restriction.message.to_owned(),
+            });
+        }
         Ok(Query {
-            object: object.kind,
+            object,
             selection,
             columns,
             filter,
@@ -251,10 +267,9 @@ impl Parser<'_> {
                 let via = object
                     .relationship(relationship)
                     .ok_or_else(bad_relationship)?;
-                let parent = object.fields[via]
-                    .reference_to
-                    .ok_or_else(bad_relationship)?
-                    .def();
+                let parent = self
+                    .schema
+                    .def(object.fields[via].target.ok_or_else(bad_relationship)?);
                 let field = parent
                     .field_index(name)
                     .ok_or_else(|| SoqlError::no_such_column(self.soql, pos, name, parent.name))?;
@@ -272,15 +287,15 @@ impl Parser<'_> {
         }
     }
 
-    fn field_def(&self, field: FieldRef) -> &'static crate::data::FieldDef {
+    fn field_def(&self, field: FieldRef) -> &'a FieldDef {
         let object = self.object();
         match field {
             FieldRef::Own(f) => &object.fields[f],
             FieldRef::Parent { via, field } => {
                 let parent = object.fields[via]
-                    .reference_to
-                    .expect("resolve only builds Parent through reference fields");
-                &parent.def().fields[field]
+                    .target
+                    .expect("resolve only builds Parent through served references");
+                &self.schema.def(parent).fields[field]
             }
         }
     }
@@ -289,7 +304,7 @@ impl Parser<'_> {
         let (path, pos) = self.word()?;
         let field = self.resolve(&path, pos)?;
         let def = self.field_def(field);
-        if !def.sortable() {
+        if !def.sortable {
             return Err(SoqlError::at(
                 "INVALID_FIELD",
                 self.soql,
@@ -415,7 +430,7 @@ impl Parser<'_> {
     }
 
     /// Reads one literal and checks that it fits the field's type.
-    fn literal(&mut self, def: &crate::data::FieldDef) -> Result<Value, SoqlError> {
+    fn literal(&mut self, def: &FieldDef) -> Result<Value, SoqlError> {
         let t = self.next();
         let ty = def.ty;
         let type_error = || {
@@ -424,7 +439,9 @@ impl Parser<'_> {
                 FieldType::Date => ("date", "should not"),
                 FieldType::Boolean => ("boolean", "should not"),
                 FieldType::Int => ("int", "should not"),
-                FieldType::Double | FieldType::Currency => ("double", "should not"),
+                FieldType::Double | FieldType::Currency | FieldType::Percent => {
+                    ("double", "should not")
+                }
                 FieldType::Id | FieldType::Reference => ("id", "should"),
                 _ => ("string", "should"),
             };
@@ -462,7 +479,10 @@ impl Parser<'_> {
                 Value::Int(n.parse().map_err(|_| type_error())?)
             }
             Tok::Num(n)
-                if matches!(ty, FieldType::Int | FieldType::Double | FieldType::Currency) =>
+                if matches!(
+                    ty,
+                    FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent
+                ) =>
             {
                 Value::Number(n.parse().map_err(|_| type_error())?)
             }
@@ -479,6 +499,31 @@ impl Parser<'_> {
                 ));
             }
         })
+    }
+}
+
+/// Whether `filter` pins one of `fields` of `def` with `=` or `IN` in a conjunct, as
+/// Salesforce's implementation restrictions (ContentDocumentLink's) require.
+fn pins(def: &ObjectDef, filter: &Expr, fields: &[&str]) -> bool {
+    let pinned = |f: &FieldRef| match f {
+        FieldRef::Own(i) => fields
+            .iter()
+            .any(|n| def.fields[*i].name.eq_ignore_ascii_case(n)),
+        FieldRef::Parent { .. } => false,
+    };
+    match filter {
+        Expr::And(terms) => terms.iter().any(|t| pins(def, t, fields)),
+        Expr::Cmp {
+            field,
+            op: Op::Eq,
+            value,
+        } => pinned(field) && !value.is_null(),
+        Expr::In {
+            field,
+            negated: false,
+            ..
+        } => pinned(field),
+        _ => false,
     }
 }
 

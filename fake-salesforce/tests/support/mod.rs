@@ -93,6 +93,78 @@ impl Client {
     }
 }
 
+/// Bulk API 2.0 query jobs under the version every test uses.
+pub const JOBS: &str = "/services/data/v62.0/jobs/query";
+
+impl Client {
+    /// `GET /services/data/v62.0/{resource}?q=soql`, whatever the answer.
+    pub async fn query(&self, resource: &str, soql: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/services/data/v62.0/{resource}", self.base))
+            .query(&[("q", soql)])
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A query's status and JSON body.
+    pub async fn query_json(&self, soql: &str) -> (u16, Value) {
+        let r = self.query("query", soql).await;
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// `POST /__admin/{what}` (no token): status and JSON body.
+    pub async fn admin(&self, what: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}/__admin/{what}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// `POST /jobs/query`: status and JSON body.
+    pub async fn create_job(&self, body: Value) -> (u16, Value) {
+        let r = self.send_json(reqwest::Method::POST, JOBS, &body).await;
+        (r.status().as_u16(), r.json().await.unwrap())
+    }
+
+    /// Polls a job until it leaves UploadComplete/InProgress; its final info.
+    pub async fn finished_job(&self, id: &str) -> Value {
+        for _ in 0..500 {
+            let (status, info) = self.get_json(&format!("{JOBS}/{id}")).await;
+            assert_eq!(status, 200, "{info}");
+            if !matches!(
+                info["state"].as_str(),
+                Some("UploadComplete" | "InProgress")
+            ) {
+                return info;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("job {id} never finished");
+    }
+
+    /// Runs a Bulk query job to the end and returns its whole CSV (one chunk).
+    pub async fn bulk_csv(&self, soql: &str) -> String {
+        let (status, job) = self
+            .create_job(serde_json::json!({"operation": "queryAll", "query": soql}))
+            .await;
+        assert_eq!(status, 200, "{job}");
+        let id = job["id"].as_str().unwrap();
+        let info = self.finished_job(id).await;
+        assert_eq!(info["state"], "JobComplete", "{info}");
+        let r = self
+            .get(&format!("{JOBS}/{id}/results?maxRecords=1000000"))
+            .await;
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+}
+
 pub async fn start(config: OrgConfig) -> (FakeOrg, Client) {
     let fake = spawn(config).await.unwrap();
     let token = fake.org().issue_token();
