@@ -1,6 +1,8 @@
 //! Field-by-field comparison of a table against the org: every record present, every value
 //! equal in meaning (a `+0000` datetime equals the stored timestamptz, `9.9213206E7` equals
-//! the stored numeric).
+//! the stored numeric, a text with NUL characters equals the stored text without them, which
+//! PostgreSQL cannot hold). Compound values (an address, a location) are not stored as such:
+//! their components are, and those are compared.
 
 use std::collections::HashMap;
 
@@ -35,6 +37,7 @@ pub fn same_value(org: &Value, db: &Value) -> bool {
     match (org, db) {
         (Value::Null, Value::Null) => true,
         (Value::String(a), Value::String(b)) if a == b => true,
+        (Value::String(a), Value::String(b)) if a.contains('\0') => a.replace('\0', "") == *b,
         (Value::String(a), Value::String(b)) => match (
             common::sftime::parse_datetime(a),
             common::sftime::parse_datetime(b),
@@ -63,7 +66,7 @@ pub fn differences(
             continue;
         };
         for (field, value) in &record {
-            if field == "attributes" {
+            if field == "attributes" || value.is_object() {
                 continue;
             }
             let column = common::schema::column_name(field);

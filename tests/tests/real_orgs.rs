@@ -1,0 +1,446 @@
+//! Real orgs: the shapes and behaviours of production Salesforce orgs that the classic fake did
+//! not have, each synced against the fake org in its real shape (`Shape::Real`) until the table
+//! equals the org field by field.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use e2e::{RunningWorker, TestEnv, compare};
+use fake_salesforce::{FakeOrg, Faults, MutateRequest, OrgConfig, Shape};
+use producer::sync::{ApiChoice, SyncReport};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// A fake org in the shape of a real one, with `records` of each object.
+async fn real_org(records: &[(&str, u32)], faults: Faults) -> FakeOrg {
+    fake_salesforce::spawn(OrgConfig {
+        shape: Shape::Real,
+        accounts: 0,
+        contacts: 0,
+        records: records
+            .iter()
+            .map(|(object, n)| ((*object).to_owned(), *n))
+            .collect::<BTreeMap<_, _>>(),
+        seed: 17,
+        bulk_job_delay: Duration::from_millis(50),
+        faults,
+        ..OrgConfig::default()
+    })
+    .await
+    .expect("fake org starts")
+}
+
+/// Syncs `object` through `api` and waits until the workers stored every page.
+async fn sync(env: &TestEnv, org: &FakeOrg, object: &str, api: ApiChoice) -> SyncReport {
+    let mut args = env.sync_args(org, object);
+    args.api = api;
+    args.bulk_threshold = 1_000;
+    let report = producer::run_sync(&args, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("sync of {object} through {api:?}: {e:#}"));
+    env.wait_for_run(report.run_id, report.pages, WAIT)
+        .await
+        .unwrap();
+    report
+}
+
+/// Panics unless `table` holds exactly the org's records of `object`, field by field.
+async fn assert_equal(env: &TestEnv, org: &FakeOrg, object: &str, table: &str) {
+    compare::assert_table_matches(&env.pool, table, org.org().records(object)).await;
+}
+
+fn worker(env: &TestEnv) -> RunningWorker {
+    env.spawn_worker(4, 2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_shaped_objects_import_exactly_through_rest_and_bulk() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(
+        &[("Account", 1_500), ("Contact", 2_500), ("Lead", 1_200)],
+        Faults::default(),
+    )
+    .await;
+    let w = worker(&env);
+    for (object, table) in [
+        ("Account", "account"),
+        ("Contact", "contact"),
+        ("Lead", "lead"),
+    ] {
+        sync(&env, &org, object, ApiChoice::Rest).await;
+        assert_equal(&env, &org, object, table).await;
+    }
+    // The same objects again, in full through Bulk: every value the same.
+    for (object, table) in [("Account", "account"), ("Contact", "contact")] {
+        let mut args = env.sync_args(&org, object);
+        args.api = ApiChoice::Bulk;
+        args.full = true;
+        let report = producer::run_sync(&args, &CancellationToken::new())
+            .await
+            .unwrap();
+        env.wait_for_run(report.run_id, report.pages, WAIT)
+            .await
+            .unwrap();
+        assert_equal(&env, &org, object, table).await;
+    }
+    // Updates, deletes and creates reach the tables through an incremental sync.
+    for object in ["Account", "Contact", "Lead"] {
+        org.org().mutate(MutateRequest {
+            update: 40,
+            delete: 10,
+            create: 25,
+            ..MutateRequest::new(object)
+        });
+    }
+    for (object, table) in [
+        ("Account", "account"),
+        ("Contact", "contact"),
+        ("Lead", "lead"),
+    ] {
+        sync(&env, &org, object, ApiChoice::Auto).await;
+        assert_equal(&env, &org, object, table).await;
+    }
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_735_field_object_syncs_exactly_through_rest_bulk_and_reconcile() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("Wide__c", 450)], Faults::default()).await;
+    let w = worker(&env);
+    // Its full SELECT is far over the 16,384-byte request line Salesforce accepts.
+    sync(&env, &org, "Wide__c", ApiChoice::Rest).await;
+    assert_equal(&env, &org, "Wide__c", "wide__c").await;
+
+    org.org().mutate(MutateRequest {
+        update: 30,
+        create: 12,
+        delete: 5,
+        ..MutateRequest::new("Wide__c")
+    });
+    sync(&env, &org, "Wide__c", ApiChoice::Rest).await;
+    assert_equal(&env, &org, "Wide__c", "wide__c").await;
+
+    let mut args = env.sync_args(&org, "Wide__c");
+    args.api = ApiChoice::Bulk;
+    args.full = true;
+    let report = producer::run_sync(&args, &CancellationToken::new())
+        .await
+        .unwrap();
+    env.wait_for_run(report.run_id, report.pages, WAIT)
+        .await
+        .unwrap();
+    assert_equal(&env, &org, "Wide__c", "wide__c").await;
+
+    // Reconcile re-pulls damaged rows by Id, every field of them.
+    sqlx::query(
+        "UPDATE salesforce.wide__c SET name = 'damaged', systemmodstamp = systemmodstamp - interval '1 day'
+          WHERE sfid IN (SELECT sfid FROM salesforce.wide__c ORDER BY sfid LIMIT 7)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "DELETE FROM salesforce.wide__c WHERE sfid IN (SELECT sfid FROM salesforce.wide__c ORDER BY sfid DESC LIMIT 4)",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let reports = producer::run_reconcile(&reconcile_args(&env, &org, "Wide__c"))
+        .await
+        .unwrap();
+    assert_eq!(reports[0].before.stale + reports[0].before.missing, 11);
+    assert_eq!(reports[0].after.unwrap().differences(), 0);
+    assert_equal(&env, &org, "Wide__c", "wide__c").await;
+    w.stop().await;
+}
+
+fn reconcile_args(env: &TestEnv, org: &FakeOrg, object: &str) -> producer::cli::ReconcileArgs {
+    let sync = env.sync_args(org, object);
+    producer::cli::ReconcileArgs {
+        objects: vec![object.into()],
+        all: false,
+        dry_run: false,
+        hard_delete: false,
+        json: false,
+        wait: WAIT,
+        api: ApiChoice::Rest,
+        max_api_usage: 100.0,
+        limit_retry: sync.limit_retry,
+        metrics: sync.metrics,
+        salesforce: sync.salesforce,
+        services: sync.services,
+        object_config: sync.object_config,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_jobs_carry_no_order_by_and_the_watermark_misses_nothing() {
+    let env = TestEnv::new().await.unwrap();
+    // Salesforce times out a Bulk query with ORDER BY once it is big enough to need PK
+    // chunking; here, over 500 records.
+    let org = real_org(
+        &[("Contact", 3_000)],
+        Faults {
+            bulk_order_by_limit: Some(500),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let w = worker(&env);
+    let full = sync(&env, &org, "Contact", ApiChoice::Bulk).await;
+    assert_eq!(full.records, 3_000);
+    assert_equal(&env, &org, "Contact", "contact").await;
+    // Changes made since reach the table through the next Bulk sync, in whatever order Bulk
+    // returns them.
+    org.org().mutate(MutateRequest {
+        update: 700,
+        create: 50,
+        ..MutateRequest::new("Contact")
+    });
+    let incremental = sync(&env, &org, "Contact", ApiChoice::Bulk).await;
+    assert!(
+        incremental.records >= 750,
+        "every change is read: {incremental:?}"
+    );
+    assert_equal(&env, &org, "Contact", "contact").await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_timeouts_narrow_the_window_instead_of_failing_the_run() {
+    let env = TestEnv::new().await.unwrap();
+    // Any REST query or COUNT() matching more than 800 records answers QUERY_TIMEOUT.
+    let org = real_org(
+        &[("Contact", 3_000)],
+        Faults {
+            query_timeout_above: Some(800),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let w = worker(&env);
+    let mut args = env.sync_args(&org, "Contact");
+    args.api = ApiChoice::Auto; // counts first, and the COUNT() times out too
+    args.bulk_threshold = 1_000_000;
+    let full = producer::run_sync(&args, &CancellationToken::new())
+        .await
+        .unwrap();
+    env.wait_for_run(full.run_id, full.pages, WAIT)
+        .await
+        .unwrap();
+    assert_equal(&env, &org, "Contact", "contact").await;
+    org.org().mutate(MutateRequest {
+        update: 900,
+        ..MutateRequest::new("Contact")
+    });
+    let incremental = producer::run_sync(&args, &CancellationToken::new())
+        .await
+        .unwrap();
+    env.wait_for_run(incremental.run_id, incremental.pages, WAIT)
+        .await
+        .unwrap();
+    assert_equal(&env, &org, "Contact", "contact").await;
+    w.stop().await;
+}
+
+/// Rows of `table` not marked deleted, compared with the org's records.
+async fn assert_live_rows_equal(env: &TestEnv, org: &FakeOrg, object: &str, table: &str) {
+    let mut rows = compare::table_rows(&env.pool, table).await.unwrap();
+    rows.retain(|_, row| row.get("isdeleted") != Some(&serde_json::Value::Bool(true)));
+    compare::assert_no_differences(org.org().records(object), &rows);
+}
+
+async fn deleted_rows(env: &TestEnv, table: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM salesforce.{table} WHERE isdeleted"
+    )))
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_without_system_modstamp_sync_on_the_stamp_they_have() {
+    let env = TestEnv::new().await.unwrap();
+    // AccountHistory: CreatedDate only. UserLogin: LastModifiedDate only, and not
+    // replicateable. LoginHistory: no stamp at all, not replicateable.
+    let org = real_org(
+        &[
+            ("AccountHistory", 1_200),
+            ("UserLogin", 300),
+            ("LoginHistory", 400),
+        ],
+        Faults::default(),
+    )
+    .await;
+    let w = worker(&env);
+    for (object, table) in [
+        ("AccountHistory", "accounthistory"),
+        ("UserLogin", "userlogin"),
+        ("LoginHistory", "loginhistory"),
+    ] {
+        sync(&env, &org, object, ApiChoice::Rest).await;
+        assert_equal(&env, &org, object, table).await;
+    }
+    // New history rows arrive by CreatedDate; records gone from the objects that getDeleted
+    // refuses are found by comparing Ids.
+    org.org().mutate(MutateRequest {
+        create: 60,
+        ..MutateRequest::new("AccountHistory")
+    });
+    org.org().mutate(MutateRequest {
+        vanish: 9,
+        create: 4,
+        ..MutateRequest::new("UserLogin")
+    });
+    org.org().mutate(MutateRequest {
+        vanish: 11,
+        create: 5,
+        ..MutateRequest::new("LoginHistory")
+    });
+    for (object, table, gone) in [
+        ("AccountHistory", "accounthistory", 0),
+        ("UserLogin", "userlogin", 9),
+        ("LoginHistory", "loginhistory", 11),
+    ] {
+        sync(&env, &org, object, ApiChoice::Auto).await;
+        assert_live_rows_equal(&env, &org, object, table).await;
+        env.wait_until(&format!("{gone} {object} rows marked deleted"), WAIT, || async {
+            Ok(deleted_rows(&env, table).await == gone)
+        })
+        .await
+        .unwrap();
+    }
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_the_bulk_api_refuses_is_read_through_rest() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("CaseStatus", 40)], Faults::default()).await;
+    let w = worker(&env);
+    let report = sync(&env, &org, "CaseStatus", ApiChoice::Bulk).await;
+    assert_eq!(report.api, producer::sync::Api::Rest, "{report:?}");
+    assert_equal(&env, &org, "CaseStatus", "casestatus").await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_from_the_org_are_left_out_not_dead_lettered() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(
+        &[("Contact", 1_000)],
+        Faults {
+            nul_every: 25,
+            ..Faults::default()
+        },
+    )
+    .await;
+    let w = worker(&env);
+    sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    assert_equal(&env, &org, "Contact", "contact").await;
+    let mut args = env.sync_args(&org, "Contact");
+    args.api = ApiChoice::Bulk;
+    args.full = true;
+    let report = producer::run_sync(&args, &CancellationToken::new())
+        .await
+        .unwrap();
+    env.wait_for_run(report.run_id, report.pages, WAIT)
+        .await
+        .unwrap();
+    assert_equal(&env, &org, "Contact", "contact").await;
+    assert_eq!(
+        env.queue_depth(common::topology::DEAD_QUEUE).await.unwrap(),
+        0
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_deleted_windows_over_the_id_limit_are_split() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(
+        &[("Contact", 1_500)],
+        Faults {
+            replication_id_limit: Some(100),
+            ..Faults::default()
+        },
+    )
+    .await;
+    let w = worker(&env);
+    sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    org.org().mutate(MutateRequest {
+        purge: 260,
+        ..MutateRequest::new("Contact")
+    });
+    let report = sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    assert_eq!(report.deletions, 260, "{report:?}");
+    env.wait_until("260 rows marked deleted", WAIT, || async {
+        Ok(deleted_rows(&env, "contact").await == 260)
+    })
+    .await
+    .unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_log_that_no_longer_covers_the_window_is_repaired_not_trusted() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("Contact", 800)], Faults::default()).await;
+    let w = worker(&env);
+    sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    let purged = org.org().mutate(MutateRequest {
+        purge: 30,
+        ..MutateRequest::new("Contact")
+    });
+    // The org's delete log now starts after those deletions (a long pause, a busy org):
+    // getDeleted can no longer report them.
+    let after = org.org().now_millis() + 120_000;
+    org.org().set_faults(Faults {
+        delete_log_start: Some(after),
+        ..Faults::default()
+    });
+    sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    env.wait_until("the purged rows marked deleted", WAIT, || async {
+        Ok(deleted_rows(&env, "contact").await == 30)
+    })
+    .await
+    .unwrap();
+    let marked: Vec<String> =
+        sqlx::query_scalar("SELECT sfid FROM salesforce.contact WHERE isdeleted ORDER BY sfid")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let mut expected = purged.purged.clone();
+    expected.sort();
+    assert_eq!(marked, expected);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_objects_failure_does_not_stop_the_others() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("Contact", 300), ("Lead", 200)], Faults::default()).await;
+    let w = worker(&env);
+    let mut args = env.sync_args(&org, "Contact");
+    args.objects = vec!["Contact".into(), "Missing__c".into(), "Lead".into()];
+    let error = producer::run_sync_all(&args, &CancellationToken::new())
+        .await
+        .expect_err("a failed object fails the command");
+    let text = format!("{error:#}");
+    assert!(text.contains("Missing__c"), "{text}");
+    assert!(
+        text.contains("1 of 3 objects failed"),
+        "the error says how many: {text}"
+    );
+    env.wait_until("Contact and Lead stored", WAIT, || async {
+        Ok(env.count_rows("contact").await.unwrap_or(0) == 300
+            && env.count_rows("lead").await.unwrap_or(0) == 200)
+    })
+    .await
+    .unwrap();
+    assert_equal(&env, &org, "Contact", "contact").await;
+    assert_equal(&env, &org, "Lead", "lead").await;
+    w.stop().await;
+}
