@@ -18,10 +18,11 @@ use tokio_postgres::Client;
 use crate::{
     baseline,
     cli::BenchArgs,
-    procs::{
-        Binaries, PeakSampler, Proc, clock_ticks_per_sec, cpu_delta_by_command, process_cpu_ns,
-        read_host, read_minflt, reaped_children_cpu_ns, server_cpu,
+    proc_stats::{
+        PeakSampler, clock_ticks_per_sec, cpu_delta_by_command, process_cpu_ns, read_host,
+        read_minflt, reaped_children_cpu_ns, server_cpu,
     },
+    procs::{Binaries, Proc},
     report::RunFigures,
     services::Env,
 };
