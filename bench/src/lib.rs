@@ -7,11 +7,15 @@
 //! - [`procs`] — finding, spawning and stopping the binaries; their logs.
 //! - [`proc_stats`] — CPU time, page faults and peak RSS of the processes and the host.
 //! - [`run`] — one run: start everything, time the sync, run the baselines.
+//! - [`launch`] — starting the fake org and the workers and waiting until they are ready.
+//! - [`clock`] — watching the producer and workers until every page is committed.
 //! - [`baseline`] — raw COPY and naive upserts into fresh copies of the table.
 //! - [`report`] — the table, min/median and the one-line result.
 
 pub mod baseline;
 pub mod cli;
+pub mod clock;
+pub mod launch;
 pub mod proc_stats;
 pub mod procs;
 pub mod report;
