@@ -134,6 +134,7 @@ pub(crate) async fn wait_for_http(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
+    let what = format!("answer on port {port}");
     loop {
         if let Ok(mut stream) = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await {
             let request =
@@ -145,16 +146,7 @@ pub(crate) async fn wait_for_http(
                 return Ok(());
             }
         }
-        if let Some(status) = proc_.try_exited()? {
-            anyhow::bail!("{} exited ({status})\n{}", proc_.name, proc_.log_tail(20));
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{} did not answer on port {port} within {timeout:?}\n{}",
-            proc_.name,
-            proc_.log_tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        keep_waiting(proc_, &what, deadline, timeout).await?;
     }
 }
 
@@ -165,18 +157,32 @@ pub(crate) async fn wait_for_log(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
+    let what = format!("log {needle:?}");
     while !proc_.log_contains(needle) {
-        if let Some(status) = proc_.try_exited()? {
-            anyhow::bail!("{} exited ({status})\n{}", proc_.name, proc_.log_tail(20));
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{} did not log {needle:?} within {timeout:?}\n{}",
-            proc_.name,
-            proc_.log_tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        keep_waiting(proc_, &what, deadline, timeout).await?;
     }
+    Ok(())
+}
+
+/// One round of waiting for `proc_` to `what` (e.g. `log "Worker consuming."`): fails with the
+/// log's tail if it has exited or the `timeout` that ends at `deadline` is over, else sleeps
+/// before the next look.
+async fn keep_waiting(
+    proc_: &mut Proc,
+    what: &str,
+    deadline: Instant,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    if let Some(status) = proc_.try_exited()? {
+        anyhow::bail!("{} exited ({status})\n{}", proc_.name, proc_.log_tail(20));
+    }
+    anyhow::ensure!(
+        Instant::now() < deadline,
+        "{} did not {what} within {timeout:?}\n{}",
+        proc_.name,
+        proc_.log_tail(20)
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
 }
 
