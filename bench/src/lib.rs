@@ -6,7 +6,7 @@
 //! - [`services`] — a private database and vhost per run, removed afterwards.
 //! - [`procs`] — finding, spawning and stopping the binaries; their logs.
 //! - [`proc_stats`] — CPU time, page faults and peak RSS of the processes and the host.
-//! - [`run`] — one run: start everything, time the sync, run the baselines.
+//! - [`run`](mod@run) — one run: start everything, time the sync, run the baselines.
 //! - [`launch`] — starting the fake org and the workers and waiting until they are ready.
 //! - [`clock`] — watching the producer and workers until every page is committed.
 //! - [`baseline`] — raw COPY and naive upserts into fresh copies of the table.
