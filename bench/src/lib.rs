@@ -4,13 +4,19 @@
 //! # Layout
 //! - [`cli`] — flags.
 //! - [`services`] — a private database and vhost per run, removed afterwards.
-//! - [`procs`] — finding, spawning and stopping the binaries; peak RSS and CPU from `/proc`.
-//! - [`run`] — one run: start everything, time the sync, run the baselines.
+//! - [`procs`] — finding, spawning and stopping the binaries; their logs.
+//! - [`proc_stats`] — CPU time, page faults and peak RSS of the processes and the host.
+//! - [`run`](mod@run) — one run: start everything, time the sync, run the baselines.
+//! - [`launch`] — starting the fake org and the workers and waiting until they are ready.
+//! - [`clock`] — watching the producer and workers until every page is committed.
 //! - [`baseline`] — raw COPY and naive upserts into fresh copies of the table.
 //! - [`report`] — the table, min/median and the one-line result.
 
 pub mod baseline;
 pub mod cli;
+pub mod clock;
+pub mod launch;
+pub mod proc_stats;
 pub mod procs;
 pub mod report;
 pub mod run;

@@ -6,32 +6,31 @@
 //! row is committed, not the moment the producer exits.
 
 use std::{
-    net::{Ipv4Addr, TcpListener},
     path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio_postgres::Client;
 
 use crate::{
     baseline,
     cli::BenchArgs,
-    procs::{
-        Binaries, PeakSampler, Proc, clock_ticks_per_sec, cpu_delta_by_command, process_cpu_ns,
-        read_host, read_minflt, reaped_children_cpu_ns, server_cpu,
+    clock::Watch,
+    launch::{
+        accounts, free_port, start_workers, wait_for_http, wait_for_log, wait_for_quiet_host,
+        warm_up,
     },
+    proc_stats::{
+        PeakSampler, clock_ticks_per_sec, cpu_delta_by_command, process_cpu_ns, read_host,
+        read_minflt, reaped_children_cpu_ns, server_cpu,
+    },
+    procs::{Binaries, Proc},
     report::RunFigures,
     services::Env,
 };
 
-/// How often the bench looks at the producer and at `sfsync.page_results`.
-const POLL: Duration = Duration::from_millis(20);
 const KIB_PER_MIB: f64 = 1024.0;
 const NS_PER_S: f64 = 1e9;
-/// The producer's default `--page-size`.
-const DEFAULT_PAGE_SIZE: u32 = 2000;
 /// What a worker logs once it consumes.
 const READY: &str = "Worker consuming.";
 
@@ -255,298 +254,4 @@ async fn measure(
         0.0
     };
     Ok(figures)
-}
-
-fn start_workers(
-    args: &BenchArgs,
-    bins: &Binaries,
-    services: &[(&str, String)],
-    log_dir: &Path,
-    numbers: std::ops::RangeInclusive<u16>,
-) -> anyhow::Result<Vec<Proc>> {
-    let mut worker_args = Vec::new();
-    if let Some(p) = args.prefetch {
-        worker_args.extend(["--prefetch".to_owned(), p.to_string()]);
-    }
-    if let Some(c) = args.concurrency {
-        worker_args.extend(["--concurrency".to_owned(), c.to_string()]);
-    }
-    numbers
-        .map(|i| {
-            Proc::spawn(
-                &format!("worker{i}"),
-                &bins.worker,
-                &worker_args,
-                services,
-                log_dir,
-            )
-        })
-        .collect()
-}
-
-/// Watches the producer and the workers while the clock runs (or while `--warm-up` runs).
-struct Watch<'a> {
-    producer: &'a mut Proc,
-    /// The object whose run the producer makes.
-    object: &'static str,
-    /// Seconds until the producer exited, and its CPU time in nanoseconds (whole life).
-    producer_done: Option<(f64, u64)>,
-    producer_peak_kib: u64,
-    /// Our reaped children's CPU nanoseconds before the producer started.
-    self_children0: u64,
-    started: Instant,
-    timeout: Duration,
-}
-
-impl<'a> Watch<'a> {
-    /// Watches `producer`, started at `started`, syncing `object`; `self_children0` is our
-    /// reaped children's CPU nanoseconds before it started.
-    fn new(
-        producer: &'a mut Proc,
-        object: &'static str,
-        self_children0: u64,
-        started: Instant,
-        args: &BenchArgs,
-    ) -> Self {
-        Self {
-            producer,
-            object,
-            producer_done: None,
-            producer_peak_kib: 0,
-            self_children0,
-            started,
-            timeout: args.timeout(),
-        }
-    }
-
-    /// Polls until the producer has exited and, unless `publish_only`, every page it
-    /// published is committed. Returns the seconds since the producer started.
-    /// `sampler` gives the producer's peak RSS (none for the warm-up, which is not measured).
-    async fn run(
-        &mut self,
-        db: &Client,
-        sampler: Option<&PeakSampler>,
-        workers: &mut [Proc],
-        publish_only: bool,
-    ) -> anyhow::Result<f64> {
-        loop {
-            if self.producer_done.is_none() {
-                // Sampled while it lives: a zombie has no VmHWM.
-                if let Some(sampler) = sampler {
-                    self.producer_peak_kib = sampler.peak_kib(self.producer.pid);
-                }
-                if let Some(status) = self.producer.try_exited()? {
-                    let seconds = self.started.elapsed().as_secs_f64();
-                    // Reaped just now, so its CPU time has moved into our children's total.
-                    let cpu = reaped_children_cpu_ns()?.saturating_sub(self.self_children0);
-                    self.producer_done = Some((seconds, cpu));
-                    anyhow::ensure!(
-                        status.success(),
-                        "the producer failed ({status})\n{}",
-                        self.producer.log_tail(30)
-                    );
-                    if publish_only {
-                        return Ok(seconds);
-                    }
-                }
-            }
-            if !publish_only && let Some(progress) = progress(db, self.object).await? {
-                anyhow::ensure!(
-                    progress.status != "failed",
-                    "the run failed\n{}",
-                    self.producer.log_tail(30)
-                );
-                if self.producer_done.is_some()
-                    && progress.status == "published"
-                    && progress.pages_done >= progress.pages_published
-                {
-                    return Ok(self.started.elapsed().as_secs_f64());
-                }
-            }
-            for w in workers.iter_mut() {
-                if let Some(status) = w.try_exited()? {
-                    anyhow::bail!("{} exited early ({status})\n{}", w.name, w.log_tail(30));
-                }
-            }
-            if self.started.elapsed() > self.timeout {
-                let tails: Vec<String> = workers.iter().map(|w| w.log_tail(10)).collect();
-                anyhow::bail!(
-                    "not every page was stored after {:?} (dead-lettered pages never are; see \
-                     the logs)\n{}\n{}",
-                    self.timeout,
-                    self.producer.log_tail(20),
-                    tails.join("\n")
-                );
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-}
-
-/// The fake org's Accounts: a tenth of the Contacts, and with `--warm-up` at least two pages
-/// per worker, so that every worker stores full pages before the clock starts.
-fn accounts(args: &BenchArgs) -> u32 {
-    let tenth = (args.records / 10).max(1);
-    if args.warm_up {
-        let pages = u32::from(args.workers) * 2;
-        tenth.max(pages.saturating_mul(args.page_size.unwrap_or(DEFAULT_PAGE_SIZE)))
-    } else {
-        tenth
-    }
-}
-
-/// `--warm-up`: syncs the Accounts through the workers and waits until every page is
-/// committed, before anything is measured.
-async fn warm_up(
-    args: &BenchArgs,
-    bins: &Binaries,
-    producer_env: &[(&str, String)],
-    workers: &mut [Proc],
-    db: &Client,
-    log_dir: &Path,
-) -> anyhow::Result<()> {
-    let sync = ["sync", "--object", "Account", "--no-progress"].map(String::from);
-    let mut producer = Proc::spawn(
-        "producer-warm-up",
-        &bins.producer,
-        &sync,
-        producer_env,
-        log_dir,
-    )?;
-    // Its CPU is not reported, so the children's total before it does not matter.
-    Watch::new(&mut producer, "Account", 0, Instant::now(), args)
-        .run(db, None, workers, false)
-        .await
-        .context("the warm-up sync of Accounts")?;
-    Ok(())
-}
-
-/// An object's run in `sfsync.runs` (one run per object in a fresh database) and its
-/// processed pages.
-struct Progress {
-    status: String,
-    pages_published: i64,
-    pages_done: i64,
-}
-
-async fn progress(db: &Client, object: &str) -> anyhow::Result<Option<Progress>> {
-    let row = db
-        .query_opt(
-            "SELECT r.status, r.pages_published,
-                    (SELECT count(*) FROM sfsync.page_results p WHERE p.run_id = r.run_id)
-               FROM sfsync.runs r WHERE r.object = $1",
-            &[&object],
-        )
-        .await
-        .context("polling sfsync.runs and sfsync.page_results")?;
-    Ok(row.map(|r| Progress {
-        status: r.get(0),
-        pages_published: r.get(1),
-        pages_done: r.get(2),
-    }))
-}
-
-/// Waits (up to `--quiet-wait-secs`) for a second in which the host is at most `--quiet-pct`
-/// busy.
-async fn wait_for_quiet_host(args: &BenchArgs) -> anyhow::Result<()> {
-    if args.quiet_wait_secs == 0 {
-        return Ok(());
-    }
-    let deadline = Instant::now() + Duration::from_secs(args.quiet_wait_secs);
-    let mut warned = false;
-    loop {
-        let before = read_host()?;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let after = read_host()?;
-        let total = after.total.saturating_sub(before.total).max(1) as f64;
-        let busy = 100.0 * after.busy.saturating_sub(before.busy) as f64 / total;
-        if busy <= args.quiet_pct {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            eprintln!(
-                "bench: warning: the host is still {busy:.0}% busy after {} s; measuring anyway \
-                 (see other_cpu_s)",
-                args.quiet_wait_secs
-            );
-            return Ok(());
-        }
-        if !warned {
-            eprintln!(
-                "bench: the host is {busy:.0}% busy with other work; waiting for it to calm down"
-            );
-            warned = true;
-        }
-    }
-}
-
-/// A port nobody listens on right now (fake-salesforce binds it a moment later).
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Waits until fake-salesforce answers an HTTP request (its org is built by then).
-async fn wait_for_http(proc_: &mut Proc, port: u16, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await {
-            let request =
-                "GET /services/data HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-            let mut buf = [0u8; 16];
-            if stream.write_all(request.as_bytes()).await.is_ok()
-                && matches!(stream.read(&mut buf).await, Ok(n) if buf[..n].starts_with(b"HTTP/"))
-            {
-                return Ok(());
-            }
-        }
-        if let Some(status) = proc_.try_exited()? {
-            anyhow::bail!("{} exited ({status})\n{}", proc_.name, proc_.log_tail(20));
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{} did not answer on port {port} within {timeout:?}\n{}",
-            proc_.name,
-            proc_.log_tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Waits until a process logs `needle`.
-async fn wait_for_log(proc_: &mut Proc, needle: &str, timeout: Duration) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
-    while !proc_.log_contains(needle) {
-        if let Some(status) = proc_.try_exited()? {
-            anyhow::bail!("{} exited ({status})\n{}", proc_.name, proc_.log_tail(20));
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{} did not log {needle:?} within {timeout:?}\n{}",
-            proc_.name,
-            proc_.log_tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser as _;
-
-    use super::*;
-
-    #[test]
-    fn warm_up_gives_every_worker_two_full_pages_of_accounts() {
-        let args = |flags: &[&str]| BenchArgs::parse_from([&["bench"], flags].concat());
-        assert_eq!(accounts(&args(&["--records", "30000"])), 3_000);
-        assert_eq!(accounts(&args(&["--records", "5"])), 1);
-        let warm = args(&["--records", "30000", "--workers", "4", "--warm-up"]);
-        assert_eq!(accounts(&warm), 16_000);
-        let small_pages = args(&["--records", "30000", "--warm-up", "--page-size", "500"]);
-        assert_eq!(accounts(&small_pages), 4_000);
-        let large = args(&["--records", "1000000", "--workers", "4", "--warm-up"]);
-        assert_eq!(accounts(&large), 100_000);
-    }
 }
