@@ -8,6 +8,7 @@
 
 pub mod binary;
 pub mod compare;
+pub mod config_dir;
 pub mod proxy;
 pub mod scrape;
 

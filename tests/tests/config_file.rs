@@ -3,45 +3,19 @@
 //! the setting acts (the broker's prefetch for a worker, page counts for a sync); and a bad
 //! file stopping a binary at start with one line naming the setting.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 
-use e2e::{TestEnv, binary::Output, compare};
-use fake_salesforce::{FakeOrg, OrgConfig};
+use e2e::{
+    TestEnv,
+    binary::Output,
+    compare,
+    config_dir::{ConfigDir, sf_env},
+};
+use fake_salesforce::OrgConfig;
 
 const WORKER: &str = env!("CARGO_BIN_EXE_e2e-worker");
 const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// A private directory holding `sfsync.toml` (and the binaries' working directory, so that no
-/// stray `./sfsync.toml` is read), removed on drop.
-struct ConfigDir(PathBuf);
-
-impl ConfigDir {
-    fn new(env: &TestEnv, toml: &str) -> Self {
-        let dir = std::env::temp_dir().join(&env.name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("sfsync.toml"), toml).unwrap();
-        Self(dir)
-    }
-
-    fn file(&self) -> String {
-        self.0.join("sfsync.toml").display().to_string()
-    }
-}
-
-impl Drop for ConfigDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn sf_env(org: &FakeOrg) -> Vec<(&'static str, String)> {
-    vec![
-        ("SF_LOGIN_URL", org.base_url()),
-        ("SF_CLIENT_ID", "demo".into()),
-        ("SF_CLIENT_SECRET", "demo".into()),
-    ]
-}
 
 fn command(
     binary: &str,
@@ -50,14 +24,7 @@ fn command(
     dir: &ConfigDir,
     extra: &[(&str, String)],
 ) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(binary);
-    cmd.args(args)
-        .current_dir(&dir.0)
-        .envs(env.process_env())
-        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
+    dir.command(binary, args, env, extra)
 }
 
 async fn run(
@@ -224,7 +191,7 @@ exclude_fields = ["Website", "Phone", "AnnualRevenue"]
     // A changed table setting: the new table gets every record though a watermark exists;
     // the other object goes on incrementally.
     std::fs::write(
-        dir.0.join("sfsync.toml"),
+        dir.file(),
         std::fs::read_to_string(dir.file())
             .unwrap()
             .replace("\"people\"", "\"people_v2\""),
@@ -336,7 +303,7 @@ async fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_defau
     assert_eq!(worker_prefetch(&env, &dir, &[], &config_env).await, 7);
     // ./sfsync.toml is read without --config (the worker runs in the file's directory).
     assert_eq!(worker_prefetch(&env, &dir, &[], &[]).await, 7);
-    std::fs::remove_file(dir.0.join("sfsync.toml")).unwrap();
+    std::fs::remove_file(dir.file()).unwrap();
     assert_eq!(worker_prefetch(&env, &dir, &[], &[]).await, 4);
 
     // A sync's page size, as the number of pages published: 2,400 records.
@@ -349,7 +316,7 @@ async fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_defau
     .await
     .unwrap();
     std::fs::write(
-        dir.0.join("sfsync.toml"),
+        dir.file(),
         "[sync]\npage_size = 400\napi = \"rest\"\nno_progress = true\n",
     )
     .unwrap();
@@ -365,7 +332,7 @@ async fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_defau
     assert_eq!(pages(&env, &dir, &[], &sf).await, 6);
     // --all on the command line beats SFSYNC_OBJECTS (as compose files set it).
     std::fs::write(
-        dir.0.join("sfsync.toml"),
+        dir.file(),
         "[sync]\nobjects = [\"Contact\"]\napi = \"rest\"\nno_progress = true\n",
     )
     .unwrap();
@@ -379,7 +346,7 @@ async fn a_flag_beats_the_environment_which_beats_the_file_which_beats_the_defau
     .await;
     assert!(out.success, "{}", out.stderr);
     assert_eq!(runs(&out.stdout), [("Contact".into(), 2, 2_400)]);
-    std::fs::remove_file(dir.0.join("sfsync.toml")).unwrap();
+    std::fs::remove_file(dir.file()).unwrap();
     assert_eq!(
         pages(&env, &dir, &["--api", "rest", "--no-progress"], &sf).await,
         2
@@ -435,7 +402,7 @@ async fn a_bad_file_stops_each_binary_at_start_naming_the_setting() {
         ),
     ];
     for (binary, args, toml, want) in cases {
-        std::fs::write(dir.0.join("sfsync.toml"), toml).unwrap();
+        std::fs::write(dir.file(), toml).unwrap();
         let out = run(binary, args, &env, &dir, &[]).await;
         assert!(!out.success, "{toml}: exit 0");
         let stderr = out.stderr.trim();
@@ -456,7 +423,7 @@ async fn a_bad_file_stops_each_binary_at_start_naming_the_setting() {
     .await
     .unwrap();
     std::fs::write(
-        dir.0.join("sfsync.toml"),
+        dir.file(),
         "[sync]\nobjects = [\"Account\", \"Contact\"]\n[objects.Contact]\nexclude_fields = [\"Nickname\"]\n",
     )
     .unwrap();
@@ -474,7 +441,7 @@ async fn a_bad_file_stops_each_binary_at_start_naming_the_setting() {
     // A table another object already holds is refused, even when the file names only one of
     // the two objects.
     std::fs::write(
-        dir.0.join("sfsync.toml"),
+        dir.file(),
         "[sync]\napi = \"rest\"\n[objects.Contact]\ntable = \"account\"\n",
     )
     .unwrap();

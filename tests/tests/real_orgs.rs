@@ -306,9 +306,11 @@ async fn objects_without_system_modstamp_sync_on_the_stamp_they_have() {
     ] {
         sync(&env, &org, object, ApiChoice::Auto).await;
         assert_live_rows_equal(&env, &org, object, table).await;
-        env.wait_until(&format!("{gone} {object} rows marked deleted"), WAIT, || async {
-            Ok(deleted_rows(&env, table).await == gone)
-        })
+        env.wait_until(
+            &format!("{gone} {object} rows marked deleted"),
+            WAIT,
+            || async { Ok(deleted_rows(&env, table).await == gone) },
+        )
         .await
         .unwrap();
     }

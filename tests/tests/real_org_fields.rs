@@ -1,0 +1,239 @@
+//! Real orgs, through the binaries as a user runs them: an object that needs a filter, formula
+//! fields that change without a new SystemModstamp, and fields that appear or disappear for
+//! the integration user.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use e2e::{
+    TestEnv,
+    binary::Output,
+    compare,
+    config_dir::{ConfigDir, sf_env},
+};
+use fake_salesforce::{FakeOrg, Faults, FieldsRequest, MutateRequest, NewField, OrgConfig, Shape};
+
+const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
+const LIMIT: Duration = Duration::from_secs(180);
+
+async fn real_org(records: &[(&str, u32)]) -> FakeOrg {
+    fake_salesforce::spawn(OrgConfig {
+        shape: Shape::Real,
+        accounts: 0,
+        contacts: 0,
+        records: records
+            .iter()
+            .map(|(object, n)| ((*object).to_owned(), *n))
+            .collect::<BTreeMap<_, _>>(),
+        seed: 23,
+        bulk_job_delay: Duration::from_millis(50),
+        faults: Faults::default(),
+        ..OrgConfig::default()
+    })
+    .await
+    .expect("fake org starts")
+}
+
+async fn producer(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, args: &[&str]) -> Output {
+    e2e::binary::output(dir.command(PRODUCER, args, env, &sf_env(org)), LIMIT).await
+}
+
+/// Runs `producer sync` and waits until the workers stored what it published.
+async fn sync(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, args: &[&str]) -> Output {
+    let mut all = vec!["sync", "--no-progress", "--max-api-usage", "100"];
+    all.extend_from_slice(args);
+    let out = producer(env, dir, org, &all).await;
+    assert!(out.success, "producer {all:?}: {}", out.stderr);
+    env.wait_until("every page stored", LIMIT, || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(r.pages_published), 0)::bigint - (SELECT count(*) FROM sfsync.page_results)
+               FROM sfsync.runs r",
+        )
+        .fetch_one(&env.pool)
+        .await?;
+        Ok(waiting == 0)
+    })
+    .await
+    .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_that_needs_a_filter_says_which_setting_until_it_has_one() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("ContentDocumentLink", 60)]).await;
+    let worker = env.spawn_worker(4, 2);
+    let dir = ConfigDir::new(&env, "");
+    let out = producer(
+        &env,
+        &dir,
+        &org,
+        &["sync", "--object", "ContentDocumentLink", "--no-progress"],
+    )
+    .await;
+    let (line, _) = e2e::binary::one_line_error("no filter", &out);
+    assert!(
+        line.contains("ContentDocumentLink")
+            && line.contains("where")
+            && line.contains("[objects.ContentDocumentLink]"),
+        "the error names the object and the setting: {line}"
+    );
+
+    // The filter: the links of the first 20 documents.
+    let documents: Vec<String> = org
+        .org()
+        .records("ContentDocumentLink")
+        .filter_map(|r| r["ContentDocumentId"].as_str().map(str::to_owned))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .take(20)
+        .collect();
+    let list = documents
+        .iter()
+        .map(|id| format!("'{id}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let dir = ConfigDir::new(
+        &env,
+        &format!("[objects.ContentDocumentLink]\nwhere = \"ContentDocumentId IN ({list})\"\n"),
+    );
+    sync(&env, &dir, &org, &["--object", "ContentDocumentLink"]).await;
+    let expected = org.org().records("ContentDocumentLink").filter(|r| {
+        documents
+            .iter()
+            .any(|d| r["ContentDocumentId"] == d.as_str())
+    });
+    compare::assert_table_matches(&env.pool, "contentdocumentlink", expected).await;
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formula_fields_are_brought_up_to_date_at_bulk_cost() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("Account", 3_000)]).await;
+    let worker = env.spawn_worker(4, 2);
+    let dir = ConfigDir::new(&env, "");
+    sync(&env, &dir, &org, &["--object", "Account"]).await;
+    // What the formulas compute from changed: their values move, SystemModstamp does not.
+    let changed = org.org().mutate(MutateRequest {
+        formula: 500,
+        ..MutateRequest::new("Account")
+    });
+    assert_eq!(changed.formula.len(), 500);
+    // An incremental sync cannot see that.
+    sync(&env, &dir, &org, &["--object", "Account"]).await;
+    let rows = compare::table_rows(&env.pool, "account").await.unwrap();
+    assert!(
+        !compare::differences(org.org().records("Account"), &rows).is_empty(),
+        "an incremental sync does not see formula changes"
+    );
+    let out = producer(
+        &env,
+        &dir,
+        &org,
+        &[
+            "reconcile",
+            "--object",
+            "Account",
+            "--formulas",
+            "--max-api-usage",
+            "100",
+        ],
+    )
+    .await;
+    assert!(out.success, "{}\n{}", out.stdout, out.stderr);
+    let calls: u64 = out
+        .stdout
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .windows(3)
+        .find(|w| w[1] == "API" && w[2].starts_with("calls"))
+        .and_then(|w| w[0].parse().ok())
+        .unwrap_or_else(|| panic!("API calls printed: {}", out.stdout));
+    assert!(
+        calls <= 15,
+        "a formula refresh costs a Bulk job: {calls} calls"
+    );
+    compare::assert_table_matches(&env.pool, "account", org.org().records("Account")).await;
+    worker.stop().await;
+}
+
+async fn column_states(env: &TestEnv, table: &str) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT column_name, state FROM sfsync.columns WHERE table_name = $1 ORDER BY column_name",
+    )
+    .bind(table)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_field_is_back_filled_and_a_hidden_one_reported_stale() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("Contact", 2_500)]).await;
+    let worker = env.spawn_worker(4, 2);
+    let dir = ConfigDir::new(&env, "");
+    sync(&env, &dir, &org, &["--object", "Contact"]).await;
+
+    // An admin adds a custom field (existing records get values, no SystemModstamp moves) and
+    // field-level security hides Title from the integration user.
+    org.org()
+        .change_fields(&FieldsRequest {
+            object: "Contact".into(),
+            add: Some(NewField {
+                name: "Tier__c".into(),
+                ty: "picklist".into(),
+                label: None,
+                values: vec!["Gold".into(), "Silver".into()],
+                existing: Some("generated".into()),
+            }),
+            hide: vec!["Title".into()],
+            show: vec![],
+        })
+        .unwrap();
+    let out = sync(&env, &dir, &org, &["--object", "Contact"]).await;
+    assert!(
+        out.stderr.contains("Title") || out.stdout.contains("Title"),
+        "the field no longer synced is named: {}{}",
+        out.stdout,
+        out.stderr
+    );
+    // Every existing row has the new field's value: back-filled, not left null.
+    let rows = compare::table_rows(&env.pool, "contact").await.unwrap();
+    let org_tiers: Vec<(String, serde_json::Value)> = org
+        .org()
+        .records("Contact")
+        .map(|r| (r["Id"].as_str().unwrap().to_owned(), r["Tier__c"].clone()))
+        .collect();
+    assert_eq!(org_tiers.len(), 2_500);
+    assert!(org_tiers.iter().all(|(_, t)| !t.is_null()));
+    for (id, tier) in &org_tiers {
+        assert_eq!(rows[id].get("tier__c"), Some(tier), "{id}");
+    }
+    // Title keeps its column and its last values, and is reported stale.
+    let titles: i64 = sqlx::query_scalar("SELECT count(title) FROM salesforce.contact")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(titles > 0, "the hidden field's column keeps its values");
+    let states = column_states(&env, "contact").await;
+    assert!(
+        states.contains(&("title".to_owned(), "stale".to_owned())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("tier__c".to_owned(), "synced".to_owned())),
+        "{states:?}"
+    );
+    let status = producer(&env, &dir, &org, &["status"]).await;
+    assert!(status.success, "{}", status.stderr);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.contains("stale") && l.contains("contact.title")),
+        "producer status shows the stale column: {}",
+        status.stdout
+    );
+    worker.stop().await;
+}
