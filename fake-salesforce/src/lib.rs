@@ -7,7 +7,10 @@
 //! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
 //!   generator and the store.
 //! - [`soql`]: the SOQL subset (parser and evaluator).
-//! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface.
+//! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface. `routes`
+//!   holds the envelope of every REST call and the table from paths to resources; its files
+//!   answer query/queryAll/queryMore (`query`), describe and records (`sobjects`), `limits`
+//!   and the `/__admin/` hooks (`admin`).
 //! - [`render`]: JSON page rendering, the hot path.
 //! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results.
 //! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators,
