@@ -408,13 +408,7 @@ async fn create(org: &Arc<Org>, version: &str, body: &Bytes) -> Result<Response,
         }
     })
     .await
-    .map_err(|e| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN_EXCEPTION",
-            e.to_string(),
-        )
-    })?;
+    .map_err(ApiError::unknown)?;
     tracing::debug!(job = %job.id, soql, all, rows = job.indices.len(), "Created a Bulk query job.");
     let job = Arc::new(job);
     org.jobs().insert(Arc::clone(&job));

@@ -6,61 +6,44 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 
 use crate::error::{ApiError, json_response};
 use crate::faults::Faults;
 use crate::org::{FieldsRequest, MutateRequest, Org};
 
+/// The JSON body of an admin request; 400 `JSON_PARSER_ERROR` when it does not parse.
+fn request<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", e.to_string()))
+}
+
 /// `POST /__admin/mutate`: changes the org (see [`Org::mutate`]); no auth, not counted.
-pub(super) async fn mutate(State(org): State<Arc<Org>>, body: Bytes) -> Response {
-    let request: MutateRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", e.to_string())
-                .into_response();
-        }
-    };
+pub(super) async fn mutate(State(org): State<Arc<Org>>, body: Bytes) -> Result<Response, ApiError> {
+    let request: MutateRequest = request(&body)?;
     if let Err(why) = org.check_mutation(&request) {
         let code = if org.kind_of(&request.object).is_none() {
             "INVALID_TYPE"
         } else {
             "INVALID_OPERATION"
         };
-        return ApiError::new(StatusCode::BAD_REQUEST, code, why).into_response();
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, code, why));
     }
-    let response = tokio::task::spawn_blocking(move || org.mutate(request)).await;
-    match response.map(|r| serde_json::to_string(&r)) {
-        Ok(Ok(body)) => json_response(StatusCode::OK, body),
-        Ok(Err(e)) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN_EXCEPTION",
-            e.to_string(),
-        )
-        .into_response(),
-        Err(e) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "UNKNOWN_EXCEPTION",
-            e.to_string(),
-        )
-        .into_response(),
-    }
+    let response = tokio::task::spawn_blocking(move || org.mutate(request))
+        .await
+        .map_err(ApiError::unknown)?;
+    let body = serde_json::to_string(&response).map_err(ApiError::unknown)?;
+    Ok(json_response(StatusCode::OK, body))
 }
 
 /// `POST /__admin/fields`: adds, hides or shows fields (see [`Org::change_fields`]); no auth,
 /// not counted.
-pub(super) async fn fields(State(org): State<Arc<Org>>, body: Bytes) -> Response {
-    let request: FieldsRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", e.to_string())
-                .into_response();
-        }
-    };
+pub(super) async fn fields(State(org): State<Arc<Org>>, body: Bytes) -> Result<Response, ApiError> {
+    let request: FieldsRequest = request(&body)?;
     match org.change_fields(&request) {
-        Ok(response) => json_response(StatusCode::OK, json!(response).to_string()),
-        Err(e) => ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message).into_response(),
+        Ok(response) => Ok(json_response(StatusCode::OK, json!(response).to_string())),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message)),
     }
 }
 
@@ -88,14 +71,11 @@ pub(super) async fn faults(State(org): State<Arc<Org>>) -> Response {
 }
 
 /// `POST /__admin/faults`: replaces the faults in force (see [`Org::set_faults`]).
-pub(super) async fn set_faults(State(org): State<Arc<Org>>, body: Bytes) -> Response {
-    let request: FaultsRequest = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return ApiError::new(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", e.to_string())
-                .into_response();
-        }
-    };
+pub(super) async fn set_faults(
+    State(org): State<Arc<Org>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: FaultsRequest = request(&body)?;
     org.set_faults(request.faults);
     if request.expire_tokens {
         org.expire_all_tokens();
@@ -103,5 +83,5 @@ pub(super) async fn set_faults(State(org): State<Arc<Org>>, body: Bytes) -> Resp
     if request.expire_cursors {
         org.expire_all_cursors();
     }
-    faults_report(&org)
+    Ok(faults_report(&org))
 }

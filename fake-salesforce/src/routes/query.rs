@@ -39,13 +39,7 @@ pub(super) async fn query(
     // Filtering and sorting a large table is CPU work; keep it off the reactor.
     tokio::task::spawn_blocking(move || run_query(&org, &version, &q, all, batch))
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "UNKNOWN_EXCEPTION",
-                e.to_string(),
-            )
-        })?
+        .map_err(ApiError::unknown)?
 }
 
 /// `GET /query/{locator}`: the next page of an open cursor.
