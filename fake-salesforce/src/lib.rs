@@ -12,7 +12,9 @@
 //!   answer query/queryAll/queryMore (`query`), describe and records (`sobjects`), `limits`
 //!   and the `/__admin/` hooks (`admin`).
 //! - [`render`]: JSON page rendering, the hot path.
-//! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results.
+//! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results: the job store (`store`), a job's
+//!   creation, state and info (`lifecycle`), the result chunks and their locators
+//!   (`results`) and the CSV rendering ([`bulk::csv`]).
 //! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators,
 //!   and real orgs' limits (query timeouts, NUL characters, Id limits, a trimmed delete log).
 //! - `org`: the org's state, its mutations, its field changes and the replication resources.

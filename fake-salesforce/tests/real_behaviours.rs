@@ -1,5 +1,5 @@
 //! What real orgs do to integrations, each with the exact status and body Salesforce sends
-//! (the sources are named in the code that answers: `routes/`, `bulk/mod.rs`,
+//! (the sources are named in the code that answers: `routes/`, `bulk/`,
 //! `org/replication.rs`, `soql/parser.rs`).
 
 mod support;
