@@ -10,7 +10,7 @@
 //! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface. `routes`
 //!   holds the envelope of every REST call and the table from paths to resources; its files
 //!   answer query/queryAll/queryMore (`query`), describe and records (`sobjects`), `limits`
-//!   and the `/__admin/` hooks (`admin`).
+//!   and the `/__admin/` hooks (`admin`). `base64` serves Basic credentials and Bulk locators.
 //! - [`render`]: JSON page rendering, the hot path.
 //! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results: the job store (`store`), a job's
 //!   creation, state and info (`lifecycle`), the result chunks and their locators
@@ -114,6 +114,7 @@
 //!   (default [`bulk::DEFAULT_MAX_RECORDS`]) chained by `Sforce-Locator`, `null` on the last.
 
 pub mod auth;
+mod base64;
 pub mod bulk;
 pub mod calendar;
 pub mod cursor;

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{DEFAULT_MAX_RECORDS, Job, bad_request, csv};
+use crate::base64;
 use crate::error::ApiError;
 use crate::org::Org;
 use crate::soql::eval::Tables;
@@ -104,39 +105,20 @@ fn stream_rows(org: &Arc<Org>, job: Arc<Job>, range: std::ops::Range<usize>) -> 
     }))
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 /// Base64 (no padding) of the decimal row offset, like Salesforce's `MTAwMDA` for 10000.
 fn encode_locator(offset: usize) -> String {
-    let bytes = offset.to_string().into_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(char::from(B64[(n >> (18 - 6 * i) & 63) as usize]));
-        }
-    }
-    out
+    base64::encode(offset.to_string().as_bytes())
+        .trim_end_matches('=')
+        .to_owned()
 }
 
+/// The row offset of a locator; `=` only as trailing padding.
 fn decode_locator(locator: &str) -> Option<usize> {
-    let mut bits = 0u32;
-    let mut nbits = 0;
-    let mut bytes = Vec::new();
-    for c in locator.trim_end_matches('=').bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        bits = bits << 6 | v;
-        nbits += 6;
-        if nbits >= 8 {
-            nbits -= 8;
-            bytes.push((bits >> nbits) as u8);
-            bits &= (1 << nbits) - 1;
-        }
+    let digits = locator.trim_end_matches('=');
+    if digits.contains('=') {
+        return None;
     }
-    let text = String::from_utf8(bytes).ok()?;
+    let text = String::from_utf8(base64::decode(digits)?).ok()?;
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -156,5 +138,6 @@ mod tests {
         assert_eq!(decode_locator("MTAwMDA="), Some(10_000));
         assert_eq!(decode_locator("!!"), None);
         assert_eq!(decode_locator("bnVsbA"), None);
+        assert_eq!(decode_locator("MTA=wMDA"), None);
     }
 }
