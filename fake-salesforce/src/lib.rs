@@ -6,7 +6,8 @@
 //! # Layout
 //! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
 //!   generator and the store.
-//! - [`soql`]: the SOQL subset (parser and evaluator).
+//! - [`soql`]: the SOQL subset: the lexer, the parser (its grammar, name resolution in
+//!   `parser::resolve` and literal checks in `parser::literal`) and the evaluator.
 //! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface. `routes`
 //!   holds the envelope of every REST call and the table from paths to resources; its files
 //!   answer query/queryAll/queryMore (`query`), describe and records (`sobjects`), `limits`
