@@ -9,8 +9,8 @@ mod literal;
 mod resolve;
 
 use super::lexer::{Tok, Token, tokenize};
-use super::{Expr, OrderKey, Query, Selection, SoqlError};
-use crate::data::{ObjectDef, Schema};
+use super::{Expr, FieldRef, OrderKey, Query, Selection, SoqlError};
+use crate::data::{FieldDef, ObjectDef, Schema};
 use resolve::pins;
 
 /// Parses and resolves one SOQL statement against `schema` (hidden fields do not resolve).
@@ -204,18 +204,29 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn order_key(&mut self) -> Result<OrderKey, SoqlError> {
+    /// A field path where the field must allow `use_` ("sorted", "filtered"), which `allows`
+    /// tells.
+    fn field_for(
+        &mut self,
+        use_: &str,
+        allows: fn(&FieldDef) -> bool,
+    ) -> Result<(FieldRef, &'a FieldDef), SoqlError> {
         let (path, pos) = self.word()?;
         let field = self.resolve(&path, pos)?;
         let def = self.field_def(field);
-        if !def.sortable {
+        if !allows(def) {
             return Err(SoqlError::at(
                 "INVALID_FIELD",
                 self.soql,
                 pos,
-                format!("field '{}' can not be sorted in a query call", def.name),
+                format!("field '{}' can not be {use_} in a query call", def.name),
             ));
         }
+        Ok((field, def))
+    }
+
+    fn order_key(&mut self) -> Result<OrderKey, SoqlError> {
+        let (field, _) = self.field_for("sorted", |f| f.sortable)?;
         let descending = if self.eat_kw("DESC") {
             true
         } else {
@@ -239,26 +250,28 @@ impl<'a> Parser<'a> {
     }
 
     fn or_expr(&mut self) -> Result<Expr, SoqlError> {
-        let mut terms = vec![self.and_expr()?];
-        while self.eat_kw("OR") {
-            terms.push(self.and_expr()?);
-        }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            Expr::Or(terms)
-        })
+        self.chain("OR", Self::and_expr, Expr::Or)
     }
 
     fn and_expr(&mut self) -> Result<Expr, SoqlError> {
-        let mut terms = vec![self.unary()?];
-        while self.eat_kw("AND") {
-            terms.push(self.unary()?);
+        self.chain("AND", Self::unary, Expr::And)
+    }
+
+    /// `term (keyword term)*`: a single term as it is, more than one joined by `join`.
+    fn chain(
+        &mut self,
+        keyword: &str,
+        term: fn(&mut Self) -> Result<Expr, SoqlError>,
+        join: fn(Vec<Expr>) -> Expr,
+    ) -> Result<Expr, SoqlError> {
+        let mut terms = vec![term(self)?];
+        while self.eat_kw(keyword) {
+            terms.push(term(self)?);
         }
         Ok(if terms.len() == 1 {
             terms.remove(0)
         } else {
-            Expr::And(terms)
+            join(terms)
         })
     }
 
@@ -276,17 +289,7 @@ impl<'a> Parser<'a> {
     }
 
     fn condition(&mut self) -> Result<Expr, SoqlError> {
-        let (path, pos) = self.word()?;
-        let field = self.resolve(&path, pos)?;
-        let def = self.field_def(field);
-        if !def.filterable {
-            return Err(SoqlError::at(
-                "INVALID_FIELD",
-                self.soql,
-                pos,
-                format!("field '{}' can not be filtered in a query call", def.name),
-            ));
-        }
+        let (field, def) = self.field_for("filtered", |f| f.filterable)?;
         let negated = self.is_kw("NOT")
             && matches!(self.tokens.get(self.at + 1).map(|t| &t.tok), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"));
         if negated {
