@@ -5,7 +5,8 @@
 //!
 //! # Layout
 //! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
-//!   generator and the store.
+//!   generator and the store. In [`data::schema`], `field` and `object` hold the metadata
+//!   types, `classic`, `real` and `generated` the objects of each shape.
 //! - [`soql`]: the SOQL subset: the lexer, the parser (its grammar, name resolution in
 //!   `parser::resolve` and literal checks in `parser::literal`) and the evaluator.
 //! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface. `routes`
