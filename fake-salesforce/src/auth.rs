@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::base64;
 use crate::data::generate::{BASE62, mix};
 use crate::error::{JSON, OAuthError};
 use crate::org::Org;
@@ -113,7 +114,7 @@ pub async fn token(State(org): State<Arc<Org>>, headers: HeaderMap, body: Bytes)
                 .to_string();
             let id = format!("{instance}/id/{}/{}", org.org_id(), org.user_id());
             let signature =
-                base64_encode(&mix(org.config().seed ^ issued_at.len() as u64).to_be_bytes());
+                base64::encode(&mix(org.config().seed ^ issued_at.len() as u64).to_be_bytes());
             let body = serde_json::json!({
                 "access_token": org.tokens().issue(org.org_id()),
                 "instance_url": instance,
@@ -198,7 +199,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("Basic") {
         return None;
     }
-    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+    let decoded = String::from_utf8(base64::decode(encoded.trim())?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     let unescape = |s: &str| -> String {
         url::form_urlencoded::parse(format!("x={s}").as_bytes())
@@ -207,53 +208,4 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
             .unwrap_or_default()
     };
     Some((unescape(id), unescape(secret)))
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, &b)| acc | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(B64[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|&c| c != b'=') {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits & 0xff) as u8);
-        }
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_round_trips() {
-        for s in ["", "d", "de", "demo:demo", "a%3Ab:c"] {
-            let e = base64_encode(s.as_bytes());
-            assert_eq!(base64_decode(&e).unwrap(), s.as_bytes(), "{s} -> {e}");
-        }
-        assert_eq!(base64_encode(b"demo:demo"), "ZGVtbzpkZW1v");
-    }
 }

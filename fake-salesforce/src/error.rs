@@ -63,6 +63,15 @@ impl ApiError {
         )
     }
 
+    /// 500 `UNKNOWN_EXCEPTION`: what should not fail did (a blocking task panicked).
+    pub fn unknown(error: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            error.to_string(),
+        )
+    }
+
     pub fn method_not_allowed(method: &str) -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,

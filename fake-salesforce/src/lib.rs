@@ -5,11 +5,18 @@
 //!
 //! # Layout
 //! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
-//!   generator and the store.
-//! - [`soql`]: the SOQL subset (parser and evaluator).
-//! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface.
+//!   generator and the store. In [`data::schema`], `field` and `object` hold the metadata
+//!   types, `classic`, `real` and `generated` the objects of each shape.
+//! - [`soql`]: the SOQL subset: the lexer, the parser (its grammar, name resolution in
+//!   `parser::resolve` and literal checks in `parser::literal`) and the evaluator.
+//! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface. `routes`
+//!   holds the envelope of every REST call and the table from paths to resources; its files
+//!   answer query/queryAll/queryMore (`query`), describe and records (`sobjects`), `limits`
+//!   and the `/__admin/` hooks (`admin`). `base64` serves Basic credentials and Bulk locators.
 //! - [`render`]: JSON page rendering, the hot path.
-//! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results.
+//! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results: the job store (`store`), a job's
+//!   creation, state and info (`lifecycle`), the result chunks and their locators
+//!   (`results`) and the CSV rendering ([`bulk::csv`]).
 //! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators,
 //!   and real orgs' limits (query timeouts, NUL characters, Id limits, a trimmed delete log).
 //! - `org`: the org's state, its mutations, its field changes and the replication resources.
@@ -109,6 +116,7 @@
 //!   (default [`bulk::DEFAULT_MAX_RECORDS`]) chained by `Sforce-Locator`, `null` on the last.
 
 pub mod auth;
+mod base64;
 pub mod bulk;
 pub mod calendar;
 pub mod cursor;

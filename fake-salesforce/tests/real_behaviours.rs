@@ -1,6 +1,6 @@
 //! What real orgs do to integrations, each with the exact status and body Salesforce sends
-//! (the sources are named in the code that answers: `routes.rs`, `bulk/mod.rs`,
-//! `org/replication.rs`, `soql/parser.rs`).
+//! (the sources are named in the code that answers: `routes/`, `bulk/`,
+//! `org/replication.rs`, `soql/parser/`).
 
 mod support;
 

@@ -1,14 +1,17 @@
 //! Recursive-descent parser from tokens to a resolved [`Query`]: field names are checked
 //! against the object's metadata and literals against the field types, with Salesforce's
 //! error codes and messages.
+//!
+//! This file holds the grammar (SELECT … FROM … WHERE … ORDER BY … LIMIT … OFFSET, and the
+//! WHERE expressions); names resolve in `resolve` and literals are checked in `literal`.
 
-use std::borrow::Cow;
-
-use common::sfid::SalesforceId;
+mod literal;
+mod resolve;
 
 use super::lexer::{Tok, Token, tokenize};
-use super::{Expr, FieldRef, Op, OrderKey, Query, SelectItem, Selection, SoqlError};
-use crate::data::{FieldDef, FieldType, ObjectDef, Schema, Value};
+use super::{Expr, FieldRef, OrderKey, Query, Selection, SoqlError};
+use crate::data::{FieldDef, ObjectDef, Schema};
+use resolve::pins;
 
 /// Parses and resolves one SOQL statement against `schema` (hidden fields do not resolve).
 ///
@@ -201,117 +204,29 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The nested select list REST renders, and the flat column list in SELECT order.
-    fn select_items(
-        &self,
-        raw: &[(String, usize)],
-    ) -> Result<(Vec<SelectItem>, Vec<FieldRef>), SoqlError> {
-        let mut items: Vec<SelectItem> = Vec::new();
-        let mut seen = Vec::new();
-        for (path, pos) in raw {
-            let field = self.resolve(path, *pos)?;
-            if seen.contains(&field) {
-                return Err(SoqlError::malformed(
-                    self.soql,
-                    *pos,
-                    format!("duplicate field selected: {path}"),
-                ));
-            }
-            seen.push(field);
-            match field {
-                FieldRef::Own(f) => items.push(SelectItem::Field(f)),
-                FieldRef::Parent { via, field } => {
-                    let existing = items.iter_mut().find_map(|item| match item {
-                        SelectItem::Parent { via: v, fields } if *v == via => Some(fields),
-                        _ => None,
-                    });
-                    match existing {
-                        Some(fields) => fields.push(field),
-                        None => items.push(SelectItem::Parent {
-                            via,
-                            fields: vec![field],
-                        }),
-                    }
-                }
-            }
-        }
-        Ok((items, seen))
-    }
-
-    /// Resolves `Field`, `Object.Field` or `Relationship.Field` on the FROM object.
-    fn resolve(&self, path: &str, pos: usize) -> Result<FieldRef, SoqlError> {
-        let object = self.object();
-        let mut parts: Vec<&str> = path.split('.').collect();
-        if parts.len() > 1 && parts[0].eq_ignore_ascii_case(object.name) {
-            parts.remove(0);
-        }
-        match parts.as_slice() {
-            [name] => object
-                .field_index(name)
-                .map(FieldRef::Own)
-                .ok_or_else(|| SoqlError::no_such_column(self.soql, pos, name, object.name)),
-            [relationship, name] => {
-                let bad_relationship = || {
-                    SoqlError::at(
-                        "INVALID_FIELD",
-                        self.soql,
-                        pos,
-                        format!(
-                            "Didn't understand relationship '{relationship}' in field path. If \
-                             you are attempting to use a custom relationship, be sure to append \
-                             the '__r' after the custom relationship name. Please reference your \
-                             WSDL or the describe call for the appropriate names."
-                        ),
-                    )
-                };
-                let via = object
-                    .relationship(relationship)
-                    .ok_or_else(bad_relationship)?;
-                let parent = self
-                    .schema
-                    .def(object.fields[via].target.ok_or_else(bad_relationship)?);
-                let field = parent
-                    .field_index(name)
-                    .ok_or_else(|| SoqlError::no_such_column(self.soql, pos, name, parent.name))?;
-                Ok(FieldRef::Parent { via, field })
-            }
-            _ => Err(SoqlError::at(
-                "INVALID_FIELD",
-                self.soql,
-                pos,
-                format!(
-                    "Didn't understand relationship '{}' in field path.",
-                    parts[1]
-                ),
-            )),
-        }
-    }
-
-    fn field_def(&self, field: FieldRef) -> &'a FieldDef {
-        let object = self.object();
-        match field {
-            FieldRef::Own(f) => &object.fields[f],
-            FieldRef::Parent { via, field } => {
-                let parent = object.fields[via]
-                    .target
-                    .expect("resolve only builds Parent through served references");
-                &self.schema.def(parent).fields[field]
-            }
-        }
-    }
-
-    fn order_key(&mut self) -> Result<OrderKey, SoqlError> {
+    /// A field path where the field must allow `use_` ("sorted", "filtered"), which `allows`
+    /// tells.
+    fn field_for(
+        &mut self,
+        use_: &str,
+        allows: fn(&FieldDef) -> bool,
+    ) -> Result<(FieldRef, &'a FieldDef), SoqlError> {
         let (path, pos) = self.word()?;
         let field = self.resolve(&path, pos)?;
         let def = self.field_def(field);
-        if !def.sortable {
+        if !allows(def) {
             return Err(SoqlError::at(
                 "INVALID_FIELD",
                 self.soql,
                 pos,
-                format!("field '{}' can not be sorted in a query call", def.name),
+                format!("field '{}' can not be {use_} in a query call", def.name),
             ));
         }
+        Ok((field, def))
+    }
+
+    fn order_key(&mut self) -> Result<OrderKey, SoqlError> {
+        let (field, _) = self.field_for("sorted", |f| f.sortable)?;
         let descending = if self.eat_kw("DESC") {
             true
         } else {
@@ -335,26 +250,28 @@ impl<'a> Parser<'a> {
     }
 
     fn or_expr(&mut self) -> Result<Expr, SoqlError> {
-        let mut terms = vec![self.and_expr()?];
-        while self.eat_kw("OR") {
-            terms.push(self.and_expr()?);
-        }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            Expr::Or(terms)
-        })
+        self.chain("OR", Self::and_expr, Expr::Or)
     }
 
     fn and_expr(&mut self) -> Result<Expr, SoqlError> {
-        let mut terms = vec![self.unary()?];
-        while self.eat_kw("AND") {
-            terms.push(self.unary()?);
+        self.chain("AND", Self::unary, Expr::And)
+    }
+
+    /// `term (keyword term)*`: a single term as it is, more than one joined by `join`.
+    fn chain(
+        &mut self,
+        keyword: &str,
+        term: fn(&mut Self) -> Result<Expr, SoqlError>,
+        join: fn(Vec<Expr>) -> Expr,
+    ) -> Result<Expr, SoqlError> {
+        let mut terms = vec![term(self)?];
+        while self.eat_kw(keyword) {
+            terms.push(term(self)?);
         }
         Ok(if terms.len() == 1 {
             terms.remove(0)
         } else {
-            Expr::And(terms)
+            join(terms)
         })
     }
 
@@ -372,17 +289,7 @@ impl<'a> Parser<'a> {
     }
 
     fn condition(&mut self) -> Result<Expr, SoqlError> {
-        let (path, pos) = self.word()?;
-        let field = self.resolve(&path, pos)?;
-        let def = self.field_def(field);
-        if !def.filterable {
-            return Err(SoqlError::at(
-                "INVALID_FIELD",
-                self.soql,
-                pos,
-                format!("field '{}' can not be filtered in a query call", def.name),
-            ));
-        }
+        let (field, def) = self.field_for("filtered", |f| f.filterable)?;
         let negated = self.is_kw("NOT")
             && matches!(self.tokens.get(self.at + 1).map(|t| &t.tok), Some(Tok::Word(w)) if w.eq_ignore_ascii_case("IN"));
         if negated {
@@ -427,103 +334,6 @@ impl<'a> Parser<'a> {
         self.at += 1;
         let value = self.literal(def)?;
         Ok(Expr::Cmp { field, op, value })
-    }
-
-    /// Reads one literal and checks that it fits the field's type.
-    fn literal(&mut self, def: &FieldDef) -> Result<Value, SoqlError> {
-        let t = self.next();
-        let ty = def.ty;
-        let type_error = || {
-            let (want, quotes) = match ty {
-                FieldType::DateTime => ("dateTime", "should not"),
-                FieldType::Date => ("date", "should not"),
-                FieldType::Boolean => ("boolean", "should not"),
-                FieldType::Int => ("int", "should not"),
-                FieldType::Double | FieldType::Currency | FieldType::Percent => {
-                    ("double", "should not")
-                }
-                FieldType::Id | FieldType::Reference => ("id", "should"),
-                _ => ("string", "should"),
-            };
-            SoqlError::at(
-                "INVALID_FIELD",
-                self.soql,
-                t.pos,
-                format!(
-                    "value of filter criterion for field '{}' must be of type {want} and {quotes} be enclosed in quotes",
-                    def.name
-                ),
-            )
-        };
-        Ok(match t.tok {
-            Tok::Word(w) if w.eq_ignore_ascii_case("null") => Value::Null,
-            Tok::Word(w) if ty == FieldType::Boolean && w.eq_ignore_ascii_case("true") => {
-                Value::Bool(true)
-            }
-            Tok::Word(w) if ty == FieldType::Boolean && w.eq_ignore_ascii_case("false") => {
-                Value::Bool(false)
-            }
-            Tok::Str(s) if ty.is_text() => Value::Text(Cow::Owned(s)),
-            Tok::Str(s) if matches!(ty, FieldType::Id | FieldType::Reference) => {
-                let id = SalesforceId::parse(&s).map_err(|_| {
-                    SoqlError::at(
-                        "INVALID_QUERY_FILTER_OPERATOR",
-                        self.soql,
-                        t.pos,
-                        format!("invalid ID field: {s}"),
-                    )
-                })?;
-                Value::Id(id)
-            }
-            Tok::Num(n) if ty == FieldType::Int && !n.contains('.') => {
-                Value::Int(n.parse().map_err(|_| type_error())?)
-            }
-            Tok::Num(n)
-                if matches!(
-                    ty,
-                    FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent
-                ) =>
-            {
-                Value::Number(n.parse().map_err(|_| type_error())?)
-            }
-            Tok::Date(d) if ty == FieldType::Date => Value::Date(d),
-            Tok::DateTime(ms) if ty == FieldType::DateTime => Value::DateTime(ms),
-            Tok::Word(_) | Tok::Str(_) | Tok::Num(_) | Tok::Date(_) | Tok::DateTime(_) => {
-                return Err(type_error());
-            }
-            _ => {
-                return Err(SoqlError::malformed(
-                    self.soql,
-                    t.pos,
-                    format!("unexpected token: {}", t.text),
-                ));
-            }
-        })
-    }
-}
-
-/// Whether `filter` pins one of `fields` of `def` with `=` or `IN` in a conjunct, as
-/// Salesforce's implementation restrictions (ContentDocumentLink's) require.
-fn pins(def: &ObjectDef, filter: &Expr, fields: &[&str]) -> bool {
-    let pinned = |f: &FieldRef| match f {
-        FieldRef::Own(i) => fields
-            .iter()
-            .any(|n| def.fields[*i].name.eq_ignore_ascii_case(n)),
-        FieldRef::Parent { .. } => false,
-    };
-    match filter {
-        Expr::And(terms) => terms.iter().any(|t| pins(def, t, fields)),
-        Expr::Cmp {
-            field,
-            op: Op::Eq,
-            value,
-        } => pinned(field) && !value.is_null(),
-        Expr::In {
-            field,
-            negated: false,
-            ..
-        } => pinned(field),
-        _ => false,
     }
 }
 

@@ -1,0 +1,293 @@
+//! HTTP routing: the OAuth endpoint, the version list, and the versioned REST resources
+//! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter, and the
+//! unauthenticated test hooks `POST /__admin/mutate`, `/__admin/faults` and
+//! `/__admin/fields`. In front of everything, the request-line limit (414).
+//!
+//! This module owns the envelope every REST call goes through (authentication, the usage
+//! counter, injected faults, `Sforce-Limit-Info`) and the table from paths to resources; the
+//! resources answer in `query` (query, queryAll, queryMore), `sobjects` (describe and
+//! records), `limits`, `org::replication` (getUpdated, getDeleted), [`crate::bulk`] (Bulk
+//! 2.0 jobs) and `admin` (the test hooks).
+
+mod admin;
+mod limits;
+mod query;
+mod sobjects;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde_json::json;
+
+use crate::auth;
+use crate::bulk;
+use crate::error::{ApiError, json_response};
+use crate::faults::{self, Counters, Injection};
+use crate::org::Org;
+
+/// API versions advertised by `GET /services/data/`; any `vNN.N` is accepted in paths.
+const VERSIONS: std::ops::RangeInclusive<u32> = 50..=62;
+
+static LIMIT_INFO: HeaderName = HeaderName::from_static("sforce-limit-info");
+
+/// The whole HTTP surface of the fake org.
+pub fn router(org: Arc<Org>) -> Router {
+    Router::new()
+        .route("/services/oauth2/token", post(auth::token))
+        .route("/services/data", get(versions))
+        .route("/services/data/", get(versions))
+        .route("/services/data/{*rest}", any(data_api))
+        .route("/__admin/mutate", post(admin::mutate))
+        .route(
+            "/__admin/faults",
+            get(admin::faults).post(admin::set_faults),
+        )
+        .route("/__admin/fields", post(admin::fields))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&org),
+            request_line_limit,
+        ))
+        .with_state(org)
+}
+
+/// Refuses requests whose request line (`GET /path?query HTTP/1.1`) is longer than
+/// [`crate::OrgConfig::max_request_line`] with `414 URI Too Long`, before authentication and
+/// without counting the call. Salesforce documents the 16,384-byte limit (help article
+/// 000386264) but not the body; this is the HTML page its front end (Jetty) sends, as
+/// simple-salesforce#271 and jsforce#1134 quote it.
+async fn request_line_limit(State(org): State<Arc<Org>>, request: Request, next: Next) -> Response {
+    let limit = org.config().max_request_line;
+    if limit > 0 {
+        let version = match request.version() {
+            Version::HTTP_09 => "HTTP/0.9".len(),
+            Version::HTTP_10 | Version::HTTP_11 => "HTTP/1.1".len(),
+            _ => "HTTP/2".len(),
+        };
+        let uri = request.uri();
+        let target = uri.scheme_str().map_or(0, |s| s.len() + 3)
+            + uri.authority().map_or(0, |a| a.as_str().len())
+            + uri.path_and_query().map_or(1, |pq| pq.as_str().len());
+        let line = request.method().as_str().len() + 1 + target + 1 + version;
+        if line > limit {
+            tracing::debug!(line, limit, "Refused a request line as too long.");
+            return (
+                StatusCode::URI_TOO_LONG,
+                [
+                    (header::CONTENT_TYPE, "text/html;charset=iso-8859-1"),
+                    (header::CONNECTION, "close"),
+                ],
+                "<h1>Bad Message 414</h1><pre>reason: URI Too Long</pre>",
+            )
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// `GET /services/data/`: no auth, no usage counted, no `Sforce-Limit-Info`.
+async fn versions() -> Response {
+    let list: Vec<_> = VERSIONS
+        .map(|v| {
+            let k = v - 50;
+            let season = ["Winter", "Spring", "Summer"][(k % 3) as usize];
+            json!({
+                "label": format!("{season} '{}", 21 + k / 3),
+                "url": format!("/services/data/v{v}.0"),
+                "version": format!("{v}.0"),
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, json!(list).to_string())
+}
+
+/// `query`, `queryAll` and `query/<locator>`: the calls faults apply to.
+fn is_query_call(rest: &str) -> bool {
+    let mut segments = rest.split('/').filter(|s| !s.is_empty()).skip(1);
+    matches!(segments.next(), Some("query" | "queryAll"))
+}
+
+/// Everything under `/services/data/vXX.X/`: authenticate, count the call, apply the faults
+/// in force to query calls, dispatch, and stamp `Sforce-Limit-Info` on whatever comes back.
+async fn data_api(
+    State(org): State<Arc<Org>>,
+    method: Method,
+    Path(rest): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let faults = org.faults();
+    if !auth::bearer(&headers).is_some_and(|t| org.tokens().is_valid(t, faults.token_ttl())) {
+        Counters::bump(&org.fault_counters().sessions_refused);
+        return ApiError::invalid_session().into_response();
+    }
+    let injection = if is_query_call(&rest) {
+        if faults.slow_ms > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(faults.slow_ms)).await;
+        }
+        faults.injection(Counters::bump(&org.fault_counters().data_calls))
+    } else {
+        Injection::Pass
+    };
+    let (used, mut response) = match (org.count_call(), injection) {
+        (Ok(used), Injection::Fail(status)) => {
+            Counters::bump(&org.fault_counters().failed);
+            tracing::debug!(status = u16::from(status), "Injected a failure.");
+            (used, status.response())
+        }
+        (Ok(used), injection) => {
+            let mut response = dispatch(&org, &method, &rest, &headers, query.as_deref(), &body)
+                .await
+                .unwrap_or_else(IntoResponse::into_response);
+            if injection == Injection::Truncate && response.status() == StatusCode::OK {
+                Counters::bump(&org.fault_counters().truncated);
+                tracing::debug!("Injected a truncated body.");
+                response = faults::truncate(response).await;
+            }
+            if injection == Injection::Garble && response.status() == StatusCode::OK {
+                Counters::bump(&org.fault_counters().garbled);
+                tracing::debug!("Injected a garbled body.");
+                response = faults::garble(response).await;
+            }
+            (used, response)
+        }
+        (Err(used), _) => (used, ApiError::limit_exceeded().into_response()),
+    };
+    let info = format!("api-usage={used}/{}", org.config().api_limit);
+    if let Ok(value) = HeaderValue::from_str(&info) {
+        response.headers_mut().insert(LIMIT_INFO.clone(), value);
+    }
+    response
+}
+
+enum Resource<'a> {
+    Index,
+    Limits,
+    Global,
+    SObject(&'a str),
+    Describe(&'a str),
+    Record(&'a str, &'a str),
+    Query { all: bool },
+    QueryMore(&'a str),
+    Updated(&'a str),
+    Deleted(&'a str),
+    Jobs(&'a [&'a str]),
+}
+
+async fn dispatch(
+    org: &Arc<Org>,
+    method: &Method,
+    rest: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let Some((&version, path)) = segments.split_first() else {
+        return Err(ApiError::not_found());
+    };
+    if !is_version(version) {
+        return Err(ApiError::not_found());
+    }
+    let resource = match path {
+        [] => Resource::Index,
+        ["limits"] => Resource::Limits,
+        ["sobjects"] => Resource::Global,
+        ["sobjects", o] => Resource::SObject(o),
+        ["sobjects", o, "describe"] => Resource::Describe(o),
+        ["sobjects", o, "updated"] => Resource::Updated(o),
+        ["sobjects", o, "deleted"] => Resource::Deleted(o),
+        ["sobjects", o, id] => Resource::Record(o, id),
+        ["query"] => Resource::Query { all: false },
+        ["queryAll"] => Resource::Query { all: true },
+        ["query" | "queryAll", locator] => Resource::QueryMore(locator),
+        ["jobs", "query", rest @ ..] => Resource::Jobs(rest),
+        _ => return Err(ApiError::not_found()),
+    };
+    let read_only = method == Method::GET || method == Method::HEAD;
+    if !read_only && !matches!(resource, Resource::Jobs(_)) {
+        return Err(ApiError::method_not_allowed(method.as_str()));
+    }
+    let params: Vec<(String, String)> = query
+        .map(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let base = format!("/services/data/{version}");
+    match resource {
+        Resource::Index => Ok(ok(json!({
+            "limits": format!("{base}/limits"),
+            "query": format!("{base}/query"),
+            "queryAll": format!("{base}/queryAll"),
+            "sobjects": format!("{base}/sobjects"),
+        }))),
+        Resource::Limits => Ok(ok(limits::limits(org))),
+        Resource::Global => Ok(sobjects::global_describe(org, version)),
+        Resource::Describe(o) => sobjects::object_describe(org, o, version),
+        Resource::SObject(o) => sobjects::object_summary(org, o, version),
+        Resource::Record(o, id) => sobjects::record(org, o, id, param("fields"), version),
+        Resource::Updated(o) => Ok(ok(org.get_updated(
+            o,
+            param("start").as_deref(),
+            param("end").as_deref(),
+        )?)),
+        Resource::Deleted(o) => Ok(ok(org.get_deleted(
+            o,
+            param("start").as_deref(),
+            param("end").as_deref(),
+        )?)),
+        Resource::Jobs(path) => bulk::dispatch(org, method, version, path, &params, body).await,
+        Resource::Query { all } => query::query(org, version, param("q"), headers, all).await,
+        Resource::QueryMore(locator) => query::query_more(org, locator, version),
+    }
+}
+
+/// A 200 answer with `body` as JSON.
+fn ok(body: serde_json::Value) -> Response {
+    json_response(StatusCode::OK, body.to_string())
+}
+
+/// `vNN.N`, any numbers.
+fn is_version(s: &str) -> bool {
+    s.strip_prefix('v')
+        .and_then(|v| v.split_once('.'))
+        .is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_calls_are_recognised() {
+        assert!(is_query_call("v62.0/query"));
+        assert!(is_query_call("v62.0/queryAll"));
+        assert!(is_query_call("v62.0/query/01gxx-2000"));
+        assert!(!is_query_call("v62.0/sobjects/Contact/describe"));
+        assert!(!is_query_call("v62.0/jobs/query"));
+    }
+
+    #[test]
+    fn versions_are_recognised() {
+        assert!(is_version("v62.0"));
+        assert!(is_version("v9.1"));
+        assert!(!is_version("62.0"));
+        assert!(!is_version("v62"));
+        assert!(!is_version("vX.0"));
+    }
+}
