@@ -426,7 +426,7 @@ mod tests {
         );
         assert_eq!(
             args.salesforce.sf_login_url.as_deref(),
-            Some("https://login.salesforce.com")
+            Some("https://mycompany.my.salesforce.com")
         );
         for command in [&["reconcile", "--all"][..], &["status"], &["dlq", "list"]] {
             parse("example", command, example).unwrap();
