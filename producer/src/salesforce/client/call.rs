@@ -2,17 +2,14 @@
 //! usage recorded after, the body read into a pooled buffer, one fresh login when the session
 //! has expired, all under `SalesforceClient::retrying`.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use bytes::Bytes;
 use common::metrics::RetryCause;
 use secrecy::ExposeSecret;
 
 use super::SalesforceClient;
-use crate::salesforce::{
-    SfError,
-    auth::{login, transport_detail},
-};
+use crate::salesforce::{SfError, auth::login};
 
 impl SalesforceClient {
     /// GETs a path under the instance (`/services/data/...`), retrying transient failures and
@@ -55,39 +52,46 @@ impl SalesforceClient {
         headers: &[(&str, String)],
         json: Option<&serde_json::Value>,
     ) -> Result<(reqwest::header::HeaderMap, Bytes), SfError> {
-        self.retrying(|| async {
-            match self
-                .send_once(method.clone(), path_and_query, headers, json)
-                .await
-            {
-                Err(e) if e.is_session_expired() && self.credentials.can_refresh() => {
-                    self.metrics.retry(RetryCause::SalesforceSessionRefresh);
-                    *self.session.write().await = login(&self.http, &self.credentials).await?;
-                    self.send_once(method.clone(), path_and_query, headers, json)
-                        .await
-                }
-                other => other,
-            }
+        self.retrying(|| {
+            self.refreshing(|| self.send_once(method.clone(), path_and_query, headers, json))
         })
         .await
     }
 
+    /// One GET, refreshing an expired session once; an expired token that cannot be refreshed
+    /// is a setting to fix.
     async fn get_once_refreshing(
         &self,
         path_and_query: &str,
         headers: &[(&str, String)],
     ) -> Result<Bytes, SfError> {
-        match self.get_once(path_and_query, headers).await {
+        match self
+            .refreshing(|| self.get_once(path_and_query, headers))
+            .await
+        {
+            Err(e) if e.is_session_expired() && !self.credentials.can_refresh() => {
+                Err(SfError::Config(format!(
+                    "{e}. SF_ACCESS_TOKEN cannot be refreshed: set SF_LOGIN_URL, SF_CLIENT_ID and SF_CLIENT_SECRET so sfsync can log in again"
+                )))
+            }
+            other => other,
+        }
+    }
+
+    /// Runs `call`; when the session has expired and the credentials can log in again, logs
+    /// in and runs it once more.
+    async fn refreshing<T, F, Fut>(&self, call: F) -> Result<T, SfError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, SfError>>,
+    {
+        match call().await {
             Err(e) if e.is_session_expired() && self.credentials.can_refresh() => {
                 tracing::info!("Salesforce session expired; logging in again.");
                 self.metrics.retry(RetryCause::SalesforceSessionRefresh);
-                let fresh = login(&self.http, &self.credentials).await?;
-                *self.session.write().await = fresh;
-                self.get_once(path_and_query, headers).await
+                *self.session.write().await = login(&self.http, &self.credentials).await?;
+                call().await
             }
-            Err(e) if e.is_session_expired() => Err(SfError::Config(format!(
-                "{e}. SF_ACCESS_TOKEN cannot be refreshed: set SF_LOGIN_URL, SF_CLIENT_ID and SF_CLIENT_SECRET so sfsync can log in again"
-            ))),
             other => other,
         }
     }
@@ -135,11 +139,10 @@ impl SalesforceClient {
         }
         let shown = shown_url(&url);
         self.quota.count_call();
-        let response = request.send().await.map_err(|e| SfError::Transient {
-            url: shown.clone(),
-            detail: transport_detail(&e),
-            retry_after: None,
-        })?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| SfError::transport(&shown, &e))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -161,11 +164,7 @@ impl SalesforceClient {
         let body = self
             .read_body(response)
             .await
-            .map_err(|e| SfError::Transient {
-                url: shown.clone(),
-                detail: transport_detail(&e),
-                retry_after: None,
-            })?;
+            .map_err(|e| SfError::transport(&shown, &e))?;
         if (200..300).contains(&status) {
             Ok((response_headers, body))
         } else {
