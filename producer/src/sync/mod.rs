@@ -30,6 +30,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use self::{
@@ -125,7 +126,9 @@ pub struct SyncReport {
     pub api_calls: u64,
 }
 
-/// Pulls what changed since the watermark (or everything) and publishes it.
+/// Pulls what changed since the watermark (or everything) and publishes it. The run, from
+/// its row in `sfsync.runs` to its report, logs in a span `sync` with the run id and the
+/// object, so that every line of a run can be found by its id.
 ///
 /// # Errors
 /// Salesforce, the broker or the database failed in a way retries did not mend, or the run
@@ -158,7 +161,10 @@ pub async fn sync_object(
         fields: &fields,
         messages: BoundedPool::new(MESSAGES_AT_ONCE),
     };
-    publish_run(&run, channel, &target, calls_before).await
+    let span = tracing::info_span!("sync", run_id = %run.run_id(), object = %target.object);
+    publish_run(&run, channel, &target, calls_before)
+        .instrument(span)
+        .await
 }
 
 /// What a run reads and where it writes, found before it starts.
