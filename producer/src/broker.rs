@@ -4,6 +4,7 @@
 use std::{future::Future, time::Duration};
 
 use anyhow::Context as _;
+use backon::{BackoffBuilder, ExponentialBuilder};
 use common::metrics::RetryCause;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -12,7 +13,7 @@ use crate::{metrics::ProducerMetrics, publisher::PublishError};
 
 /// A sync that lost the broker is started again on a new connection this many times. It
 /// resumes from the watermark, which only confirmed pages advanced, so nothing is skipped.
-const BROKER_RETRIES: u32 = 5;
+const BROKER_RETRIES: usize = 5;
 
 /// How the producer names its connection in the broker's management UI.
 const CONNECTION_NAME: &str = "sfsync-producer";
@@ -62,9 +63,16 @@ impl Broker {
 
     /// Runs `work` on a new channel. When it fails because of the broker (the connection
     /// broke, or a page was not confirmed), it runs again on a new connection, up to
-    /// [`BROKER_RETRIES`] times and not once `cancel` is cancelled, after a pause of 2, 4, 8,
-    /// 16, then 32 s; each retry is counted in `sfsync_retries_total{cause="broker_reconnect"}`
-    /// and logged at WARN. `object` names what `work` syncs, for that log.
+    /// [`BROKER_RETRIES`] times and not once `cancel` is cancelled. The pause before each
+    /// retry doubles from 1 s, capped at 30 s, plus up to as much again of jitter so that many
+    /// producers do not reconnect in step; each retry is counted in
+    /// `sfsync_retries_total{cause="broker_reconnect"}` and logged at WARN. `object` names what
+    /// `work` syncs, for that log.
+    ///
+    /// The loop draws its pauses from backon's backoff instead of wrapping `work` in
+    /// `Retryable`: between two attempts it replaces the connection the next one runs on, and a
+    /// retried closure cannot hold `&mut self` across attempts. `RetryableWithContext` could
+    /// thread it through; the loop says the same more plainly.
     ///
     /// # Errors
     /// What `work` failed with last, or an error opening its channel.
@@ -79,21 +87,23 @@ impl Broker {
         F: Fn(lapin::Channel) -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
     {
+        let mut pauses = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(BROKER_RETRIES)
+            .with_jitter()
+            .build();
         let mut attempt = 0;
         loop {
             let error = match self.on_new_channel(&work).await {
-                Err(e)
-                    if is_broker_error(&e)
-                        && attempt < BROKER_RETRIES
-                        && !cancel.is_cancelled() =>
-                {
-                    e
-                }
+                Err(e) if is_broker_error(&e) && !cancel.is_cancelled() => e,
                 done => return done,
+            };
+            let Some(pause) = pauses.next() else {
+                return Err(error);
             };
             attempt += 1;
             metrics.retry(RetryCause::BrokerReconnect);
-            let pause = Duration::from_secs(1 << attempt.min(5));
             tracing::warn!(object, attempt, error = format!("{error:#}"), retry_in = ?pause, "Lost the broker; reconnecting and syncing again from the watermark.");
             tokio::time::sleep(pause).await;
             self.reconnect().await;
