@@ -11,6 +11,16 @@ use secrecy::ExposeSecret;
 use super::SalesforceClient;
 use crate::salesforce::{SfError, auth::login};
 
+/// One request as the client sends it, once per attempt.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    method: &'a reqwest::Method,
+    /// Under the instance URL: `/services/data/...`.
+    path_and_query: &'a str,
+    headers: &'a [(&'a str, String)],
+    json: Option<&'a serde_json::Value>,
+}
+
 impl SalesforceClient {
     /// GETs a path under the instance (`/services/data/...`), retrying transient failures and
     /// refreshing an expired token once per attempt.
@@ -52,10 +62,14 @@ impl SalesforceClient {
         headers: &[(&str, String)],
         json: Option<&serde_json::Value>,
     ) -> Result<(reqwest::header::HeaderMap, Bytes), SfError> {
-        self.retrying(|| {
-            self.refreshing(|| self.send_once(method.clone(), path_and_query, headers, json))
-        })
-        .await
+        let request = Request {
+            method: &method,
+            path_and_query,
+            headers,
+            json,
+        };
+        self.retrying(|| self.refreshing(|| self.send_once(request)))
+            .await
     }
 
     /// One GET, refreshing an expired session once; an expired token that cannot be refreshed
@@ -101,20 +115,28 @@ impl SalesforceClient {
         path_and_query: &str,
         headers: &[(&str, String)],
     ) -> Result<Bytes, SfError> {
-        self.send_once(reqwest::Method::GET, path_and_query, headers, None)
-            .await
-            .map(|(_, body)| body)
+        self.send_once(Request {
+            method: &reqwest::Method::GET,
+            path_and_query,
+            headers,
+            json: None,
+        })
+        .await
+        .map(|(_, body)| body)
     }
 
     /// One authenticated request: checks the quota first, counts the call and records the usage
     /// Salesforce reports. Returns the response headers and body of a 2xx answer.
     async fn send_once(
         &self,
-        method: reqwest::Method,
-        path_and_query: &str,
-        headers: &[(&str, String)],
-        json: Option<&serde_json::Value>,
+        request: Request<'_>,
     ) -> Result<(reqwest::header::HeaderMap, Bytes), SfError> {
+        let Request {
+            method,
+            path_and_query,
+            headers,
+            json,
+        } = request;
         self.quota.check()?;
         let (url, token) = {
             let session = self.session.read().await;
@@ -129,7 +151,7 @@ impl SalesforceClient {
         };
         let mut request = self
             .http
-            .request(method, &url)
+            .request(method.clone(), &url)
             .bearer_auth(token.expose_secret());
         for (name, value) in headers {
             request = request.header(*name, value);
