@@ -2,9 +2,9 @@
 //!
 //! A page passes through two large buffers: the HTTP response (about 2 MB for 2,000 REST
 //! records, 3.5 MB for a Bulk CSV chunk of 5,000) and the message body built from it.
-//! Allocating them afresh for every page let the producer's resident memory creep up for the
-//! first few hundred thousand records as the allocator's arenas fragmented, so a short sync
-//! peaked far lower than a long one. Taken from a pool instead, the buffers the pipeline needs
+//! Allocated afresh for every page, they make the producer's resident memory creep up for the
+//! first few hundred thousand records as the allocator's arenas fragment, so a short sync peaks
+//! far lower than a long one. Taken from a pool instead, the buffers the pipeline needs
 //! are allocated in its first pages and reused: memory reaches its steady state early and
 //! stays there, whatever the number of records. Responses and messages have a pool each, so
 //! that a message buffer never grows to a Bulk chunk's size.
@@ -20,10 +20,10 @@ const KEPT: usize = 4;
 
 /// Message bodies that exist at once during a sync. One is enough: the next page's HTTP call
 /// (the slow part) still runs while this page is published, only building its message waits,
-/// and publishing is a copy into the AMQP frames; two measured no faster. The bound also makes
-/// the peak memory the same for a short sync as for a long one: with a deeper pipeline, a long
-/// sync eventually has a moment where publishing lags and pages pile up, which a short one
-/// never reaches.
+/// and publishing is a copy into the AMQP frames, so a second one makes nothing faster. The
+/// bound also makes the peak memory the same for a short sync as for a long one: with a deeper
+/// pipeline, a long sync eventually has a moment where publishing lags and pages pile up,
+/// which a short one never reaches.
 pub const MESSAGES_AT_ONCE: usize = 1;
 
 /// A bounded free list of byte buffers, shared by the fetcher and the publisher.

@@ -59,6 +59,19 @@ pub async fn finish(
     Ok(())
 }
 
+/// How many pages of the run the workers have processed (their rows in `sfsync.page_results`).
+///
+/// # Errors
+/// The database refused the query.
+pub async fn pages_processed(pool: &PgPool, run_id: Uuid) -> sqlx::Result<u64> {
+    let done: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sfsync.page_results WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_one(pool)
+            .await?;
+    Ok(done as u64)
+}
+
 /// One line of `producer status`.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct RunStatus {

@@ -230,17 +230,12 @@ pub async fn login(http: &reqwest::Client, credentials: &Credentials) -> Result<
         .form(&form)
         .send()
         .await
-        .map_err(|e| SfError::Transient {
-            url: token_url.clone(),
-            detail: transport_detail(&e),
-            retry_after: None,
-        })?;
+        .map_err(|e| SfError::transport(&token_url, &e))?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| SfError::Transient {
-        url: token_url.clone(),
-        detail: transport_detail(&e),
-        retry_after: None,
-    })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| SfError::transport(&token_url, &e))?;
     if status >= 500 {
         return Err(SfError::Transient {
             url: token_url,
@@ -268,31 +263,6 @@ pub async fn login(http: &reqwest::Client, credentials: &Credentials) -> Result<
         instance_url,
         access_token: SecretString::from(token.access_token),
     })
-}
-
-/// A transport error without the URL's query string (reqwest's Display includes the URL, and a
-/// query holds SOQL; both are fine, but keep the line short).
-pub fn transport_detail(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "response body was cut off or unreadable"
-    } else {
-        "request failed"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut root = String::new();
-    while let Some(s) = source {
-        root = s.to_string();
-        source = s.source();
-    }
-    if root.is_empty() {
-        kind.to_owned()
-    } else {
-        format!("{kind}: {root}")
-    }
 }
 
 #[cfg(test)]

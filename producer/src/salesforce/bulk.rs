@@ -23,9 +23,9 @@ pub struct Job {
 
 /// Rows asked for per results request when downloading whole records; Salesforce may send
 /// fewer. A chunk is held in memory (one reused buffer) while it is turned into pages: 5,000
-/// Contacts are about 3.5 MB of CSV, which keeps the producer's peak as low as with REST, where
-/// chunks of 50,000 took it past 150 MiB. It costs one API call per 5,000 records, under half of
-/// REST's one per 2,000.
+/// Contacts are about 3.5 MB of CSV, which keeps the producer's peak as low as with REST (chunks
+/// of 50,000 take it past 150 MiB). It costs one API call per 5,000 records, under half of REST's
+/// one per 2,000.
 pub const RECORDS_PER_CHUNK: u32 = 5_000;
 
 /// Rows per results request for a reconcile snapshot (Id and SystemModstamp only, ~50 bytes a

@@ -66,6 +66,15 @@ pub enum SfError {
 }
 
 impl SfError {
+    /// Sending a request to `url` or reading its answer failed: [`SfError::Transient`].
+    pub fn transport(url: &str, e: &reqwest::Error) -> Self {
+        SfError::Transient {
+            url: url.to_owned(),
+            detail: transport_detail(e),
+            retry_after: None,
+        }
+    }
+
     /// Worth another try after a pause.
     pub fn is_transient(&self) -> bool {
         matches!(self, SfError::Transient { .. })
@@ -131,6 +140,31 @@ impl SfError {
                 }
             }
         }
+    }
+}
+
+/// A transport error without the URL's query string (reqwest's Display includes the URL, and a
+/// query holds SOQL; both are fine, but keep the line short).
+fn transport_detail(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "response body was cut off or unreadable"
+    } else {
+        "request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut root = String::new();
+    while let Some(s) = source {
+        root = s.to_string();
+        source = s.source();
+    }
+    if root.is_empty() {
+        kind.to_owned()
+    } else {
+        format!("{kind}: {root}")
     }
 }
 

@@ -1,11 +1,16 @@
-//! Talking to Salesforce: login, describe and paged queries over the REST API.
+//! Talking to Salesforce: login, describe, paged queries over the REST API, getDeleted, and
+//! Bulk API 2.0 query jobs.
 
 pub mod auth;
 pub mod bulk;
 pub mod client;
+mod deleted;
+mod describe;
 pub mod error;
 pub mod page;
+mod query;
 
 pub use auth::{CredentialArgs, Credentials};
-pub use client::{Describe, DescribeField, RetryPolicy, SalesforceClient};
+pub use client::{RetryPolicy, SalesforceClient};
+pub use describe::{Describe, DescribeField};
 pub use error::SfError;

@@ -1,0 +1,141 @@
+//! The producer's broker connection: connecting and declaring the topology, and running a sync
+//! again on a new connection when the broker was lost under it.
+
+use std::{future::Future, time::Duration};
+
+use anyhow::Context as _;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use common::metrics::RetryCause;
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::{metrics::ProducerMetrics, publisher::PublishError};
+
+/// A sync that lost the broker is started again on a new connection this many times. It
+/// resumes from the watermark, which only confirmed pages advanced, so nothing is skipped.
+const BROKER_RETRIES: usize = 5;
+
+/// How the producer names its connection in the broker's management UI.
+const CONNECTION_NAME: &str = "sfsync-producer";
+
+/// Connects to the broker and declares the topology.
+///
+/// # Errors
+/// The broker cannot be reached, refuses the login, or refuses a declaration.
+pub async fn connect(
+    amqp_url: &SecretString,
+    connection_name: &str,
+) -> anyhow::Result<lapin::Connection> {
+    let connection = common::amqp::connect(amqp_url, connection_name).await?;
+    let channel = common::topology::declare_on(&connection).await?;
+    common::amqp::close_channel(&channel, "declared").await;
+    Ok(connection)
+}
+
+/// Whether an error came from the broker connection (worth reconnecting for).
+fn is_broker_error(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|cause| cause.is::<lapin::Error>() || cause.is::<PublishError>())
+}
+
+/// The producer's connection to the broker, replaced when it is lost.
+pub struct Broker {
+    connection: lapin::Connection,
+    /// For reconnecting after the connection is lost.
+    amqp_url: SecretString,
+}
+
+impl Broker {
+    /// Connects and declares the topology.
+    ///
+    /// # Errors
+    /// As for [`connect`].
+    pub async fn open(amqp_url: &SecretString) -> anyhow::Result<Self> {
+        Ok(Self {
+            connection: connect(amqp_url, CONNECTION_NAME).await?,
+            amqp_url: amqp_url.clone(),
+        })
+    }
+
+    pub fn connection(&self) -> &lapin::Connection {
+        &self.connection
+    }
+
+    /// Runs `work` on a new channel. When it fails because of the broker (the connection
+    /// broke, or a page was not confirmed), it runs again on a new connection, up to
+    /// [`BROKER_RETRIES`] times and not once `cancel` is cancelled. The pause before each
+    /// retry doubles from 1 s, capped at 30 s, plus up to as much again of jitter so that many
+    /// producers do not reconnect in step; each retry is counted in
+    /// `sfsync_retries_total{cause="broker_reconnect"}` and logged at WARN. `object` names what
+    /// `work` syncs, for that log.
+    ///
+    /// The loop draws its pauses from backon's backoff instead of wrapping `work` in
+    /// `Retryable`: between two attempts it replaces the connection the next one runs on, and a
+    /// retried closure cannot hold `&mut self` across attempts. `RetryableWithContext` could
+    /// thread it through; the loop says the same more plainly.
+    ///
+    /// # Errors
+    /// What `work` failed with last, or an error opening its channel.
+    pub async fn with_reconnects<T, F, Fut>(
+        &mut self,
+        object: &str,
+        metrics: &ProducerMetrics,
+        cancel: &CancellationToken,
+        work: F,
+    ) -> anyhow::Result<T>
+    where
+        F: Fn(lapin::Channel) -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        let mut pauses = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_secs(1))
+            .with_max_delay(Duration::from_secs(30))
+            .with_max_times(BROKER_RETRIES)
+            .with_jitter()
+            .build();
+        let mut attempt = 0;
+        loop {
+            let error = match self.on_new_channel(&work).await {
+                Err(e) if is_broker_error(&e) && !cancel.is_cancelled() => e,
+                done => return done,
+            };
+            let Some(pause) = pauses.next() else {
+                return Err(error);
+            };
+            attempt += 1;
+            metrics.retry(RetryCause::BrokerReconnect);
+            tracing::warn!(object, attempt, error = format!("{error:#}"), retry_in = ?pause, "Lost the broker; reconnecting and syncing again from the watermark.");
+            tokio::time::sleep(pause).await;
+            self.reconnect().await;
+        }
+    }
+
+    /// Runs `work` on a channel of its own, closed after it.
+    async fn on_new_channel<T, F, Fut>(&self, work: &F) -> anyhow::Result<T>
+    where
+        F: Fn(lapin::Channel) -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .context("opening an AMQP channel")?;
+        let result = work(channel.clone()).await;
+        common::amqp::close_channel(&channel, "sync done").await;
+        result
+    }
+
+    /// Replaces the connection. When that fails the old one stays, so the next attempt fails
+    /// on it and counts as one more retry.
+    async fn reconnect(&mut self) {
+        match connect(&self.amqp_url, CONNECTION_NAME).await {
+            Ok(connection) => self.connection = connection,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "Reconnecting to RabbitMQ failed."),
+        }
+    }
+
+    pub async fn close(&self) {
+        common::amqp::close_connection(&self.connection, "producer done").await;
+    }
+}

@@ -1,0 +1,45 @@
+//! Describe: an object's name and fields, as much of `GET /sobjects/{Object}/describe` as
+//! sfsync uses.
+
+use serde::Deserialize;
+
+use super::{SalesforceClient, SfError};
+
+/// One field of a describe result; only what sfsync uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DescribeField {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub sf_type: String,
+}
+
+/// The parts of `GET /sobjects/{Object}/describe` that sfsync uses.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Describe {
+    pub name: String,
+    #[serde(default = "yes")]
+    pub queryable: bool,
+    pub fields: Vec<DescribeField>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SalesforceClient {
+    /// Describes one object.
+    ///
+    /// # Errors
+    /// The object does not exist (a message naming it), or the call failed.
+    pub async fn describe(&self, object: &str) -> Result<Describe, SfError> {
+        let path = format!("{}/sobjects/{object}/describe", self.data_path());
+        let body = self.get(&path, &[]).await.map_err(|e| match e {
+            SfError::Api { status: 404, .. } => SfError::Config(format!("object {object:?} does not exist in this org (describe answered NOT_FOUND); check --object against Setup > Object Manager")),
+            other => other,
+        })?;
+        serde_json::from_slice(&body).map_err(|e| SfError::Protocol {
+            url: path,
+            detail: format!("describe result not understood: {e}"),
+        })
+    }
+}

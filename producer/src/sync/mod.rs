@@ -1,0 +1,324 @@
+//! One sync of one object: describe, prepare the table, page through the query in
+//! (SystemModstamp, Id) order and publish each page, advance the watermark past confirmed
+//! pages, then publish the deletions getDeleted reports. Fetching runs one page ahead of
+//! publishing so that the HTTP round trip and the broker's confirms overlap.
+//!
+//! Full and incremental syncs are one mechanism: a full sync reads from the beginning, an
+//! incremental one from `watermark - overlap`. `>=` and the overlap mean records that share a
+//! timestamp across pages, or were committed late behind the watermark, are read again rather
+//! than skipped; the modstamp-guarded upsert makes the re-read harmless.
+//!
+//! # Layout
+//! - this file: what a sync is asked (`SyncOptions`) and what it did (`SyncReport`); finding
+//!   the target (describe, table, watermark) and running the stages below in order.
+//! - `run`: the context every stage reads, and the tally of confirmed pages.
+//! - `envelope`: the page envelope every message of a run is built from.
+//! - `pipeline`: fetching one page ahead of publishing, and booking confirmed pages.
+//! - `rest`, `bulk`: the two fetchers (query/queryMore; Bulk API 2.0 jobs).
+//! - `deletions`: the getDeleted pages published after the records.
+
+mod bulk;
+mod deletions;
+pub(crate) mod envelope;
+mod pipeline;
+mod rest;
+mod run;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use self::{
+    envelope::Envelope,
+    pipeline::Source,
+    run::{Progress, Run},
+};
+use crate::{
+    buffers::{BoundedPool, MESSAGES_AT_ONCE},
+    objects::{self, ObjectSettings},
+    publisher::PagePublisher,
+    runs,
+    salesforce::{Describe, SalesforceClient, page::QueryPage},
+    soql, sync_state,
+    tables::{self, FieldSelection},
+};
+
+/// What a sync is asked to do.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Salesforce API name of the object.
+    pub object: String,
+    /// Records per page requested from Salesforce (200–2000; Salesforce may send fewer).
+    pub page_size: u32,
+    /// Pages published but not yet confirmed, at most.
+    pub confirm_window: usize,
+    /// Draw a progress bar (only on a terminal).
+    pub progress: bool,
+    /// Read every record even when a watermark exists.
+    pub full: bool,
+    /// How far behind the watermark an incremental sync starts reading.
+    pub overlap: Duration,
+    /// Remove rows of deleted records instead of marking them `isdeleted`.
+    pub hard_delete: bool,
+    /// REST query/queryMore, Bulk API 2.0, or chosen by the number of records to read.
+    pub api: ApiChoice,
+    /// With `ApiChoice::Auto`, Bulk is used above this many records.
+    pub bulk_threshold: u64,
+    /// The object's `sfsync.toml` section: table name and fields.
+    pub settings: ObjectSettings,
+}
+
+/// Which Salesforce API reads the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ApiChoice {
+    /// REST query/queryMore: one call per 2,000 records, results as soon as the first page is ready.
+    Rest,
+    /// Bulk API 2.0: a job Salesforce runs asynchronously, results downloaded in chunks of
+    /// 5,000 records; a few calls per 5,000 records instead of one per 2,000.
+    Bulk,
+    /// Bulk above --bulk-threshold records to read (counted with one COUNT() query), else REST.
+    Auto,
+}
+
+/// The API a sync used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Rest,
+    Bulk,
+}
+
+/// Whether a sync read everything or only what changed since the watermark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    Full,
+    Incremental { since: DateTime<Utc> },
+}
+
+impl SyncMode {
+    /// Where reading starts: `None` reads every record.
+    fn since(self) -> Option<DateTime<Utc>> {
+        match self {
+            SyncMode::Incremental { since } => Some(since),
+            SyncMode::Full => None,
+        }
+    }
+}
+
+/// What a finished sync did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    pub run_id: Uuid,
+    pub object: String,
+    pub mode: SyncMode,
+    pub api: Api,
+    /// Pages published, deletion pages included.
+    pub pages: u64,
+    /// Records published by the query.
+    pub records: u64,
+    /// Deletions reported by getDeleted and published.
+    pub deletions: u64,
+    /// Salesforce API calls this sync made.
+    pub api_calls: u64,
+}
+
+/// Pulls what changed since the watermark (or everything) and publishes it. The run, from
+/// its row in `sfsync.runs` to its report, logs in a span `sync` with the run id and the
+/// object, so that every line of a run can be found by its id.
+///
+/// # Errors
+/// Salesforce, the broker or the database failed in a way retries did not mend, or the run
+/// was cancelled before its last page was confirmed. The run is then recorded as failed and
+/// the watermark stays at the last confirmed page.
+pub async fn sync_object(
+    sf: &SalesforceClient,
+    pool: &PgPool,
+    channel: lapin::Channel,
+    options: &SyncOptions,
+    cancel: &CancellationToken,
+) -> anyhow::Result<SyncReport> {
+    common::schema::check_api_name("object", &options.object)
+        .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
+    let calls_before = sf.usage().calls();
+    let target = Target::prepare(sf, pool, options).await?;
+    let fields = target.selection.field_names();
+    let run = Run {
+        sf,
+        pool,
+        options,
+        cancel,
+        envelope: Envelope::new(
+            &target.object,
+            Uuid::now_v7(),
+            options.hard_delete,
+            &options.settings,
+        ),
+        since: target.mode.since(),
+        fields: &fields,
+        messages: BoundedPool::new(MESSAGES_AT_ONCE),
+    };
+    let span = tracing::info_span!("sync", run_id = %run.run_id(), object = %target.object);
+    publish_run(&run, channel, &target, calls_before)
+        .instrument(span)
+        .await
+}
+
+/// What a run reads and where it writes, found before it starts.
+struct Target {
+    describe: Describe,
+    selection: FieldSelection,
+    /// The object's name as describe spells it (`contact` becomes `Contact`).
+    object: String,
+    table: String,
+    mode: SyncMode,
+}
+
+impl Target {
+    /// Describes the object, creates or extends its table, and reads the watermark.
+    async fn prepare(
+        sf: &SalesforceClient,
+        pool: &PgPool,
+        options: &SyncOptions,
+    ) -> anyhow::Result<Self> {
+        let describe = sf.describe(&options.object).await?;
+        let selection = tables::select_fields(&describe)?;
+        let selection = objects::filter_fields(&describe, &options.settings, selection)?;
+        for (field, why) in &selection.skipped {
+            tracing::info!(object = %describe.name, field, reason = why, "Field left out of the sync.");
+        }
+        let object = describe.name.clone();
+        let table = options.settings.table(&object);
+        let created = tables::ensure_table(pool, &object, &table, &selection).await?;
+        let watermark = sync_state::load(pool, &object)
+            .await
+            .context("reading sfsync.sync_state")?;
+        if let Some(w) = watermark {
+            sf.metrics().watermark(&object, w);
+        }
+        if created && watermark.is_some() {
+            tracing::info!(
+                object,
+                table,
+                "The table is new (was the table setting changed?); reading every record."
+            );
+        }
+        let mode = match watermark {
+            Some(w) if !options.full && !created => SyncMode::Incremental {
+                since: w - chrono::Duration::from_std(options.overlap).unwrap_or_default(),
+            },
+            _ => SyncMode::Full,
+        };
+        Ok(Self {
+            describe,
+            selection,
+            object,
+            table,
+            mode,
+        })
+    }
+}
+
+/// The run itself: records it in `sfsync.runs`, publishes the records and then the deletions,
+/// and records how it ended. `calls_before` is the client's count of API calls before the
+/// sync began, so that the report counts describe too.
+async fn publish_run(
+    run: &Run<'_>,
+    channel: lapin::Channel,
+    target: &Target,
+    calls_before: u64,
+) -> anyhow::Result<SyncReport> {
+    let (sf, pool, object, run_id) = (run.sf, run.pool, run.object(), run.run_id());
+    let started = Utc::now();
+    runs::start(pool, run_id, object)
+        .await
+        .context("recording the run in sfsync.runs")?;
+    tracing::info!(%run_id, object, table = target.table, mode = ?target.mode, fields = target.selection.columns.len(), "Sync started.");
+
+    let mut publisher = PagePublisher::new(channel, run.options.confirm_window)
+        .await
+        .context("putting the AMQP channel in confirm mode")?
+        .with_in_flight_gauge(sf.metrics().pages_in_flight());
+    let typed = bulk::csv_types(&target.describe, run.fields);
+    let mut progress = Progress::default();
+    let api = choose_api(run).await?;
+    let source = match api {
+        Api::Rest => Source::Rest,
+        Api::Bulk => Source::Bulk(&typed),
+    };
+    let mut outcome = pipeline::publish_records(run, &mut publisher, source, &mut progress).await;
+    let mut deletions = 0;
+    if outcome.is_ok()
+        && let Some(since) = run.since
+    {
+        outcome = deletions::publish_deletions(run, &mut publisher, since, started, &mut progress)
+            .await
+            .map(|n| deletions = n);
+    }
+    let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
+    runs::finish(
+        pool,
+        run_id,
+        progress.pages,
+        progress.records,
+        error.as_deref(),
+    )
+    .await
+    .context("recording the end of the run in sfsync.runs")?;
+    let Progress { pages, records } = progress;
+    match outcome {
+        Ok(()) => {
+            let api_calls = sf.usage().calls() - calls_before;
+            sf.metrics().sync_completed(object, Utc::now());
+            tracing::info!(%run_id, object, pages, records, deletions, api_calls, "Sync published every page.");
+            Ok(SyncReport {
+                run_id,
+                object: object.to_owned(),
+                mode: target.mode,
+                api,
+                pages,
+                records,
+                deletions,
+                api_calls,
+            })
+        }
+        Err(e) => Err(e.context(format!(
+            "run {run_id} of {object} stopped after {pages} confirmed pages ({records} records)"
+        ))),
+    }
+}
+
+/// Picks REST or Bulk; `Auto` counts the records to read with one `COUNT()` query.
+async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
+    let options = run.options;
+    Ok(match options.api {
+        ApiChoice::Rest => Api::Rest,
+        ApiChoice::Bulk => Api::Bulk,
+        ApiChoice::Auto => {
+            let object = run.object();
+            let count = soql::count_since(object, run.since).map_err(|e| anyhow::anyhow!(e))?;
+            let body = run
+                .sf
+                .query(&count, true, 2000)
+                .await
+                .context("counting the records to read")?;
+            let total = QueryPage::parse(&body, "query")?.total_size;
+            let api = if total > options.bulk_threshold {
+                Api::Bulk
+            } else {
+                Api::Rest
+            };
+            tracing::info!(
+                object,
+                records = total,
+                threshold = options.bulk_threshold,
+                ?api,
+                "API chosen."
+            );
+            api
+        }
+    })
+}

@@ -1,0 +1,58 @@
+//! The run context: what every stage of one sync reads (the client, the pool, the options, the
+//! cancellation, the envelope of its pages, where reading starts, the message buffers), and the
+//! tally of its confirmed pages.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{SyncOptions, envelope::Envelope};
+use crate::{buffers::BoundedPool, publisher::Confirmed, salesforce::SalesforceClient};
+
+/// One run of one object, as its fetchers and its publisher see it.
+pub(super) struct Run<'a> {
+    pub sf: &'a SalesforceClient,
+    pub pool: &'a PgPool,
+    pub options: &'a SyncOptions,
+    /// Checked between pages only, so that a page is never half-published.
+    pub cancel: &'a CancellationToken,
+    /// The object (as describe spells it), the run id, and the rest every page carries.
+    pub envelope: Envelope,
+    /// Where reading starts: `None` reads every record.
+    pub since: Option<DateTime<Utc>>,
+    /// The fields queried.
+    pub fields: &'a [&'a str],
+    /// Message bodies, handed back once published; how many exist at once is what bounds the
+    /// pipeline (the channel between fetcher and publisher only hands them over). Kept apart
+    /// from the response buffers, which are larger for Bulk (a CSV chunk holds 5,000 records, a
+    /// message 2,000).
+    pub messages: BoundedPool,
+}
+
+impl Run<'_> {
+    pub fn object(&self) -> &str {
+        &self.envelope.object
+    }
+
+    pub fn run_id(&self) -> Uuid {
+        self.envelope.run_id
+    }
+
+    /// Counts confirmed pages in the metrics.
+    pub fn count_published(&self, done: &[Confirmed]) {
+        if !done.is_empty() {
+            let records = done.iter().map(|c| c.records).sum();
+            self.sf
+                .metrics()
+                .published(self.object(), done.len() as u64, records);
+        }
+    }
+}
+
+/// Counts of confirmed pages and records, kept as they arrive.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Progress {
+    pub pages: u64,
+    pub records: u64,
+}
