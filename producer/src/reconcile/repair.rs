@@ -49,15 +49,8 @@ pub(super) async fn publish(
         .chunks(IDS_PER_QUERY)
     {
         // The Ids came out of the org snapshot, which parsed each one as a SalesforceId.
-        let in_list = chunk
-            .iter()
-            .map(|id| format!("'{id}'"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let query = format!(
-            "{} WHERE Id IN ({in_list})",
-            soql::select_all(object, fields)?
-        );
+        let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let query = soql::select_ids(object, fields, &ids)?;
         let body = sf.query(&query, true, 2000).await?;
         let parsed = QueryPage::parse(&body, "query")?;
         if parsed.records.is_empty() {

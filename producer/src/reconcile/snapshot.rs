@@ -84,7 +84,7 @@ async fn through_bulk(
     has_is_deleted: bool,
 ) -> anyhow::Result<u64> {
     let job = sf
-        .create_query_job(&soql::select_all(object, fields(has_is_deleted))?)
+        .create_query_job(&soql::select_from(object, fields(has_is_deleted))?)
         .await?;
     let job = sf.wait_for_job(&job.id).await?;
     let mut seen = 0u64;
@@ -123,7 +123,7 @@ async fn through_rest(
     object: &str,
     has_is_deleted: bool,
 ) -> anyhow::Result<u64> {
-    let query = soql::select_all(object, fields(has_is_deleted))?;
+    let query = soql::select_from(object, fields(has_is_deleted))?;
     let mut body = sf.query(&query, true, 2000).await?;
     let mut seen = 0u64;
     loop {

@@ -35,7 +35,9 @@ pub(super) async fn fetch_bulk(
     tx: mpsc::Sender<Fetched>,
 ) -> Result<(), SfError> {
     let (sf, object) = (run.sf, run.object());
-    let query = soql::select_since(object, run.fields, run.since)
+    let query = run
+        .query()
+        .select(run.fields, soql::Order::ByStamp)
         .map_err(|e| SfError::Config(e.to_string()))?;
     let job = sf.create_query_job(&query).await?;
     tracing::info!(object, job = %job.id, "Bulk query job created; waiting for Salesforce to run it.");

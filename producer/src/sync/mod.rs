@@ -44,7 +44,7 @@ use crate::{
     publisher::PagePublisher,
     runs,
     salesforce::{Describe, SalesforceClient, page::QueryPage},
-    soql, sync_state,
+    sync_state,
     tables::{self, FieldSelection},
 };
 
@@ -299,7 +299,7 @@ async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
         ApiChoice::Bulk => Api::Bulk,
         ApiChoice::Auto => {
             let object = run.object();
-            let count = soql::count_since(object, run.since).map_err(|e| anyhow::anyhow!(e))?;
+            let count = run.query().count().map_err(|e| anyhow::anyhow!(e))?;
             let body = run
                 .sf
                 .query(&count, true, 2000)

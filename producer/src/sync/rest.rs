@@ -24,7 +24,12 @@ const LOCATOR_RESTARTS: u32 = 5;
 pub(super) async fn fetch_pages(run: &Run<'_>, tx: mpsc::Sender<Fetched>) -> Result<(), SfError> {
     let (sf, object, page_size) = (run.sf, run.object(), run.options.page_size);
     let select = |since| {
-        soql::select_since(object, run.fields, since).map_err(|e| SfError::Config(e.to_string()))
+        soql::Query {
+            since,
+            ..run.query()
+        }
+        .select(run.fields, soql::Order::ByStamp)
+        .map_err(|e| SfError::Config(e.to_string()))
     };
     let mut since = run.since;
     let mut query = select(since)?;

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{SyncOptions, envelope::Envelope};
-use crate::{buffers::BoundedPool, publisher::Confirmed, salesforce::SalesforceClient};
+use crate::{buffers::BoundedPool, publisher::Confirmed, salesforce::SalesforceClient, soql};
 
 /// One run of one object, as its fetchers and its publisher see it.
 pub(super) struct Run<'a> {
@@ -37,6 +37,14 @@ impl Run<'_> {
 
     pub fn run_id(&self) -> Uuid {
         self.envelope.run_id
+    }
+
+    /// The records this run reads: the object's, from `since` on.
+    pub fn query(&self) -> soql::Query<'_> {
+        soql::Query {
+            since: self.since,
+            ..soql::Query::all(self.object())
+        }
     }
 
     /// Counts confirmed pages in the metrics.
