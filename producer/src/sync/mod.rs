@@ -192,7 +192,9 @@ impl Target {
         }
         let object = describe.name.clone();
         let table = options.settings.table(&object);
-        let created = tables::ensure_table(pool, &object, &table, &selection).await?;
+        let created = tables::ensure_table(pool, &object, &table, &selection)
+            .await?
+            .created;
         let watermark = sync_state::load(pool, &object)
             .await
             .context("reading sfsync.sync_state")?;
