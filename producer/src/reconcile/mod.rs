@@ -20,8 +20,13 @@
 //! - `snapshot`: the org's Ids and stamps into a temporary table, through REST or Bulk.
 //! - `census`: the SQL that sorts rows into categories, counts them and lists their Ids.
 //! - `repair`: publishing the re-pulled records and the deletions; waiting for the workers.
+//! - `refresh`: runs of refresh pages, some fields of every record re-read (formula fields; a
+//!   new column's back-fill, which `sync` starts).
+//! - `formulas`: `reconcile --formulas` and the `--formula-refresh` cadence of watch mode.
 
 mod census;
+mod formulas;
+pub(crate) mod refresh;
 mod repair;
 mod snapshot;
 
@@ -33,6 +38,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use self::census::Census;
+pub(crate) use self::formulas::record_refresh;
+pub use self::formulas::{FormulaOptions, FormulaReport, refresh_due, refresh_formulas};
 use crate::{
     objects::{self, ObjectSettings},
     publisher::PagePublisher,
