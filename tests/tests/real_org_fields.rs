@@ -322,7 +322,7 @@ async fn watch_mode_refreshes_formulas_at_its_cadence_and_stops_on_sigterm() {
     let org = real_org(&[("Account", 400), ("Contact", 300)]).await;
     let worker = env.spawn_worker(4, 2);
     let dir = ConfigDir::new(&env, "[sync]\nformula_refresh = \"2s\"\n");
-    let mut watch = dir
+    let watch = dir
         .command(
             PRODUCER,
             &[

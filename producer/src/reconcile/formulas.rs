@@ -19,11 +19,11 @@ use uuid::Uuid;
 use super::refresh::{self, RefreshRun};
 use crate::{
     columns,
-    objects::{self, ObjectSettings},
+    objects::ObjectSettings,
     salesforce::{Describe, SalesforceClient},
     soql::{self, SYSTEM_MODSTAMP},
     sync::ApiChoice,
-    tables::{self, FieldSelection},
+    tables::FieldSelection,
 };
 
 /// What a formula refresh is asked to do.
@@ -82,13 +82,9 @@ pub async fn refresh_formulas(
     options: &FormulaOptions,
 ) -> anyhow::Result<FormulaReport> {
     let calls_before = sf.usage().calls();
-    let describe = sf.describe(&options.object).await?;
-    let selection = tables::select_fields(&describe)?;
-    let selection = objects::filter_fields(&describe, &options.settings, selection)?;
-    let object = describe.name.clone();
-    let table = options.settings.table(&object);
-    tables::ensure_table(pool, &object, &table, &selection).await?;
-    let formulas = formula_fields(&describe, &selection);
+    let target = super::prepare(sf, pool, &options.object, &options.settings).await?;
+    let (describe, object, table) = (&target.describe, &target.object, &target.table);
+    let formulas = formula_fields(describe, &target.selection);
     let mut report = FormulaReport {
         object: object.clone(),
         fields: formulas.iter().map(|f| (*f).to_owned()).collect(),
@@ -109,10 +105,11 @@ pub async fn refresh_formulas(
         report.api_calls = sf.usage().calls() - calls_before;
         return Ok(report);
     }
-    // TODO(merge): the object's stamp field and `where` filter, as `Run::query()` sets them.
-    let query = soql::Query::all(&object);
-    let fields = refresh::fields_to_read(&describe, SYSTEM_MODSTAMP, &formulas);
-    let api = refresh::choose_api(pool, options.api, &table, &query, &fields).await?;
+    // Every record, as a full sync reads them (the object's filter belongs here too, where it
+    // has one).
+    let query = soql::Query::all(object);
+    let fields = refresh::fields_to_read(describe, SYSTEM_MODSTAMP, &formulas);
+    let api = refresh::choose_api(pool, options.api, table, &query, &fields).await?;
     let channel = connection
         .create_channel()
         .await
@@ -129,7 +126,7 @@ pub async fn refresh_formulas(
     let published = refresh::publish(&run, channel.clone()).await;
     common::amqp::close_channel(&channel, "formula refresh published").await;
     let published = published?;
-    record_refresh(pool, &object, published.run_id).await?;
+    record_refresh(pool, object, published.run_id).await?;
     tracing::info!(object, run_id = %published.run_id, fields = formulas.len(), records = published.records, pages = published.pages, ?api, "Formula fields re-read and published.");
     if let Some(wait) = options.wait {
         super::repair::wait_until_applied(pool, published.run_id, published.pages, wait).await?;
@@ -209,7 +206,7 @@ pub async fn refresh_due(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::salesforce::DescribeField;
+    use crate::{objects, salesforce::DescribeField, tables};
 
     #[test]
     fn formula_fields_are_the_synced_calculated_ones() {

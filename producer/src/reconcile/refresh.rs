@@ -101,10 +101,7 @@ pub(crate) async fn publish(
             Api::Rest => through_rest(run, &envelope, &mut publisher, &mut tally).await?,
         }
         publisher.finish().await?;
-        anyhow::ensure!(
-            !run.cancel.is_cancelled(),
-            "interrupted by a shutdown signal before the last page"
-        );
+        not_cancelled(run.cancel)?;
         anyhow::Ok(())
     }
     .await;
@@ -180,6 +177,15 @@ pub(crate) fn fields_to_read<'a>(
         .collect()
 }
 
+/// An error once the run is cancelled: checked between pages, so no page is half-published.
+fn not_cancelled(cancel: &CancellationToken) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !cancel.is_cancelled(),
+        "interrupted by a shutdown signal before the last page"
+    );
+    Ok(())
+}
+
 fn names<'a>(fields: &[(&'a str, CsvType)]) -> Vec<&'a str> {
     fields.iter().map(|(name, _)| *name).collect()
 }
@@ -215,10 +221,7 @@ async fn through_bulk(
         let mut pages = bulk::CsvPages::new(&csv, object, run.fields)
             .map_err(|detail| anyhow::anyhow!("Bulk job {} of {object}: {detail}", job.id))?;
         loop {
-            anyhow::ensure!(
-                !run.cancel.is_cancelled(),
-                "interrupted by a shutdown signal before the last page"
-            );
+            not_cancelled(run.cancel)?;
             let splice = envelope
                 .message(PageKind::Refresh, tally.pages + 1, ())
                 .split_around_records()?;
@@ -259,10 +262,7 @@ async fn through_rest(
     let mut body = sf.query(&soql, true, PAGE_RECORDS).await?;
     let mut url = "query".to_owned();
     loop {
-        anyhow::ensure!(
-            !run.cancel.is_cancelled(),
-            "interrupted by a shutdown signal before the last page"
-        );
+        not_cancelled(run.cancel)?;
         let parsed = QueryPage::parse(&body, &url)?;
         if !parsed.records.is_empty() {
             tally.pages += 1;
