@@ -111,8 +111,9 @@ pub fn plan(recorded: &[Recorded], current: Current<'_>) -> ColumnPlan {
 }
 
 /// Records the columns of `fields` (`(field, added now)`) in `table`; a column added now to a
-/// table that already had rows needs a back-fill. Columns already recorded keep their record,
-/// except that a column added again (someone dropped it) needs a back-fill again.
+/// table that already had rows needs a back-fill. Columns already recorded keep their record
+/// (and their row is not rewritten: this runs before every sync), except that a column added
+/// again (someone dropped it) needs a back-fill again.
 ///
 /// # Errors
 /// The database refused the statement.
@@ -130,8 +131,8 @@ pub async fn register(
     sqlx::query(
         "INSERT INTO sfsync.columns (table_name, column_name, object, field, needs_backfill)
          SELECT $1, c, $2, f, b FROM unnest($3::text[], $4::text[], $5::boolean[]) AS u(c, f, b)
-         ON CONFLICT (table_name, column_name) DO UPDATE
-            SET needs_backfill = sfsync.columns.needs_backfill OR EXCLUDED.needs_backfill",
+         ON CONFLICT (table_name, column_name) DO UPDATE SET needs_backfill = true
+          WHERE EXCLUDED.needs_backfill AND NOT sfsync.columns.needs_backfill",
     )
     .bind(table)
     .bind(object)
