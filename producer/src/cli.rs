@@ -70,6 +70,12 @@ pub struct ReconcileArgs {
     /// Only report the differences; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Instead of comparing stamps, bring formula fields up to date: Salesforce computes them
+    /// when they are read, so they change without a new SystemModstamp. Re-reads Id,
+    /// SystemModstamp and every formula field (one Bulk job with --api bulk: a dozen API calls
+    /// whatever the size) and updates those columns of the rows the table has.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub formulas: bool,
     /// One JSON object per object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -171,6 +177,13 @@ pub struct SyncArgs {
     /// Pause between syncs in --watch mode.
     #[arg(long, env = "SFSYNC_WATCH_INTERVAL", default_value = "30s", value_parser = common::config::parse_duration)]
     pub interval: std::time::Duration,
+    /// In --watch mode, also re-read the formula fields of each object that has them, at most
+    /// this often (e.g. 1h): Salesforce computes formulas when they are read, so their values
+    /// change without a new SystemModstamp and incremental syncs miss them. A refresh costs one
+    /// Bulk job per object (a dozen API calls whatever its size; REST for small tables with
+    /// --api auto); objects without formula fields cost nothing. Off unless set.
+    #[arg(long, env = "SFSYNC_FORMULA_REFRESH", value_parser = common::config::parse_duration)]
+    pub formula_refresh: Option<std::time::Duration>,
     /// Stop (with an error) once the org's API usage, as Salesforce reports it, reaches this
     /// percentage of its daily limit, leaving the rest to other integrations. 100 disables it.
     #[arg(long, env = "SFSYNC_MAX_API_USAGE", default_value_t = 80.0, value_parser = parse_percent)]

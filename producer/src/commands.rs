@@ -9,7 +9,7 @@ use crate::{
     broker,
     cli::{DlqArgs, DlqCommand, ReconcileArgs, SyncArgs},
     dlq, output,
-    reconcile::{self, ReconcileOptions, ReconcileReport},
+    reconcile::{self, FormulaOptions, FormulaReport, ReconcileOptions, ReconcileReport},
     session::Session,
     sync::{ApiChoice, SyncOptions, SyncReport},
 };
@@ -71,6 +71,9 @@ pub async fn watch_with_metrics(
             // Not the signal's token: a window that has started is finished.
             let reports = sync_pass(&mut session, args, &CancellationToken::new()).await?;
             on_pass(&reports);
+            if let Some(every) = args.formula_refresh {
+                refresh_formulas_due(&session, args, every).await?;
+            }
             tokio::select! {
                 () = cancel.cancelled() => {}
                 () = tokio::time::sleep(args.interval) => {}
@@ -81,6 +84,23 @@ pub async fn watch_with_metrics(
     .await;
     session.close().await;
     result
+}
+
+/// `--formula-refresh`: re-reads the formula fields of the objects that have them and were
+/// last read `every` ago or longer (see [`reconcile::refresh_due`]).
+async fn refresh_formulas_due(
+    session: &Session,
+    args: &SyncArgs,
+    every: std::time::Duration,
+) -> anyhow::Result<()> {
+    let objects: Vec<_> = args
+        .objects
+        .iter()
+        .map(|object| (object.clone(), args.object_config.settings(object)))
+        .collect();
+    let (sf, pool, connection) = (&session.sf, &session.pool, session.broker.connection());
+    reconcile::refresh_due(sf, pool, connection, &objects, args.api, every).await?;
+    Ok(())
 }
 
 /// Syncs every object once, in order; stops at the first failure.
@@ -152,11 +172,45 @@ pub async fn run_reconcile(args: &ReconcileArgs) -> anyhow::Result<Vec<Reconcile
     result.map(|()| reports)
 }
 
-/// [`run_reconcile`], printing each report; an error when differences remain (exit 1).
+/// `producer reconcile --formulas`: each object's formula fields re-read and applied; see
+/// [`reconcile::refresh_formulas`].
+///
+/// # Errors
+/// A setting is wrong, a service is unreachable, or a refresh failed.
+pub async fn run_formula_refresh(args: &ReconcileArgs) -> anyhow::Result<Vec<FormulaReport>> {
+    let listener = args.metrics.bind().await?;
+    let session = Session::open(args.into(), listener).await?;
+    let (sf, pool, connection) = (&session.sf, &session.pool, session.broker.connection());
+    let refreshed = async {
+        let mut reports = Vec::with_capacity(args.objects.len());
+        for object in &args.objects {
+            let options = FormulaOptions {
+                object: object.clone(),
+                api: args.api,
+                wait: Some(args.wait),
+                settings: args.object_config.settings(object),
+            };
+            reports.push(reconcile::refresh_formulas(sf, pool, connection, &options).await?);
+        }
+        anyhow::Ok(reports)
+    }
+    .await;
+    session.close().await;
+    refreshed
+}
+
+/// [`run_reconcile`] (or with `--formulas`, [`run_formula_refresh`]), printing each report; an
+/// error when differences remain (exit 1).
 ///
 /// # Errors
 /// As for [`run_reconcile`], or differences remain.
 pub async fn reconcile_and_print(args: ReconcileArgs) -> anyhow::Result<()> {
+    if args.formulas {
+        for r in &run_formula_refresh(&args).await? {
+            output::print_formula_refresh(r, args.json)?;
+        }
+        return Ok(());
+    }
     let reports = run_reconcile(&args).await?;
     for r in &reports {
         output::print_reconcile(r, args.json)?;

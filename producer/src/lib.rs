@@ -11,6 +11,7 @@
 //! - [`objects`] — per-object settings from `sfsync.toml`: table, fields, hard delete.
 //! - [`salesforce`] — login, describe, paged queries, getDeleted, Bulk jobs, errors and retries.
 //! - [`soql`], [`tables`] — the query and the target table, both built from describe.
+//! - [`columns`] — which field each column holds, and whether syncs still fill it.
 //! - [`sync`] — one run of one object, from describe to the last confirm.
 //! - [`publisher`] — confirm-mode publishing with a window of outstanding confirms.
 //! - [`buffers`] — page-sized byte buffers reused from page to page.
@@ -23,6 +24,7 @@
 pub mod broker;
 pub mod buffers;
 pub mod cli;
+pub mod columns;
 pub mod commands;
 pub mod dlq;
 pub mod metrics;

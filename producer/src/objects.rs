@@ -370,6 +370,7 @@ mod tests {
             .map(|(n, t)| DescribeField {
                 name: (*n).into(),
                 sf_type: (*t).into(),
+                calculated: false,
             })
             .collect(),
         }

@@ -3,7 +3,7 @@
 
 use crate::{
     dlq::{self, Letter},
-    reconcile::{Census, ReconcileReport},
+    reconcile::{Census, FormulaReport, ReconcileReport},
     sync::{Api, SyncMode, SyncReport},
 };
 
@@ -51,6 +51,33 @@ pub fn print_reconcile(r: &ReconcileReport, json: bool) -> anyhow::Result<()> {
             );
         }
         None => println!("  dry run: nothing changed; {} API calls", r.api_calls),
+    }
+    Ok(())
+}
+
+/// What `reconcile --formulas` did for one object, or one JSON object.
+///
+/// # Errors
+/// The report could not be serialized (it cannot: every field is plain data).
+pub fn print_formula_refresh(r: &FormulaReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+        return Ok(());
+    }
+    if r.fields.is_empty() {
+        println!(
+            "{}: no formula fields to refresh; {} API calls",
+            r.object, r.api_calls
+        );
+    } else {
+        println!(
+            "{}: {} formula fields re-read: {} records, {} pages published and applied; {} API calls",
+            r.object,
+            r.fields.len(),
+            r.records,
+            r.pages,
+            r.api_calls
+        );
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! `producer status`: what each run published and what the workers did of it, from the
-//! database; with `--watch`, a live view that adds records/s, an ETA and the broker's own queue
-//! depths.
+//! database, then the columns no sync fills any more; with `--watch`, a live view that adds
+//! records/s, an ETA and the broker's own queue depths.
 
 use std::{collections::HashMap, io::IsTerminal, time::Instant};
 
@@ -12,7 +12,7 @@ use lapin::{
 };
 use uuid::Uuid;
 
-use crate::{cli::StatusArgs, runs};
+use crate::{cli::StatusArgs, columns, runs};
 
 /// Messages ready and consumers attached, as the broker counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -69,6 +69,7 @@ pub async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
             }
         } else {
             print_table(&rows, &HashMap::new());
+            print_stale_columns(&pool).await?;
         }
         return Ok(());
     }
@@ -113,11 +114,35 @@ pub async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
             Err(e) => println!("queues: unavailable ({e:#})"),
         }
         print_table(&rows, &rates);
+        print_stale_columns(&pool).await?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             () = tokio::time::sleep(args.interval) => {}
         }
     }
+}
+
+/// One line per column no sync fills any more (`sfsync.columns`), after the runs.
+async fn print_stale_columns(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let stale = columns::stale(pool)
+        .await
+        .context("reading sfsync.columns")?;
+    if !stale.is_empty() {
+        println!();
+    }
+    for c in &stale {
+        println!(
+            "stale column {}.{}.{} ({}.{}): {} since {}",
+            common::schema::TARGET_SCHEMA,
+            c.table_name,
+            c.column_name,
+            c.object,
+            c.field,
+            c.reason.as_deref().unwrap_or(columns::NOT_IN_DESCRIBE),
+            c.since.format("%Y-%m-%d %H:%M:%S UTC")
+        );
+    }
+    Ok(())
 }
 
 fn print_table(rows: &[runs::RunStatus], rates: &HashMap<Uuid, f64>) {

@@ -93,13 +93,25 @@ pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> 
     Ok(FieldSelection { columns, skipped })
 }
 
+/// What [`ensure_table`] changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableChange {
+    /// The table is new (e.g. after a table override changed): it needs every record,
+    /// whatever the watermark says.
+    pub created: bool,
+    /// Columns added to a table that existed: their rows need the new fields' values (a
+    /// back-fill, see [`crate::columns`]).
+    pub added: Vec<String>,
+}
+
 /// Creates `salesforce.<table>` for `object` if needed and adds any missing column; `table` is
 /// the object's lower-cased name or a checked override. The table is claimed for the object in
-/// `sfsync.table_owners`: a table another object holds is refused.
+/// `sfsync.table_owners`: a table another object holds is refused. Every column is recorded in
+/// `sfsync.columns` in the same transaction, those added to an existing table as needing a
+/// back-fill, so that no column is ever added without the note that its rows lack values.
 ///
 /// Runs under a transaction-scoped advisory lock, so producers starting at once do not race on
-/// `CREATE SCHEMA`/`CREATE TABLE`. Returns whether the table was created (a new table, e.g.
-/// after a table override changed, needs every record whatever the watermark says).
+/// `CREATE SCHEMA`/`CREATE TABLE`.
 ///
 /// # Errors
 /// The database refused a statement.
@@ -108,7 +120,7 @@ pub async fn ensure_table(
     object: &str,
     table_name: &str,
     selection: &FieldSelection,
-) -> Result<bool, TableError> {
+) -> Result<TableChange, TableError> {
     let table = qualified(table_name);
     let db_err = |source| TableError::Database {
         table: table.clone(),
@@ -164,9 +176,24 @@ pub async fn ensure_table(
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+    let present: Vec<String> = sqlx::query_scalar(
+        "SELECT attname::text FROM pg_attribute
+          WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+    )
+    .bind(&table)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let mut added = Vec::new();
+    let mut recorded = Vec::with_capacity(selection.columns.len());
     for (field, pg_type) in &selection.columns {
         let column = column_name(field);
-        if matches!(column.as_str(), "sfid" | "systemmodstamp" | "isdeleted") {
+        if crate::columns::is_base_column(&column) {
+            continue;
+        }
+        let new = !present.contains(&column);
+        recorded.push((field.as_str(), new && existed));
+        if !new {
             continue;
         }
         sqlx::query(AssertSqlSafe(format!(
@@ -176,9 +203,21 @@ pub async fn ensure_table(
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        if existed {
+            added.push(column);
+        }
     }
+    crate::columns::register(&mut tx, table_name, object, &recorded)
+        .await
+        .map_err(db_err)?;
     tx.commit().await.map_err(db_err)?;
-    Ok(!existed)
+    if !added.is_empty() {
+        tracing::info!(object, table = table_name, columns = ?added, "Columns added for new fields; a sync back-fills their existing rows.");
+    }
+    Ok(TableChange {
+        created: !existed,
+        added,
+    })
 }
 
 #[cfg(test)]
@@ -195,6 +234,7 @@ mod tests {
                 .map(|(n, t)| DescribeField {
                     name: (*n).into(),
                     sf_type: (*t).into(),
+                    calculated: false,
                 })
                 .collect(),
         }

@@ -245,6 +245,7 @@ impl TestEnv {
             hard_delete: false,
             watch: false,
             interval: Duration::from_secs(30),
+            formula_refresh: None,
             max_api_usage: 100.0,
             api: producer::sync::ApiChoice::Rest,
             bulk_threshold: 100_000,
@@ -553,6 +554,7 @@ pub async fn create_small_table(pool: &PgPool, object: &str, table: &str) -> any
         .map(|(n, t)| DescribeField {
             name: (*n).into(),
             sf_type: (*t).into(),
+            calculated: false,
         })
         .collect(),
     };

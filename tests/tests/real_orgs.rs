@@ -161,6 +161,7 @@ fn reconcile_args(env: &TestEnv, org: &FakeOrg, object: &str) -> producer::cli::
         objects: vec![object.into()],
         all: false,
         dry_run: false,
+        formulas: false,
         hard_delete: false,
         json: false,
         wait: WAIT,

@@ -16,6 +16,7 @@ fn reconcile_args(
         objects: vec!["Contact".into()],
         all: false,
         dry_run,
+        formulas: false,
         json: false,
         hard_delete: false,
         wait: Duration::from_secs(120),

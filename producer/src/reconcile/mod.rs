@@ -20,8 +20,13 @@
 //! - `snapshot`: the org's Ids and stamps into a temporary table, through REST or Bulk.
 //! - `census`: the SQL that sorts rows into categories, counts them and lists their Ids.
 //! - `repair`: publishing the re-pulled records and the deletions; waiting for the workers.
+//! - `refresh`: runs of refresh pages, some fields of every record re-read (formula fields; a
+//!   new column's back-fill, which `sync` starts).
+//! - `formulas`: `reconcile --formulas` and the `--formula-refresh` cadence of watch mode.
 
 mod census;
+mod formulas;
+pub(crate) mod refresh;
 mod repair;
 mod snapshot;
 
@@ -33,13 +38,15 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 pub use self::census::Census;
+pub(crate) use self::formulas::record_refresh;
+pub use self::formulas::{FormulaOptions, FormulaReport, refresh_due, refresh_formulas};
 use crate::{
     objects::{self, ObjectSettings},
     publisher::PagePublisher,
     runs,
-    salesforce::SalesforceClient,
+    salesforce::{Describe, SalesforceClient},
     sync::envelope::Envelope,
-    tables,
+    tables::{self, FieldSelection},
 };
 
 /// What a reconcile found and did.
@@ -75,6 +82,36 @@ pub struct ReconcileOptions {
     pub settings: ObjectSettings,
 }
 
+/// An object described, its fields chosen, its table created or extended: where a reconcile and
+/// a formula refresh start.
+struct Prepared {
+    describe: Describe,
+    selection: FieldSelection,
+    /// The object's name as describe spells it.
+    object: String,
+    table: String,
+}
+
+async fn prepare(
+    sf: &SalesforceClient,
+    pool: &PgPool,
+    object: &str,
+    settings: &ObjectSettings,
+) -> anyhow::Result<Prepared> {
+    let describe = sf.describe(object).await?;
+    let selection = tables::select_fields(&describe)?;
+    let selection = objects::filter_fields(&describe, settings, selection)?;
+    let object = describe.name.clone();
+    let table = settings.table(&object);
+    tables::ensure_table(pool, &object, &table, &selection).await?;
+    Ok(Prepared {
+        describe,
+        selection,
+        object,
+        table,
+    })
+}
+
 /// Reconciles one object; see the module docs.
 ///
 /// # Errors
@@ -87,12 +124,12 @@ pub async fn reconcile_object(
     options: &ReconcileOptions,
 ) -> anyhow::Result<ReconcileReport> {
     let calls_before = sf.usage().calls();
-    let describe = sf.describe(&options.object).await?;
-    let selection = tables::select_fields(&describe)?;
-    let selection = objects::filter_fields(&describe, &options.settings, selection)?;
-    let object = describe.name.clone();
-    let table = options.settings.table(&object);
-    tables::ensure_table(pool, &object, &table, &selection).await?;
+    let Prepared {
+        describe,
+        selection,
+        object,
+        table,
+    } = prepare(sf, pool, &options.object, &options.settings).await?;
     let has_is_deleted = describe.fields.iter().any(|f| f.name == "IsDeleted");
 
     // One connection for the whole reconcile: the snapshot is a temporary table.

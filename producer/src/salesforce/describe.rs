@@ -11,6 +11,10 @@ pub struct DescribeField {
     pub name: String,
     #[serde(rename = "type")]
     pub sf_type: String,
+    /// A formula field: Salesforce computes its value when it is read, so it can change
+    /// without the record's SystemModstamp moving (see `docs/real-orgs.md`).
+    #[serde(default)]
+    pub calculated: bool,
 }
 
 /// The parts of `GET /sobjects/{Object}/describe` that sfsync uses.

@@ -16,7 +16,9 @@
 //! - `pipeline`: fetching one page ahead of publishing, and booking confirmed pages.
 //! - `rest`, `bulk`: the two fetchers (query/queryMore; Bulk API 2.0 jobs).
 //! - `deletions`: the getDeleted pages published after the records.
+//! - `backfill`: after the records, stale columns marked and new fields back-filled.
 
+mod backfill;
 mod bulk;
 mod deletions;
 pub(crate) mod envelope;
@@ -162,9 +164,14 @@ pub async fn sync_object(
         messages: BoundedPool::new(MESSAGES_AT_ONCE),
     };
     let span = tracing::info_span!("sync", run_id = %run.run_id(), object = %target.object);
-    publish_run(&run, channel, &target, calls_before)
+    let mut report = publish_run(&run, channel.clone(), &target, calls_before)
+        .instrument(span.clone())
+        .await?;
+    backfill::after_sync(&run, channel, &target)
         .instrument(span)
-        .await
+        .await?;
+    report.api_calls = sf.usage().calls() - calls_before;
+    Ok(report)
 }
 
 /// What a run reads and where it writes, found before it starts.
@@ -192,7 +199,9 @@ impl Target {
         }
         let object = describe.name.clone();
         let table = options.settings.table(&object);
-        let created = tables::ensure_table(pool, &object, &table, &selection).await?;
+        let created = tables::ensure_table(pool, &object, &table, &selection)
+            .await?
+            .created;
         let watermark = sync_state::load(pool, &object)
             .await
             .context("reading sfsync.sync_state")?;

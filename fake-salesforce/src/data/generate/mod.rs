@@ -18,7 +18,7 @@ pub use self::recipe::{Gen, Nulls};
 pub use self::values::with_nul;
 use self::values::*;
 use super::Value;
-use super::schema::{ObjectDef, ObjectKind};
+use super::schema::{FieldType, ObjectDef, ObjectKind};
 use crate::calendar::days_from_civil;
 
 /// Base-62 digits in ASCII order, so the byte order of an encoded counter is its numeric order.
@@ -181,6 +181,17 @@ impl Generator {
         if epoch == 0 || !def.fields[field].calculated {
             return base;
         }
+        // A null formula recalculates to a value of the formula's own type, as Salesforce's
+        // would: a currency formula never reads back as text.
+        let base = match (base, def.fields[field].ty) {
+            (Value::Null, FieldType::Currency | FieldType::Double | FieldType::Percent) => {
+                Value::Number(0.0)
+            }
+            (Value::Null, FieldType::Int) => Value::Int(0),
+            (Value::Null, FieldType::Date) => Value::Date(0),
+            (Value::Null, FieldType::DateTime) => Value::DateTime(0),
+            (base, _) => base,
+        };
         recalculated(base, epoch)
     }
 
