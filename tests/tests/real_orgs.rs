@@ -4,12 +4,16 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use e2e::{RunningWorker, TestEnv, compare};
+use e2e::{
+    RunningWorker, TestEnv, compare,
+    config_dir::{ConfigDir, sf_env},
+};
 use fake_salesforce::{FakeOrg, Faults, MutateRequest, OrgConfig, Shape};
 use producer::sync::{ApiChoice, SyncReport};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(180);
+const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 
 /// A fake org in the shape of a real one, with `records` of each object.
 async fn real_org(records: &[(&str, u32)], faults: Faults) -> FakeOrg {
@@ -383,6 +387,26 @@ async fn get_deleted_windows_over_the_id_limit_are_split() {
     })
     .await
     .unwrap();
+    // The watermark above was the generated records' (years old), past getDeleted's 30 days.
+    // Once it is recent, getDeleted is asked for the window since: too many Ids, split down to
+    // the minute the purge happened in, still too many, then found by comparing Ids.
+    org.org().mutate(MutateRequest {
+        update: 5,
+        ..MutateRequest::new("Contact")
+    });
+    sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    org.org().mutate(MutateRequest {
+        purge: 260,
+        ..MutateRequest::new("Contact")
+    });
+    let report = sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    assert_eq!(report.deletions, 260, "{report:?}");
+    env.wait_until("520 rows marked deleted", WAIT, || async {
+        Ok(deleted_rows(&env, "contact").await == 520)
+    })
+    .await
+    .unwrap();
+    assert_live_rows_equal(&env, &org, "Contact", "contact").await;
     w.stop().await;
 }
 
@@ -417,6 +441,38 @@ async fn a_delete_log_that_no_longer_covers_the_window_is_repaired_not_trusted()
     let mut expected = purged.purged.clone();
     expected.sort();
     assert_eq!(marked, expected);
+
+    // The same with a recent watermark, whose window getDeleted does answer, but from a delete
+    // log that starts after it.
+    org.org().set_faults(Faults::default());
+    org.org().mutate(MutateRequest {
+        update: 5,
+        ..MutateRequest::new("Contact")
+    });
+    sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    let purged = org.org().mutate(MutateRequest {
+        purge: 20,
+        ..MutateRequest::new("Contact")
+    });
+    org.org().set_faults(Faults {
+        delete_log_start: Some(org.org().now_millis() + 120_000),
+        ..Faults::default()
+    });
+    let report = sync(&env, &org, "Contact", ApiChoice::Rest).await;
+    assert_eq!(report.deletions, 20, "{report:?}");
+    env.wait_until("the purged rows marked deleted", WAIT, || async {
+        Ok(deleted_rows(&env, "contact").await == 50)
+    })
+    .await
+    .unwrap();
+    let marked: Vec<String> =
+        sqlx::query_scalar("SELECT sfid FROM salesforce.contact WHERE isdeleted ORDER BY sfid")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    expected.extend(purged.purged);
+    expected.sort();
+    assert_eq!(marked, expected);
     w.stop().await;
 }
 
@@ -444,5 +500,81 @@ async fn one_objects_failure_does_not_stop_the_others() {
     .unwrap();
     assert_equal(&env, &org, "Contact", "contact").await;
     assert_equal(&env, &org, "Lead", "lead").await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watching_producer_goes_on_after_one_object_fails() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("Contact", 300), ("Lead", 200)], Faults::default()).await;
+    let w = worker(&env);
+    let dir = ConfigDir::new(&env, "");
+    let mut command = dir.command(
+        PRODUCER,
+        &[
+            "sync",
+            "--watch",
+            "--interval",
+            "1s",
+            "--object",
+            "Contact,Missing__c,Lead",
+            "--no-progress",
+            "--max-api-usage",
+            "100",
+        ],
+        &env,
+        &sf_env(&org),
+    );
+    let producer = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stored = |object: &'static str, table: &'static str| {
+        let (env, org) = (&env, &org);
+        move || async move {
+            // The table may not exist yet.
+            let Ok(rows) = compare::table_rows(&env.pool, table).await else {
+                return Ok(false);
+            };
+            Ok(compare::differences(org.org().records(object), &rows).is_empty())
+        }
+    };
+    env.wait_until("Contact stored", WAIT, stored("Contact", "contact"))
+        .await
+        .unwrap();
+    env.wait_until("Lead stored", WAIT, stored("Lead", "lead"))
+        .await
+        .unwrap();
+    // Changes made now reach the tables through a later pass: the daemon went on after the
+    // failure of the pass before.
+    for object in ["Contact", "Lead"] {
+        org.org().mutate(MutateRequest {
+            update: 15,
+            create: 5,
+            ..MutateRequest::new(object)
+        });
+    }
+    env.wait_until("Contact changes stored", WAIT, stored("Contact", "contact"))
+        .await
+        .unwrap();
+    env.wait_until("Lead changes stored", WAIT, stored("Lead", "lead"))
+        .await
+        .unwrap();
+    e2e::sigterm(&producer);
+    let out = tokio::time::timeout(WAIT, producer.wait_with_output())
+        .await
+        .expect("the producer stops after SIGTERM")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let failures = stderr
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("Missing__c"))
+        .count();
+    assert!(
+        failures >= 2,
+        "each pass logs the failed object at ERROR: {stderr}"
+    );
     w.stop().await;
 }
