@@ -2,6 +2,9 @@
 //! getDeleted reports (records removed from the recycle bin, which queryAll can no longer
 //! show), or, where getDeleted cannot report everything, what comparing Ids finds (see
 //! `gone`). A table is never left as if it were complete when the delete log says it cannot be.
+//!
+//! The window starts where the last run's deletions reached (`sync_state`), minus the overlap:
+//! not at the watermark, which stands still while an object does not change.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -12,13 +15,13 @@ use super::{
     refusals::BulkRefusals,
     run::{Progress, Run},
 };
-use crate::{publisher::PagePublisher, salesforce::deleted::DeleteLog};
+use crate::{publisher::PagePublisher, salesforce::deleted::DeleteLog, sync_state};
 
 /// getDeleted answers windows of at most 30 days (and keeps about 15).
 const DELETED_WINDOW_DAYS: i64 = 29;
 
-/// Publishes the deletions since the run's `since` (until `until`, when the run started);
-/// returns how many.
+/// Publishes the deletions since they were last checked (until `until`, when the run started),
+/// records how far they now reach, and returns how many.
 pub(super) async fn publish_deletions(
     run: &Run<'_>,
     publisher: &mut PagePublisher,
@@ -27,21 +30,50 @@ pub(super) async fn publish_deletions(
     refusals: &BulkRefusals,
     progress: &mut Progress,
 ) -> anyhow::Result<u64> {
-    let object = run.object();
-    if !target.describe.replicateable || run.stamp.is_none() {
-        // getDeleted refuses the object, or it has no stamp to window by: its deletions are
-        // found by Ids on every sync (a table just created has no rows to lose).
-        if target.created {
-            return Ok(0);
-        }
-        return gone::publish_gone(run, publisher, target, refusals, progress).await;
+    let published = find_and_publish(run, publisher, target, until, refusals, progress).await?;
+    if let Some(published) = published {
+        sync_state::deletions_checked(run.pool, run.object(), until)
+            .await
+            .context("recording the deletions checked in sfsync.sync_state")?;
+        return Ok(published);
     }
-    // A full read of a replicateable object publishes no deletions, as before.
-    let Some(since) = run.since else {
-        return Ok(0);
+    Ok(0)
+}
+
+/// The deletions of the run: `None` when it did not look for them (a full read of a
+/// replicateable object into a table that was there before and whose deletions were never
+/// checked reads every record, as before, and leaves them to the next run).
+async fn find_and_publish(
+    run: &Run<'_>,
+    publisher: &mut PagePublisher,
+    target: &Target,
+    until: DateTime<Utc>,
+    refusals: &BulkRefusals,
+    progress: &mut Progress,
+) -> anyhow::Result<Option<u64>> {
+    let object = run.object();
+    if target.created {
+        // A table just filled holds no row a deletion could concern.
+        return Ok(Some(0));
+    }
+    if !target.describe.replicateable || run.stamp.is_none() {
+        // getDeleted refuses the object, or it has no stamp to sync by: its deletions are found
+        // by comparing Ids on every sync.
+        return Ok(Some(
+            gone::publish_gone(run, publisher, target, refusals, progress).await?,
+        ));
+    }
+    // From where the last run left them; before any run recorded that, from the read's start.
+    let overlap = chrono::Duration::from_std(run.options.overlap).unwrap_or_default();
+    let checked = sync_state::deletions_checked_until(run.pool, object)
+        .await
+        .context("reading sfsync.sync_state")?;
+    let Some(since) = checked.map(|c| c - overlap).or(run.since) else {
+        return Ok(None);
     };
-    match deleted_since(run, since, until).await? {
-        DeleteLog::Complete(deleted) => publish_ids(run, publisher, &deleted, progress).await,
+    let log = deleted_since(run, since, until).await?;
+    Ok(Some(match log {
+        DeleteLog::Complete(deleted) => publish_ids(run, publisher, &deleted, progress).await?,
         DeleteLog::Incomplete(why) => {
             tracing::warn!(
                 object,
@@ -50,9 +82,9 @@ pub(super) async fn publish_deletions(
                 reason = why,
                 "getDeleted cannot report every record deleted in this window: comparing the table's Ids with the org's instead, so that no deletion is missed."
             );
-            gone::publish_gone(run, publisher, target, refusals, progress).await
+            gone::publish_gone(run, publisher, target, refusals, progress).await?
         }
-    }
+    }))
 }
 
 /// What getDeleted says about `[since, until]`.
@@ -64,7 +96,7 @@ async fn deleted_since(
     let earliest = until - chrono::Duration::days(DELETED_WINDOW_DAYS);
     if since < earliest {
         return Ok(DeleteLog::Incomplete(format!(
-            "the watermark {since} is older than the {DELETED_WINDOW_DAYS} days getDeleted answers for"
+            "deletions were last checked at {since}, longer ago than the {DELETED_WINDOW_DAYS} days getDeleted answers for"
         )));
     }
     // The end is rounded up past the current minute, which getDeleted would otherwise leave out.
