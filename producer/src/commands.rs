@@ -305,36 +305,40 @@ mod tests {
 
     #[test]
     fn a_failed_pass_says_how_many_objects_failed_and_which() {
-        let pass = Pass {
-            objects: 3,
-            reports: vec![report("Contact"), report("Lead")],
-            failed: vec![("Missing__c".into(), anyhow::anyhow!("no such object"))],
-        };
-        assert_eq!(
-            pass.into_result().unwrap_err().to_string(),
-            "1 of 3 objects failed; Missing__c: no such object"
-        );
-        let alone = Pass {
-            objects: 1,
-            reports: vec![],
-            failed: vec![("Missing__c".into(), anyhow::anyhow!("no such object"))],
-        };
-        assert_eq!(
-            alone.into_result().unwrap_err().to_string(),
-            "no such object"
-        );
-        let interrupted = Pass {
-            objects: 4,
-            reports: vec![report("Contact")],
-            failed: vec![
-                ("Lead".into(), anyhow::anyhow!("refused")),
-                ("Case".into(), anyhow::anyhow!("interrupted")),
-            ],
-        };
-        assert_eq!(
-            interrupted.into_result().unwrap_err().to_string(),
-            "2 of 4 objects failed (1 not started: interrupted by a shutdown signal); Lead: refused; Case: interrupted"
-        );
+        /// (object, error)
+        type Failures<'a> = &'a [(&'a str, &'a str)];
+        // (objects asked for, synced, failed with their error; the pass's error)
+        let cases: [(usize, &[&str], Failures, &str); 3] = [
+            (
+                3,
+                &["Contact", "Lead"],
+                &[("Missing__c", "no such object")],
+                "1 of 3 objects failed; Missing__c: no such object",
+            ),
+            (
+                1,
+                &[],
+                &[("Missing__c", "no such object")],
+                "no such object",
+            ),
+            (
+                4,
+                &["Contact"],
+                &[("Lead", "refused"), ("Case", "interrupted")],
+                "2 of 4 objects failed (1 not started: interrupted by a shutdown signal); Lead: refused; Case: interrupted",
+            ),
+        ];
+        for (objects, synced, failed, want) in cases {
+            let pass = Pass {
+                objects,
+                reports: synced.iter().map(|o| report(o)).collect(),
+                failed: failed
+                    .iter()
+                    .map(|(o, e)| ((*o).to_owned(), anyhow::anyhow!(*e)))
+                    .collect(),
+            };
+            assert_eq!(pass.into_result().unwrap_err().to_string(), want);
+        }
         let fine = Pass {
             objects: 1,
             reports: vec![report("Contact")],

@@ -381,7 +381,7 @@ pub async fn check_fields_against_org(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::salesforce::DescribeField;
+    use crate::tables::tests::describe_of;
 
     fn config(toml: &str) -> Result<ObjectsConfig, String> {
         let file = ConfigFile::parse("sfsync.toml", toml).map_err(|e| e.to_string())?;
@@ -467,94 +467,54 @@ mod tests {
         ] {
             assert_eq!(check_where(good), Ok(()), "{good}");
         }
+        // (the condition, with `Id = 'x'` for X; the start of the error)
         for (bad, want) in [
             ("", "is empty"),
-            (
-                "WHERE LinkedEntityId = '001000000000001AAA'",
-                "starts with WHERE",
-            ),
-            (
-                "LinkedEntityId = '001000000000001AAA'; DELETE",
-                "holds a `;`",
-            ),
-            (
-                "LinkedEntityId = '001000000000001AAA' ORDER BY Id",
-                "holds ORDER BY",
-            ),
-            (
-                "LinkedEntityId = '001000000000001AAA' limit 10",
-                "holds LIMIT",
-            ),
-            (
-                "LinkedEntityId IN ('001000000000001AAA'",
-                "has an unclosed quote or parenthesis",
-            ),
-            (
-                "LinkedEntityId = '001000000000001AAA) OR (Id != null",
-                "has an unclosed quote",
-            ),
+            ("WHERE X", "starts with WHERE"),
+            ("X; DELETE", "holds a `;`"),
+            ("X ORDER BY Id", "holds ORDER BY"),
+            ("X limit 10", "holds LIMIT"),
+            ("Id IN ('x'", "has an unclosed quote or parenthesis"),
+            ("Id = 'x) OR (Id != null", "has an unclosed quote"),
             (
                 "Id != null) OR (Id != null",
                 "has a `)` that closes nothing",
             ),
         ] {
-            let e = check_where(bad).unwrap_err();
+            let bad = bad.replace('X', "Id = 'x'");
+            let e = check_where(&bad).unwrap_err();
             assert!(e.starts_with(want), "{bad}: {e}");
         }
-        let c = config(
-            "[objects.ContentDocumentLink]\nwhere = \"LinkedEntityId = '001000000000001AAA'\"",
-        )
-        .unwrap();
+        let c = config("[objects.ContentDocumentLink]\nwhere = \"Id = 'x'\"").unwrap();
         assert_eq!(
             c.settings("contentdocumentlink").filter.as_deref(),
-            Some("LinkedEntityId = '001000000000001AAA'")
+            Some("Id = 'x'")
         );
     }
 
     #[test]
     fn the_replication_key_is_kept_like_system_modstamp() {
-        let d = Describe {
-            name: "AccountHistory".into(),
-            queryable: true,
-            replicateable: true,
-            fields: [
-                ("Id", "id"),
-                ("CreatedDate", "datetime"),
-                ("Field", "string"),
-                ("OldValue", "anyType"),
-            ]
-            .iter()
-            .map(|(n, t)| DescribeField {
-                name: (*n).into(),
-                sf_type: (*t).into(),
-            })
-            .collect(),
-        };
+        let history = [
+            ("Id", "id"),
+            ("CreatedDate", "datetime"),
+            ("Field", "string"),
+        ];
+        let d = describe_of("AccountHistory", &history);
         let settings = |toml: &str| config(toml).unwrap().settings("AccountHistory");
         let sel = crate::tables::select_fields(&d).unwrap();
-        let kept = filter_fields(
-            &d,
-            &settings("[objects.AccountHistory]\ninclude_fields = [\"Field\"]"),
-            sel.clone(),
-        )
-        .unwrap();
+        let include = settings("[objects.AccountHistory]\ninclude_fields = [\"Field\"]");
+        let kept = filter_fields(&d, &include, sel.clone()).unwrap();
         assert_eq!(kept.field_names(), ["Id", "CreatedDate", "Field"]);
         assert_eq!(kept.stamp.as_deref(), Some("CreatedDate"));
-        let e = filter_fields(
-            &d,
-            &settings("[objects.AccountHistory]\nexclude_fields = [\"createddate\"]"),
-            sel,
-        )
-        .unwrap_err();
+        let exclude = settings("[objects.AccountHistory]\nexclude_fields = [\"createddate\"]");
+        let e = filter_fields(&d, &exclude, sel).unwrap_err();
         assert!(e.to_string().contains("replication key"), "{e}");
     }
 
     fn describe() -> Describe {
-        Describe {
-            name: "Contact".into(),
-            queryable: true,
-            replicateable: true,
-            fields: [
+        describe_of(
+            "Contact",
+            &[
                 ("Id", "id"),
                 ("SystemModstamp", "datetime"),
                 ("IsDeleted", "boolean"),
@@ -562,14 +522,8 @@ mod tests {
                 ("LastName", "string"),
                 ("Email", "email"),
                 ("MailingAddress", "address"),
-            ]
-            .iter()
-            .map(|(n, t)| DescribeField {
-                name: (*n).into(),
-                sf_type: (*t).into(),
-            })
-            .collect(),
-        }
+            ],
+        )
     }
 
     fn filtered(toml: &str) -> Result<Vec<String>, String> {

@@ -199,13 +199,18 @@ pub async fn ensure_table(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::salesforce::DescribeField;
 
     fn describe(fields: &[(&str, &str)]) -> Describe {
+        describe_of("Contact", fields)
+    }
+
+    /// A describe of `name` with these (field, type) pairs.
+    pub(crate) fn describe_of(name: &str, fields: &[(&str, &str)]) -> Describe {
         Describe {
-            name: "Contact".into(),
+            name: name.into(),
             queryable: true,
             replicateable: true,
             fields: fields

@@ -264,6 +264,33 @@ async fn deleted_rows(env: &TestEnv, table: &str) -> i64 {
     .unwrap()
 }
 
+/// Purges `n` Contacts and syncs through REST, which must report `n` deletions; waits until
+/// `marked` rows in all are marked deleted. Returns the purged Ids.
+async fn purge_and_sync(env: &TestEnv, org: &FakeOrg, n: u32, marked: i64) -> Vec<String> {
+    let purged = org.org().mutate(MutateRequest {
+        purge: n,
+        ..MutateRequest::new("Contact")
+    });
+    let report = sync(env, org, "Contact", ApiChoice::Rest).await;
+    assert_eq!(report.deletions, u64::from(n), "{report:?}");
+    env.wait_until(&format!("{marked} rows marked deleted"), WAIT, || async {
+        Ok(deleted_rows(env, "contact").await == marked)
+    })
+    .await
+    .unwrap();
+    purged.purged
+}
+
+/// The Ids of the rows of `table` marked deleted, in order.
+async fn marked_deleted(env: &TestEnv, table: &str) -> Vec<String> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT sfid FROM salesforce.{table} WHERE isdeleted ORDER BY sfid"
+    )))
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_without_system_modstamp_sync_on_the_stamp_they_have() {
     let env = TestEnv::new().await.unwrap();
@@ -376,17 +403,7 @@ async fn get_deleted_windows_over_the_id_limit_are_split() {
     .await;
     let w = worker(&env);
     sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    org.org().mutate(MutateRequest {
-        purge: 260,
-        ..MutateRequest::new("Contact")
-    });
-    let report = sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    assert_eq!(report.deletions, 260, "{report:?}");
-    env.wait_until("260 rows marked deleted", WAIT, || async {
-        Ok(deleted_rows(&env, "contact").await == 260)
-    })
-    .await
-    .unwrap();
+    purge_and_sync(&env, &org, 260, 260).await;
     assert_live_rows_equal(&env, &org, "Contact", "contact").await;
     w.stop().await;
 }
@@ -397,31 +414,16 @@ async fn a_delete_log_that_no_longer_covers_the_window_is_repaired_not_trusted()
     let org = real_org(&[("Contact", 800)], Faults::default()).await;
     let w = worker(&env);
     sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    let purged = org.org().mutate(MutateRequest {
-        purge: 30,
-        ..MutateRequest::new("Contact")
-    });
-    // The org's delete log now starts after those deletions (a long pause, a busy org):
-    // getDeleted can no longer report them.
+    // The org's delete log starts after the deletions to come (a long pause, a busy org):
+    // getDeleted cannot report them.
     let after = org.org().now_millis() + 120_000;
     org.org().set_faults(Faults {
         delete_log_start: Some(after),
         ..Faults::default()
     });
-    sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    env.wait_until("the purged rows marked deleted", WAIT, || async {
-        Ok(deleted_rows(&env, "contact").await == 30)
-    })
-    .await
-    .unwrap();
-    let marked: Vec<String> =
-        sqlx::query_scalar("SELECT sfid FROM salesforce.contact WHERE isdeleted ORDER BY sfid")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
-    let mut expected = purged.purged.clone();
+    let mut expected = purge_and_sync(&env, &org, 30, 30).await;
     expected.sort();
-    assert_eq!(marked, expected);
+    assert_eq!(marked_deleted(&env, "contact").await, expected);
 
     // After a long pause (deletions last checked 40 days ago, beyond the 30 days getDeleted
     // answers for), the same repair.
@@ -432,25 +434,9 @@ async fn a_delete_log_that_no_longer_covers_the_window_is_repaired_not_trusted()
     .execute(&env.pool)
     .await
     .unwrap();
-    let purged = org.org().mutate(MutateRequest {
-        purge: 20,
-        ..MutateRequest::new("Contact")
-    });
-    let report = sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    assert_eq!(report.deletions, 20, "{report:?}");
-    env.wait_until("the purged rows marked deleted", WAIT, || async {
-        Ok(deleted_rows(&env, "contact").await == 50)
-    })
-    .await
-    .unwrap();
-    let marked: Vec<String> =
-        sqlx::query_scalar("SELECT sfid FROM salesforce.contact WHERE isdeleted ORDER BY sfid")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
-    expected.extend(purged.purged);
+    expected.extend(purge_and_sync(&env, &org, 20, 50).await);
     expected.sort();
-    assert_eq!(marked, expected);
+    assert_eq!(marked_deleted(&env, "contact").await, expected);
     w.stop().await;
 }
 
@@ -508,44 +494,35 @@ async fn a_watching_producer_goes_on_after_one_object_fails() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stored = |object: &'static str, table: &'static str| {
-        let (env, org) = (&env, &org);
-        move || async move {
-            // The table may not exist yet.
-            let Ok(rows) = compare::table_rows(&env.pool, table).await else {
-                return Ok(false);
-            };
-            Ok(compare::differences(org.org().records(object), &rows).is_empty())
+    // Both objects are stored; then changes made in the org reach the tables through a later
+    // pass: the daemon went on after the failure of the pass before.
+    for round in ["stored", "changes stored"] {
+        if round == "changes stored" {
+            for object in ["Contact", "Lead"] {
+                org.org().mutate(MutateRequest {
+                    update: 15,
+                    create: 5,
+                    ..MutateRequest::new(object)
+                });
+            }
         }
-    };
-    env.wait_until("Contact stored", WAIT, stored("Contact", "contact"))
-        .await
-        .unwrap();
-    env.wait_until("Lead stored", WAIT, stored("Lead", "lead"))
-        .await
-        .unwrap();
-    // Changes made now reach the tables through a later pass: the daemon went on after the
-    // failure of the pass before.
-    for object in ["Contact", "Lead"] {
-        org.org().mutate(MutateRequest {
-            update: 15,
-            create: 5,
-            ..MutateRequest::new(object)
-        });
+        for (object, table) in [("Contact", "contact"), ("Lead", "lead")] {
+            env.wait_until(&format!("{object} {round}"), WAIT, || async {
+                // The table may not exist yet.
+                let Ok(rows) = compare::table_rows(&env.pool, table).await else {
+                    return Ok(false);
+                };
+                Ok(compare::differences(org.org().records(object), &rows).is_empty())
+            })
+            .await
+            .unwrap();
+        }
     }
-    env.wait_until("Contact changes stored", WAIT, stored("Contact", "contact"))
-        .await
-        .unwrap();
-    env.wait_until("Lead changes stored", WAIT, stored("Lead", "lead"))
-        .await
-        .unwrap();
     e2e::sigterm(&producer);
-    let out = tokio::time::timeout(WAIT, producer.wait_with_output())
-        .await
-        .expect("the producer stops after SIGTERM")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stopped = tokio::time::timeout(WAIT, producer.wait_with_output()).await;
+    let out = stopped.expect("the producer stops after SIGTERM").unwrap();
+    let (code, stderr) = (out.status.code(), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(code, Some(0), "exit 0 after SIGTERM: {stderr}");
     let failures = stderr
         .lines()
         .filter(|l| l.contains("ERROR") && l.contains("Missing__c"))

@@ -30,38 +30,42 @@ pub(super) async fn publish_deletions(
     refusals: &BulkRefusals,
     progress: &mut Progress,
 ) -> anyhow::Result<u64> {
-    let published = find_and_publish(run, publisher, target, until, refusals, progress).await?;
-    if let Some(published) = published {
-        sync_state::deletions_checked(run.pool, run.object(), until)
-            .await
-            .context("recording the deletions checked in sfsync.sync_state")?;
-        return Ok(published);
-    }
-    Ok(0)
+    let published = match find(run, target, until).await? {
+        Found::NotLooked => return Ok(0),
+        Found::None => 0,
+        Found::Log(deleted) => publish_ids(run, publisher, &deleted, progress).await?,
+        Found::CompareIds => gone::publish_gone(run, publisher, target, refusals, progress).await?,
+    };
+    sync_state::deletions_checked(run.pool, run.object(), until)
+        .await
+        .context("recording the deletions checked in sfsync.sync_state")?;
+    Ok(published)
 }
 
-/// The deletions of the run: `None` when it did not look for them (a full read of a
-/// replicateable object into a table that was there before and whose deletions were never
-/// checked reads every record, as before, and leaves them to the next run).
-async fn find_and_publish(
-    run: &Run<'_>,
-    publisher: &mut PagePublisher,
-    target: &Target,
-    until: DateTime<Utc>,
-    refusals: &BulkRefusals,
-    progress: &mut Progress,
-) -> anyhow::Result<Option<u64>> {
+/// Where a run's deletions come from.
+enum Found {
+    /// Not looked for: a full read of a replicateable object into a table that was there
+    /// before and whose deletions were never checked reads every record, as before, and leaves
+    /// them to the next run.
+    NotLooked,
+    /// None can concern the table: it was just filled.
+    None,
+    /// getDeleted's complete answer.
+    Log(Vec<(String, String)>),
+    /// Comparing the table's Ids with the org's.
+    CompareIds,
+}
+
+/// Where the run's deletions come from, asking getDeleted when it can answer.
+async fn find(run: &Run<'_>, target: &Target, until: DateTime<Utc>) -> anyhow::Result<Found> {
     let object = run.object();
     if target.created {
-        // A table just filled holds no row a deletion could concern.
-        return Ok(Some(0));
+        return Ok(Found::None);
     }
     if !target.describe.replicateable || run.stamp.is_none() {
         // getDeleted refuses the object, or it has no stamp to sync by: its deletions are found
         // by comparing Ids on every sync.
-        return Ok(Some(
-            gone::publish_gone(run, publisher, target, refusals, progress).await?,
-        ));
+        return Ok(Found::CompareIds);
     }
     // From where the last run left them; before any run recorded that, from the read's start.
     let overlap = chrono::Duration::from_std(run.options.overlap).unwrap_or_default();
@@ -69,11 +73,10 @@ async fn find_and_publish(
         .await
         .context("reading sfsync.sync_state")?;
     let Some(since) = checked.map(|c| c - overlap).or(run.since) else {
-        return Ok(None);
+        return Ok(Found::NotLooked);
     };
-    let log = deleted_since(run, since, until).await?;
-    Ok(Some(match log {
-        DeleteLog::Complete(deleted) => publish_ids(run, publisher, &deleted, progress).await?,
+    Ok(match deleted_since(run, since, until).await? {
+        DeleteLog::Complete(deleted) => Found::Log(deleted),
         DeleteLog::Incomplete(why) => {
             tracing::warn!(
                 object,
@@ -82,9 +85,9 @@ async fn find_and_publish(
                 reason = why,
                 "getDeleted cannot report every record deleted in this window: comparing the table's Ids with the org's instead, so that no deletion is missed."
             );
-            gone::publish_gone(run, publisher, target, refusals, progress).await?
+            Found::CompareIds
         }
-    }))
+    })
 }
 
 /// What getDeleted says about `[since, until]`.

@@ -105,8 +105,13 @@ mod tests {
         }
     }
 
-    fn planned(body: &[u8], columns: &[&str]) -> Vec<(String, String)> {
-        let page = crate::decode::decode(None, body).unwrap();
+    /// The plan of a page whose envelope adds `stamp` (e.g. `"stamp":null,`) and holds `record`:
+    /// (record field, column) pairs.
+    fn planned(stamp: &str, record: &str, columns: &[&str]) -> Vec<(String, String)> {
+        let body = format!(
+            r#"{{"format":1,"object":"X","run_id":"00000000-0000-0000-0000-000000000000","page":1,{stamp}"records":[{record}]}}"#
+        );
+        let page = crate::decode::decode(None, body.as_bytes()).unwrap();
         let (valid, _) = super::super::check::check_records(&page);
         let (plan, _) = plan(&valid, &shape(columns), page.stamp_field());
         plan.fields
@@ -118,43 +123,43 @@ mod tests {
     #[test]
     fn the_stamp_column_takes_the_field_the_page_names_or_a_constant() {
         let columns = ["sfid", "systemmodstamp", "createddate", "isdeleted"];
-        let usual = planned(
-            br#"{"format":1,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[
-                {"Id":"003000000000001AAA","SystemModstamp":"2024-01-01T00:00:00Z","CreatedDate":"2023-01-01T00:00:00Z"}]}"#,
-            &columns,
-        );
-        assert_eq!(
-            usual,
-            [
-                ("Id".into(), "sfid".into()),
-                ("SystemModstamp".into(), "systemmodstamp".into()),
-                ("CreatedDate".into(), "createddate".into())
-            ]
-        );
-        let history = planned(
-            br#"{"format":1,"object":"AccountHistory","run_id":"00000000-0000-0000-0000-000000000000","page":1,"stamp":"CreatedDate","records":[
-                {"Id":"017000000000001AAA","CreatedDate":"2023-01-01T00:00:00Z"}]}"#,
-            &columns,
-        );
-        assert_eq!(
-            history,
-            [
-                ("Id".into(), "sfid".into()),
-                ("CreatedDate".into(), "createddate".into()),
-                ("CreatedDate".into(), "systemmodstamp".into())
-            ]
-        );
-        let none = planned(
-            br#"{"format":1,"object":"LoginHistory","run_id":"00000000-0000-0000-0000-000000000000","page":1,"stamp":null,"records":[
-                {"Id":"0Ya000000000001CAA"}]}"#,
-            &columns,
-        );
-        assert_eq!(
-            none,
-            [
-                ("Id".into(), "sfid".into()),
-                (CONSTANT_STAMP.into(), "systemmodstamp".into())
-            ]
-        );
+        let usual = r#"{"Id":"003000000000001AAA","SystemModstamp":"2024-01-01T00:00:00Z","CreatedDate":"2023-01-01T00:00:00Z"}"#;
+        let history = r#"{"Id":"017000000000001AAA","CreatedDate":"2023-01-01T00:00:00Z"}"#;
+        let none = r#"{"Id":"0Ya000000000001CAA"}"#;
+        /// (record field, column)
+        type Planned<'a> = &'a [(&'a str, &'a str)];
+        // (the page's stamp field, its record; the fields planned for each column)
+        let cases: [(&str, &str, Planned); 3] = [
+            (
+                "",
+                usual,
+                &[
+                    ("Id", "sfid"),
+                    ("SystemModstamp", "systemmodstamp"),
+                    ("CreatedDate", "createddate"),
+                ],
+            ),
+            (
+                r#""stamp":"CreatedDate","#,
+                history,
+                &[
+                    ("Id", "sfid"),
+                    ("CreatedDate", "createddate"),
+                    ("CreatedDate", "systemmodstamp"),
+                ],
+            ),
+            (
+                r#""stamp":null,"#,
+                none,
+                &[("Id", "sfid"), (CONSTANT_STAMP, "systemmodstamp")],
+            ),
+        ];
+        for (stamp, record, want) in cases {
+            let want: Vec<(String, String)> = want
+                .iter()
+                .map(|(f, c)| ((*f).to_owned(), (*c).to_owned()))
+                .collect();
+            assert_eq!(planned(stamp, record, &columns), want, "{stamp}");
+        }
     }
 }
