@@ -52,8 +52,74 @@ pub struct PageMessage<R> {
     /// [`crate::schema::check_table_name`] on both sides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table: Option<String>,
+    /// Which field of the records the `systemmodstamp` column (the upsert's guard) takes its
+    /// value from: absent means SystemModstamp, so older pages read the same. Objects without
+    /// SystemModstamp (history objects, `UserLogin`, `LoginHistory`) name another field or none
+    /// (see [`Stamp`]). [`PageKind::Deleted`] pages always carry SystemModstamp (the deletion
+    /// time), whatever this says.
+    #[serde(default, skip_serializing_if = "Stamp::is_system_modstamp")]
+    pub stamp: Stamp,
     /// The records as Salesforce returned them.
     pub records: R,
+}
+
+/// The field an object's records say when they last changed, which the worker stores in the
+/// `systemmodstamp` column the upsert is guarded by.
+///
+/// On the wire, a field name (`"stamp":"CreatedDate"`), or `null` for [`Stamp::None`]; absent
+/// is [`Stamp::SYSTEM_MODSTAMP`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stamp {
+    /// A datetime field of the records: SystemModstamp on most objects, else LastModifiedDate,
+    /// else CreatedDate.
+    Field(String),
+    /// The object has none of the three (`LoginHistory`): every record gets [`NO_STAMP`], and
+    /// the guard then updates a stored row only when its data differ.
+    None,
+}
+
+/// The `systemmodstamp` of every record of an object without a stamp field.
+pub const NO_STAMP: &str = "1970-01-01T00:00:00Z";
+
+impl Stamp {
+    /// The field most objects have.
+    pub const SYSTEM_MODSTAMP: &str = "SystemModstamp";
+
+    /// The field, if the records have one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            Stamp::Field(f) => Some(f),
+            Stamp::None => None,
+        }
+    }
+
+    pub fn is_system_modstamp(&self) -> bool {
+        self.field() == Some(Self::SYSTEM_MODSTAMP)
+    }
+}
+
+impl Default for Stamp {
+    fn default() -> Self {
+        Stamp::Field(Self::SYSTEM_MODSTAMP.to_owned())
+    }
+}
+
+impl From<Option<&str>> for Stamp {
+    fn from(field: Option<&str>) -> Self {
+        field.map_or(Stamp::None, |f| Stamp::Field(f.to_owned()))
+    }
+}
+
+impl Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.field().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Stamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Option::<String>::deserialize(deserializer)?.map_or(Stamp::None, Stamp::Field))
+    }
 }
 
 /// What a page's records are. Absent in the body means [`PageKind::Records`], so pages of the
@@ -92,7 +158,17 @@ impl<R> PageMessage<R> {
             hard_delete: false,
             force: false,
             table: None,
+            stamp: Stamp::default(),
             records,
+        }
+    }
+
+    /// The field of the records that holds their stamp: [`PageMessage::stamp`]'s, except on
+    /// deletion pages, whose records always carry SystemModstamp.
+    pub fn stamp_field(&self) -> Option<&str> {
+        match self.kind {
+            PageKind::Deleted => Some(Stamp::SYSTEM_MODSTAMP),
+            _ => self.stamp.field(),
         }
     }
 
@@ -124,6 +200,7 @@ impl PageMessage<()> {
             kind: self.kind,
             hard_delete: self.hard_delete,
             force: self.force,
+            stamp: self.stamp.clone(),
             records: empty,
         };
         let envelope = serde_json::to_vec(&envelope)?;
@@ -175,6 +252,7 @@ mod tests {
         let envelope = PageMessage {
             hard_delete: true,
             table: Some("contacts".to_owned()),
+            stamp: Stamp::None,
             ..PageMessage::records("Contact".to_owned(), run_id, 3, ())
         };
         let splice = envelope.split_around_records().unwrap();
@@ -184,6 +262,7 @@ mod tests {
         let expected = serde_json::to_vec(&PageMessage {
             hard_delete: true,
             table: Some("contacts".to_owned()),
+            stamp: Stamp::None,
             ..PageMessage::records("Contact".to_owned(), run_id, 3, &raw)
         })
         .unwrap();
@@ -204,6 +283,7 @@ mod tests {
             hard_delete: false,
             force: false,
             table: None,
+            stamp: Stamp::default(),
             format: PAGE_FORMAT_VERSION,
             object: "Contact".into(),
             run_id: Uuid::nil(),
@@ -238,6 +318,42 @@ mod tests {
                 .unwrap()
                 .contains(r#""table":"people""#)
         );
+    }
+
+    #[test]
+    fn the_stamp_field_is_written_only_when_it_is_not_system_modstamp() {
+        let old = r#"{"format":1,"object":"Contact","run_id":"00000000-0000-0000-0000-000000000000","page":1,"records":[]}"#;
+        let page: PageMessage<Vec<serde_json::Value>> = serde_json::from_str(old).unwrap();
+        assert!(page.stamp.is_system_modstamp());
+        assert_eq!(page.stamp_field(), Some("SystemModstamp"));
+        for (stamp, wire, field) in [
+            (
+                Stamp::from(Some("CreatedDate")),
+                r#""stamp":"CreatedDate""#,
+                Some("CreatedDate"),
+            ),
+            (Stamp::None, r#""stamp":null"#, None),
+        ] {
+            let page = PageMessage {
+                stamp,
+                ..PageMessage::records(
+                    "LoginHistory".into(),
+                    Uuid::nil(),
+                    1,
+                    Vec::<serde_json::Value>::new(),
+                )
+            };
+            let body = serde_json::to_string(&page).unwrap();
+            assert!(body.contains(wire), "{body}");
+            let back: PageMessage<Vec<serde_json::Value>> = serde_json::from_str(&body).unwrap();
+            assert_eq!(back.stamp, page.stamp);
+            assert_eq!(back.stamp_field(), field);
+            let deleted = PageMessage {
+                kind: PageKind::Deleted,
+                ..back
+            };
+            assert_eq!(deleted.stamp_field(), Some("SystemModstamp"));
+        }
     }
 
     #[test]

@@ -14,19 +14,36 @@ use crate::{
     sync::{ApiChoice, SyncOptions, SyncReport},
 };
 
-/// `producer sync` without `--watch`: one sync of each object; returns their reports.
+/// `producer sync` without `--watch`: one sync of each object; returns their reports. An
+/// object that fails does not stop the others.
 ///
 /// # Errors
-/// A setting is wrong, a service is unreachable, or a sync failed.
+/// A setting is wrong, a service is unreachable, or a sync failed (see [`Pass::into_result`]).
 pub async fn run_sync_all(
     args: &SyncArgs,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Vec<SyncReport>> {
+    sync_once(args, cancel).await?.into_result()
+}
+
+/// [`run_sync_all`], printing the report of each object synced, those before and after a
+/// failed one included.
+///
+/// # Errors
+/// As for [`run_sync_all`].
+pub async fn sync_and_print(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Result<()> {
+    let pass = sync_once(args, cancel).await?;
+    pass.reports.iter().for_each(output::print_report);
+    pass.into_result().map(drop)
+}
+
+/// One session, one pass.
+async fn sync_once(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Result<Pass> {
     let listener = args.metrics.bind().await?;
     let mut session = Session::open(args.into(), listener).await?;
-    let result = sync_pass(&mut session, args, cancel).await;
+    let pass = sync_pass(&mut session, args, cancel).await;
     session.close().await;
-    result
+    Ok(pass)
 }
 
 /// One sync of the first `--object` (what tests and single-object callers want).
@@ -41,10 +58,11 @@ pub async fn run_sync(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Re
 }
 
 /// `producer sync --watch`: a pass over every object each `--interval` until `cancel`. A signal
-/// lets the pass in progress finish (its syncs are not interrupted), then returns `Ok`.
+/// lets the pass in progress finish (its syncs are not interrupted), then returns `Ok`. An
+/// object whose sync fails is logged (ERROR) and tried again in the next pass; the others go on.
 ///
 /// # Errors
-/// Connecting failed, or a pass failed.
+/// Connecting failed.
 pub async fn watch(
     args: &SyncArgs,
     cancel: &CancellationToken,
@@ -69,10 +87,15 @@ pub async fn watch_with_metrics(
     let result = async {
         while !cancel.is_cancelled() {
             // Not the signal's token: a window that has started is finished.
-            let reports = sync_pass(&mut session, args, &CancellationToken::new()).await?;
-            on_pass(&reports);
-            if let Some(every) = args.formula_refresh {
-                refresh_formulas_due(&session, args, every).await?;
+            let pass = sync_pass(&mut session, args, &CancellationToken::new()).await;
+            for (object, error) in &pass.failed {
+                tracing::error!(object, error = format!("{error:#}"), "Sync failed; the other objects go on, and this one is tried again in the next pass.");
+            }
+            on_pass(&pass.reports);
+            if let Some(every) = args.formula_refresh
+                && let Err(error) = refresh_formulas_due(&session, args, every).await
+            {
+                tracing::error!(error = format!("{error:#}"), "Formula refresh failed; it is tried again after the next pass.");
             }
             tokio::select! {
                 () = cancel.cancelled() => {}
@@ -103,17 +126,67 @@ async fn refresh_formulas_due(
     Ok(())
 }
 
-/// Syncs every object once, in order; stops at the first failure.
-async fn sync_pass(
-    session: &mut Session,
-    args: &SyncArgs,
-    cancel: &CancellationToken,
-) -> anyhow::Result<Vec<SyncReport>> {
-    let mut reports = Vec::new();
-    for object in &args.objects {
-        reports.push(session.sync(&sync_options(args, object), cancel).await?);
+/// What a pass over the objects did.
+#[derive(Debug, Default)]
+struct Pass {
+    /// How many objects the pass was to sync.
+    objects: usize,
+    /// One per object synced, in order.
+    reports: Vec<SyncReport>,
+    /// One per object that failed: the object and why.
+    failed: Vec<(String, anyhow::Error)>,
+}
+
+impl Pass {
+    /// The reports when every object synced. Otherwise an error: a single object's own, or one
+    /// that says how many of how many failed (and how many a shutdown signal left unstarted),
+    /// naming each with its error.
+    fn into_result(mut self) -> anyhow::Result<Vec<SyncReport>> {
+        if self.failed.is_empty() {
+            return Ok(self.reports);
+        }
+        if self.objects == 1 && self.failed.len() == 1 {
+            return Err(self.failed.remove(0).1);
+        }
+        let each: Vec<String> = self
+            .failed
+            .iter()
+            .map(|(object, error)| format!("{object}: {error:#}"))
+            .collect();
+        let unstarted = self.objects - self.reports.len() - self.failed.len();
+        let unstarted = if unstarted > 0 {
+            format!(" ({unstarted} not started: interrupted by a shutdown signal)")
+        } else {
+            String::new()
+        };
+        Err(anyhow::anyhow!(
+            "{} of {} objects failed{unstarted}; {}",
+            self.failed.len(),
+            self.objects,
+            each.join("; ")
+        ))
     }
-    Ok(reports)
+}
+
+/// Syncs every object once, in order. An object that fails does not stop the others; a
+/// cancelled one stops the pass (the objects after it are not started).
+async fn sync_pass(session: &mut Session, args: &SyncArgs, cancel: &CancellationToken) -> Pass {
+    let mut pass = Pass {
+        objects: args.objects.len(),
+        ..Pass::default()
+    };
+    for object in &args.objects {
+        match session.sync(&sync_options(args, object), cancel).await {
+            Ok(report) => pass.reports.push(report),
+            Err(error) => {
+                pass.failed.push((object.clone(), error));
+                if cancel.is_cancelled() {
+                    break;
+                }
+            }
+        }
+    }
+    pass
 }
 
 /// The flags, with the object's `sfsync.toml` section, as one object's sync options.
@@ -267,4 +340,66 @@ pub async fn run_dlq(args: &DlqArgs) -> anyhow::Result<()> {
     };
     common::amqp::close_connection(&connection, "dlq done").await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(object: &str) -> SyncReport {
+        SyncReport {
+            run_id: uuid::Uuid::nil(),
+            object: object.into(),
+            mode: crate::sync::SyncMode::Full,
+            api: crate::sync::Api::Rest,
+            pages: 1,
+            records: 1,
+            deletions: 0,
+            api_calls: 2,
+        }
+    }
+
+    #[test]
+    fn a_failed_pass_says_how_many_objects_failed_and_which() {
+        /// (object, error)
+        type Failures<'a> = &'a [(&'a str, &'a str)];
+        // (objects asked for, synced, failed with their error; the pass's error)
+        let cases: [(usize, &[&str], Failures, &str); 3] = [
+            (
+                3,
+                &["Contact", "Lead"],
+                &[("Missing__c", "no such object")],
+                "1 of 3 objects failed; Missing__c: no such object",
+            ),
+            (
+                1,
+                &[],
+                &[("Missing__c", "no such object")],
+                "no such object",
+            ),
+            (
+                4,
+                &["Contact"],
+                &[("Lead", "refused"), ("Case", "interrupted")],
+                "2 of 4 objects failed (1 not started: interrupted by a shutdown signal); Lead: refused; Case: interrupted",
+            ),
+        ];
+        for (objects, synced, failed, want) in cases {
+            let pass = Pass {
+                objects,
+                reports: synced.iter().map(|o| report(o)).collect(),
+                failed: failed
+                    .iter()
+                    .map(|(o, e)| ((*o).to_owned(), anyhow::anyhow!(*e)))
+                    .collect(),
+            };
+            assert_eq!(pass.into_result().unwrap_err().to_string(), want);
+        }
+        let fine = Pass {
+            objects: 1,
+            reports: vec![report("Contact")],
+            failed: vec![],
+        };
+        assert_eq!(fine.into_result().unwrap().len(), 1);
+    }
 }

@@ -60,13 +60,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
             })
             .await
         }
-        Command::Sync(args) => {
-            run_sync_all(&args, &cancel)
-                .await?
-                .iter()
-                .for_each(output::print_report);
-            Ok(())
-        }
+        Command::Sync(args) => commands::sync_and_print(&args, &cancel).await,
         // These do not watch the token themselves: a signal ends them where they are (nothing
         // they do is left half-done: dlq letters are put back, reconcile repairs are pages).
         Command::Status(args) => until_cancelled(&cancel, status::print_status(&args)).await,

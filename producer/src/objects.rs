@@ -1,9 +1,10 @@
 //! Per-object settings from `sfsync.toml`: the `[sync] objects` list that `sync --all` syncs,
-//! and `[objects.<Name>]` sections (table name, fields to include or exclude, hard delete).
+//! and `[objects.<Name>]` sections (table name, fields to include or exclude, hard delete, and
+//! the `where` filter of objects Salesforce queries only with one).
 //!
 //! Names are checked when the file is read (object and field names against Salesforce's
-//! identifier rules, table names as plain PostgreSQL names); field names are checked against
-//! the org's describe before the first object is synced.
+//! identifier rules, table names as plain PostgreSQL names), and so is the shape of a `where`;
+//! field names are checked against the org's describe before the first object is synced.
 
 use common::{
     config_file::{ConfigError, ConfigFile},
@@ -32,6 +33,11 @@ pub struct ObjectSettings {
     pub exclude_fields: Option<Vec<String>>,
     /// `--hard-delete` for this object (a flag or `SFSYNC_HARD_DELETE` still wins).
     pub hard_delete: Option<bool>,
+    /// A SOQL condition every query of the object carries (`where` in the file): objects such
+    /// as `ContentDocumentLink` are queried only with a filter on certain fields. The user's own
+    /// SOQL, checked for its shape only (see [`check_where`]).
+    #[serde(rename = "where")]
+    pub filter: Option<String>,
 }
 
 impl ObjectSettings {
@@ -101,6 +107,9 @@ impl ObjectsConfig {
                 .map_err(|e: toml::de::Error| error(key.clone(), e.message().trim().into()))?;
             if let Some(table) = &settings.table {
                 check_table_name(table).map_err(|e| error(format!("{key}.table"), e))?;
+            }
+            if let Some(filter) = &settings.filter {
+                check_where(filter).map_err(|e| error(format!("{key}.where"), e))?;
             }
             if settings.include_fields.is_some() && settings.exclude_fields.is_some() {
                 return Err(error(
@@ -192,10 +201,82 @@ impl ObjectsConfig {
     }
 }
 
-/// Applies `include_fields`/`exclude_fields` to the fields chosen from describe.
+/// Refuses a `where` that cannot be a plain condition: empty, with the WHERE keyword, more than
+/// one statement (`;`), clauses sfsync writes itself (ORDER BY, LIMIT, OFFSET, GROUP BY), or
+/// unbalanced parentheses or quotes (the condition is put in parentheses, and must stay in
+/// them). Text inside quotes is not looked at.
 ///
 /// # Errors
-/// A configured field is not a field of the object, or is one sfsync cannot store.
+/// What is wrong, for the message naming the setting.
+pub fn check_where(filter: &str) -> Result<(), String> {
+    if filter.trim().is_empty() {
+        return Err("is empty: give a SOQL condition, e.g. LinkedEntityId IN ('001…'), or leave the setting out".into());
+    }
+    // The text outside quoted strings, and whether every quote and parenthesis closes.
+    let mut outside = String::with_capacity(filter.len());
+    let (mut quoted, mut escaped, mut depth) = (false, false, 0i32);
+    for c in filter.chars() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (true, false, '\'') => quoted = false,
+            (true, false, _) => {}
+            (false, _, '\'') => {
+                quoted = true;
+                outside.push(' ');
+            }
+            (false, _, ';') => {
+                return Err("holds a `;`: give one SOQL condition, not statements".into());
+            }
+            (false, _, c) => {
+                depth += match c {
+                    '(' => 1,
+                    ')' => -1,
+                    _ => 0,
+                };
+                if depth < 0 {
+                    return Err(format!("has a `)` that closes nothing: {filter}"));
+                }
+                outside.push(c.to_ascii_uppercase());
+            }
+        }
+    }
+    if quoted || depth != 0 {
+        return Err(format!("has an unclosed quote or parenthesis: {filter}"));
+    }
+    let words: Vec<&str> = outside
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.first() == Some(&"WHERE") {
+        return Err(format!(
+            "starts with WHERE: give the condition only (sfsync writes the WHERE): {filter}"
+        ));
+    }
+    let clause = words.windows(2).find_map(|w| match w {
+        ["ORDER" | "GROUP", "BY"] => Some(format!("{} BY", w[0])),
+        _ => None,
+    });
+    let clause = clause.or_else(|| {
+        words
+            .iter()
+            .find(|w| matches!(**w, "LIMIT" | "OFFSET"))
+            .map(|w| (*w).to_owned())
+    });
+    match clause {
+        Some(clause) => Err(format!(
+            "holds {clause}: give a condition only; sfsync writes the rest of the query itself"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Applies `include_fields`/`exclude_fields` to the fields chosen from describe. The replication
+/// key is always kept, as [`ALWAYS_KEPT`] are.
+///
+/// # Errors
+/// A configured field is not a field of the object, or is one sfsync cannot store, or an
+/// excluded field is the object's replication key.
 pub fn filter_fields(
     describe: &Describe,
     settings: &ObjectSettings,
@@ -220,6 +301,18 @@ pub fn filter_fields(
                 field: field.clone(),
             });
         }
+        let is_stamp = selection
+            .stamp
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case(field));
+        if key == "exclude_fields" && is_stamp {
+            return Err(TableError::Unstorable {
+                object: describe.name.clone(),
+                field: field.clone(),
+                reason: "it is the object's replication key (sfsync reads changes by it); \
+                         remove it from exclude_fields",
+            });
+        }
         if let Some((_, why)) = selection
             .skipped
             .iter()
@@ -236,8 +329,10 @@ pub fn filter_fields(
     let listed = |list: &Option<Vec<String>>, name: &str| {
         list.iter().flatten().any(|f| f.eq_ignore_ascii_case(name))
     };
+    let stamp = selection.stamp.as_deref();
     let keep = |name: &str| {
         ALWAYS_KEPT.iter().any(|k| k.eq_ignore_ascii_case(name))
+            || stamp.is_some_and(|s| s.eq_ignore_ascii_case(name))
             || match (&settings.include_fields, &settings.exclude_fields) {
                 (Some(_), _) => listed(&settings.include_fields, name),
                 (None, Some(_)) => !listed(&settings.exclude_fields, name),
@@ -254,7 +349,11 @@ pub fn filter_fields(
             .into_iter()
             .map(|(name, _)| (name, "left out by sfsync.toml")),
     );
-    Ok(FieldSelection { columns, skipped })
+    Ok(FieldSelection {
+        columns,
+        skipped,
+        stamp: selection.stamp,
+    })
 }
 
 /// Checks the field settings of `objects` against the org before any sync starts, so that a
@@ -282,7 +381,7 @@ pub async fn check_fields_against_org(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::salesforce::DescribeField;
+    use crate::tables::tests::describe_of;
 
     fn config(toml: &str) -> Result<ObjectsConfig, String> {
         let file = ConfigFile::parse("sfsync.toml", toml).map_err(|e| e.to_string())?;
@@ -347,17 +446,75 @@ mod tests {
                 "[objects.Contact]\nhard_delete = \"yes\"",
                 "sfsync.toml: objects.Contact: invalid type: string \"yes\", expected a boolean",
             ),
+            (
+                "[objects.ContentDocumentLink]\nwhere = \" \"",
+                "sfsync.toml: objects.ContentDocumentLink.where: is empty: give a SOQL condition",
+            ),
         ] {
             let e = config(toml).unwrap_err();
             assert!(e.starts_with(want), "{toml}:\n{e}\nwanted {want}");
         }
     }
 
+    #[test]
+    fn a_where_must_be_one_plain_condition() {
+        for good in [
+            "LinkedEntityId IN ('001000000000001AAA', '001000000000002AAA')",
+            "ContentDocumentId = '069000000000001AAA' AND (ShareType = 'V' OR Visibility = 'AllUsers')",
+            // Keywords and separators inside strings are data, not SOQL.
+            "Title = 'order by; limit 5 it\\'s (not'",
+            "Limit__c > 5",
+        ] {
+            assert_eq!(check_where(good), Ok(()), "{good}");
+        }
+        // (the condition, with `Id = 'x'` for X; the start of the error)
+        for (bad, want) in [
+            ("", "is empty"),
+            ("WHERE X", "starts with WHERE"),
+            ("X; DELETE", "holds a `;`"),
+            ("X ORDER BY Id", "holds ORDER BY"),
+            ("X limit 10", "holds LIMIT"),
+            ("Id IN ('x'", "has an unclosed quote or parenthesis"),
+            ("Id = 'x) OR (Id != null", "has an unclosed quote"),
+            (
+                "Id != null) OR (Id != null",
+                "has a `)` that closes nothing",
+            ),
+        ] {
+            let bad = bad.replace('X', "Id = 'x'");
+            let e = check_where(&bad).unwrap_err();
+            assert!(e.starts_with(want), "{bad}: {e}");
+        }
+        let c = config("[objects.ContentDocumentLink]\nwhere = \"Id = 'x'\"").unwrap();
+        assert_eq!(
+            c.settings("contentdocumentlink").filter.as_deref(),
+            Some("Id = 'x'")
+        );
+    }
+
+    #[test]
+    fn the_replication_key_is_kept_like_system_modstamp() {
+        let history = [
+            ("Id", "id"),
+            ("CreatedDate", "datetime"),
+            ("Field", "string"),
+        ];
+        let d = describe_of("AccountHistory", &history);
+        let settings = |toml: &str| config(toml).unwrap().settings("AccountHistory");
+        let sel = crate::tables::select_fields(&d).unwrap();
+        let include = settings("[objects.AccountHistory]\ninclude_fields = [\"Field\"]");
+        let kept = filter_fields(&d, &include, sel.clone()).unwrap();
+        assert_eq!(kept.field_names(), ["Id", "CreatedDate", "Field"]);
+        assert_eq!(kept.stamp.as_deref(), Some("CreatedDate"));
+        let exclude = settings("[objects.AccountHistory]\nexclude_fields = [\"createddate\"]");
+        let e = filter_fields(&d, &exclude, sel).unwrap_err();
+        assert!(e.to_string().contains("replication key"), "{e}");
+    }
+
     fn describe() -> Describe {
-        Describe {
-            name: "Contact".into(),
-            queryable: true,
-            fields: [
+        describe_of(
+            "Contact",
+            &[
                 ("Id", "id"),
                 ("SystemModstamp", "datetime"),
                 ("IsDeleted", "boolean"),
@@ -365,15 +522,8 @@ mod tests {
                 ("LastName", "string"),
                 ("Email", "email"),
                 ("MailingAddress", "address"),
-            ]
-            .iter()
-            .map(|(n, t)| DescribeField {
-                name: (*n).into(),
-                sf_type: (*t).into(),
-                calculated: false,
-            })
-            .collect(),
-        }
+            ],
+        )
     }
 
     fn filtered(toml: &str) -> Result<Vec<String>, String> {

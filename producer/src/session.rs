@@ -15,7 +15,7 @@ use crate::{
     metrics::ProducerMetrics,
     objects::{self, ObjectsConfig},
     salesforce::{CredentialArgs, Credentials, RetryPolicy, SalesforceClient},
-    sync::{self, SyncOptions, SyncReport},
+    sync::{self, BulkRefusals, SyncOptions, SyncReport},
 };
 
 /// What opening a session reads from a command's flags; `sync` and `reconcile` share them.
@@ -54,6 +54,8 @@ pub struct Session {
     pub sf: SalesforceClient,
     pub pool: sqlx::PgPool,
     pub broker: Broker,
+    /// Objects the Bulk API refused: read through REST for the rest of the session.
+    pub bulk_refusals: BulkRefusals,
     /// `/metrics`, served while the session is open.
     _metrics_server: Option<MetricsServer>,
 }
@@ -99,6 +101,7 @@ impl Session {
             sf,
             pool,
             broker,
+            bulk_refusals: BulkRefusals::default(),
             _metrics_server: metrics_server,
         })
     }
@@ -113,10 +116,10 @@ impl Session {
         options: &SyncOptions,
         cancel: &CancellationToken,
     ) -> anyhow::Result<SyncReport> {
-        let (sf, pool) = (&self.sf, &self.pool);
+        let (sf, pool, refusals) = (&self.sf, &self.pool, &self.bulk_refusals);
         self.broker
             .with_reconnects(&options.object, sf.metrics(), cancel, |channel| {
-                sync::sync_object(sf, pool, channel, options, cancel)
+                sync::sync_object(sf, pool, channel, options, refusals, cancel)
             })
             .await
     }

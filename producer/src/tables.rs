@@ -11,13 +11,24 @@ use sqlx::{AssertSqlSafe, PgPool};
 
 use crate::salesforce::Describe;
 
-/// The fields to query and store, in describe order, and those left out with the reason.
+/// The fields to query and store, in describe order, those left out with the reason, and the
+/// replication key.
 #[derive(Debug, Clone)]
 pub struct FieldSelection {
     /// (Salesforce field name, PostgreSQL column type)
     pub columns: Vec<(String, &'static str)>,
     pub skipped: Vec<(String, &'static str)>,
+    /// The field that says when a record last changed, which incremental syncs read from and
+    /// the `systemmodstamp` column holds: see [`STAMP_FIELDS`]. `None` for an object that has
+    /// none of them, which is read whole every time.
+    pub stamp: Option<String>,
 }
+
+/// The replication key, in order of preference: SystemModstamp changes with every change,
+/// system ones included; LastModifiedDate with every change a user makes (`UserLogin` has only
+/// it); CreatedDate on objects whose records never change (history objects such as
+/// `AccountHistory`).
+pub const STAMP_FIELDS: [&str; 3] = ["SystemModstamp", "LastModifiedDate", "CreatedDate"];
 
 impl FieldSelection {
     pub fn field_names(&self) -> Vec<&str> {
@@ -29,9 +40,7 @@ impl FieldSelection {
 pub enum TableError {
     #[error(transparent)]
     Name(#[from] NameError),
-    #[error(
-        "object {object} has no {field} field; sfsync needs Id and SystemModstamp to upsert safely"
-    )]
+    #[error("object {object} has no {field} field; sfsync needs it to upsert by Id")]
     MissingField { object: String, field: &'static str },
     /// A field named in `sfsync.toml` (`setting` is its key) that describe does not list.
     #[error("{setting}: object {object} has no field {field}")]
@@ -61,10 +70,10 @@ pub enum TableError {
     Database { table: String, source: sqlx::Error },
 }
 
-/// Chooses the fields to sync from a describe result.
+/// Chooses the fields to sync from a describe result, and the replication key among them.
 ///
 /// # Errors
-/// A name breaks Salesforce's rules, or the object lacks Id or SystemModstamp.
+/// A name breaks Salesforce's rules, or the object lacks Id.
 pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> {
     check_api_name("object", &describe.name)?;
     if !describe.queryable {
@@ -79,18 +88,26 @@ pub fn select_fields(describe: &Describe) -> Result<FieldSelection, TableError> 
             FieldPlan::Skip(why) => skipped.push((field.name.clone(), why)),
         }
     }
-    for required in ["Id", "SystemModstamp"] {
-        if !columns
+    let field = |wanted: &str| {
+        columns
             .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case(required))
-        {
-            return Err(TableError::MissingField {
-                object: describe.name.clone(),
-                field: required,
-            });
-        }
+            .find(|(n, pg_type)| {
+                n.eq_ignore_ascii_case(wanted) && (wanted == "Id" || *pg_type == "timestamptz")
+            })
+            .map(|(n, _)| n.clone())
+    };
+    if field("Id").is_none() {
+        return Err(TableError::MissingField {
+            object: describe.name.clone(),
+            field: "Id",
+        });
     }
-    Ok(FieldSelection { columns, skipped })
+    let stamp = STAMP_FIELDS.iter().find_map(|f| field(f));
+    Ok(FieldSelection {
+        columns,
+        skipped,
+        stamp,
+    })
 }
 
 /// What [`ensure_table`] changed.
@@ -221,14 +238,20 @@ pub async fn ensure_table(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::salesforce::DescribeField;
 
     fn describe(fields: &[(&str, &str)]) -> Describe {
+        describe_of("Contact", fields)
+    }
+
+    /// A describe of `name` with these (field, type) pairs.
+    pub(crate) fn describe_of(name: &str, fields: &[(&str, &str)]) -> Describe {
         Describe {
-            name: "Contact".into(),
+            name: name.into(),
             queryable: true,
+            replicateable: true,
             fields: fields
                 .iter()
                 .map(|(n, t)| DescribeField {
@@ -254,14 +277,34 @@ mod tests {
     }
 
     #[test]
-    fn refuses_objects_without_modstamp_or_with_bad_names() {
-        assert!(matches!(
-            select_fields(&describe(&[("Id", "id")])),
-            Err(TableError::MissingField {
-                field: "SystemModstamp",
-                ..
-            })
-        ));
+    fn the_stamp_is_system_modstamp_else_last_modified_else_created_else_none() {
+        let all = [
+            ("Id", "id"),
+            ("CreatedDate", "datetime"),
+            ("LastModifiedDate", "datetime"),
+            ("SystemModstamp", "datetime"),
+        ];
+        for (fields, stamp) in [
+            (&all[..], Some("SystemModstamp")),
+            (&all[..3], Some("LastModifiedDate")),
+            (&all[..2], Some("CreatedDate")),
+            (&all[..1], None),
+            // A custom field of another type by that name is no stamp.
+            (&[("Id", "id"), ("CreatedDate", "string")][..], None),
+        ] {
+            let sel = select_fields(&describe(fields)).unwrap();
+            assert_eq!(sel.stamp.as_deref(), stamp, "{fields:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_objects_without_id_or_with_bad_names() {
+        let err = select_fields(&describe(&[("SystemModstamp", "datetime")])).unwrap_err();
+        assert!(matches!(err, TableError::MissingField { field: "Id", .. }));
+        assert_eq!(
+            err.to_string(),
+            "object Contact has no Id field; sfsync needs it to upsert by Id"
+        );
         assert!(matches!(
             select_fields(&describe(&[
                 ("Id", "id"),

@@ -544,6 +544,7 @@ pub async fn create_small_table(pool: &PgPool, object: &str, table: &str) -> any
     let describe = Describe {
         name: object.into(),
         queryable: true,
+        replicateable: true,
         fields: [
             ("Id", "id"),
             ("LastName", "string"),

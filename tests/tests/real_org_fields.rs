@@ -77,6 +77,21 @@ async fn an_object_that_needs_a_filter_says_which_setting_until_it_has_one() {
             && line.contains("[objects.ContentDocumentLink]"),
         "the error names the object and the setting: {line}"
     );
+    // The run stopped at its COUNT(), after it was recorded: it is recorded as failed, with why.
+    let runs: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT status, error FROM sfsync.runs")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].0, "failed", "{runs:?}");
+    assert!(
+        runs[0]
+            .1
+            .as_deref()
+            .is_some_and(|e| e.contains("[objects.ContentDocumentLink]")),
+        "{runs:?}"
+    );
 
     // The filter: the links of the first 20 documents.
     let documents: Vec<String> = org

@@ -4,12 +4,16 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use e2e::{RunningWorker, TestEnv, compare};
+use e2e::{
+    RunningWorker, TestEnv, compare,
+    config_dir::{ConfigDir, sf_env},
+};
 use fake_salesforce::{FakeOrg, Faults, MutateRequest, OrgConfig, Shape};
 use producer::sync::{ApiChoice, SyncReport};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(180);
+const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 
 /// A fake org in the shape of a real one, with `records` of each object.
 async fn real_org(records: &[(&str, u32)], faults: Faults) -> FakeOrg {
@@ -261,6 +265,33 @@ async fn deleted_rows(env: &TestEnv, table: &str) -> i64 {
     .unwrap()
 }
 
+/// Purges `n` Contacts and syncs through REST, which must report `n` deletions; waits until
+/// `marked` rows in all are marked deleted. Returns the purged Ids.
+async fn purge_and_sync(env: &TestEnv, org: &FakeOrg, n: u32, marked: i64) -> Vec<String> {
+    let purged = org.org().mutate(MutateRequest {
+        purge: n,
+        ..MutateRequest::new("Contact")
+    });
+    let report = sync(env, org, "Contact", ApiChoice::Rest).await;
+    assert_eq!(report.deletions, u64::from(n), "{report:?}");
+    env.wait_until(&format!("{marked} rows marked deleted"), WAIT, || async {
+        Ok(deleted_rows(env, "contact").await == marked)
+    })
+    .await
+    .unwrap();
+    purged.purged
+}
+
+/// The Ids of the rows of `table` marked deleted, in order.
+async fn marked_deleted(env: &TestEnv, table: &str) -> Vec<String> {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT sfid FROM salesforce.{table} WHERE isdeleted ORDER BY sfid"
+    )))
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_without_system_modstamp_sync_on_the_stamp_they_have() {
     let env = TestEnv::new().await.unwrap();
@@ -373,17 +404,8 @@ async fn get_deleted_windows_over_the_id_limit_are_split() {
     .await;
     let w = worker(&env);
     sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    org.org().mutate(MutateRequest {
-        purge: 260,
-        ..MutateRequest::new("Contact")
-    });
-    let report = sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    assert_eq!(report.deletions, 260, "{report:?}");
-    env.wait_until("260 rows marked deleted", WAIT, || async {
-        Ok(deleted_rows(&env, "contact").await == 260)
-    })
-    .await
-    .unwrap();
+    purge_and_sync(&env, &org, 260, 260).await;
+    assert_live_rows_equal(&env, &org, "Contact", "contact").await;
     w.stop().await;
 }
 
@@ -393,31 +415,29 @@ async fn a_delete_log_that_no_longer_covers_the_window_is_repaired_not_trusted()
     let org = real_org(&[("Contact", 800)], Faults::default()).await;
     let w = worker(&env);
     sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    let purged = org.org().mutate(MutateRequest {
-        purge: 30,
-        ..MutateRequest::new("Contact")
-    });
-    // The org's delete log now starts after those deletions (a long pause, a busy org):
-    // getDeleted can no longer report them.
+    // The org's delete log starts after the deletions to come (a long pause, a busy org):
+    // getDeleted cannot report them.
     let after = org.org().now_millis() + 120_000;
     org.org().set_faults(Faults {
         delete_log_start: Some(after),
         ..Faults::default()
     });
-    sync(&env, &org, "Contact", ApiChoice::Rest).await;
-    env.wait_until("the purged rows marked deleted", WAIT, || async {
-        Ok(deleted_rows(&env, "contact").await == 30)
-    })
+    let mut expected = purge_and_sync(&env, &org, 30, 30).await;
+    expected.sort();
+    assert_eq!(marked_deleted(&env, "contact").await, expected);
+
+    // After a long pause (deletions last checked 40 days ago, beyond the 30 days getDeleted
+    // answers for), the same repair.
+    org.org().set_faults(Faults::default());
+    sqlx::query(
+        "UPDATE sfsync.sync_state SET deletions_checked_until = now() - interval '40 days'",
+    )
+    .execute(&env.pool)
     .await
     .unwrap();
-    let marked: Vec<String> =
-        sqlx::query_scalar("SELECT sfid FROM salesforce.contact WHERE isdeleted ORDER BY sfid")
-            .fetch_all(&env.pool)
-            .await
-            .unwrap();
-    let mut expected = purged.purged.clone();
+    expected.extend(purge_and_sync(&env, &org, 20, 50).await);
     expected.sort();
-    assert_eq!(marked, expected);
+    assert_eq!(marked_deleted(&env, "contact").await, expected);
     w.stop().await;
 }
 
@@ -445,5 +465,72 @@ async fn one_objects_failure_does_not_stop_the_others() {
     .unwrap();
     assert_equal(&env, &org, "Contact", "contact").await;
     assert_equal(&env, &org, "Lead", "lead").await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watching_producer_goes_on_after_one_object_fails() {
+    let env = TestEnv::new().await.unwrap();
+    let org = real_org(&[("Contact", 300), ("Lead", 200)], Faults::default()).await;
+    let w = worker(&env);
+    let dir = ConfigDir::new(&env, "");
+    let mut command = dir.command(
+        PRODUCER,
+        &[
+            "sync",
+            "--watch",
+            "--interval",
+            "1s",
+            "--object",
+            "Contact,Missing__c,Lead",
+            "--no-progress",
+            "--max-api-usage",
+            "100",
+        ],
+        &env,
+        &sf_env(&org),
+    );
+    let producer = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Both objects are stored; then changes made in the org reach the tables through a later
+    // pass: the daemon went on after the failure of the pass before.
+    for round in ["stored", "changes stored"] {
+        if round == "changes stored" {
+            for object in ["Contact", "Lead"] {
+                org.org().mutate(MutateRequest {
+                    update: 15,
+                    create: 5,
+                    ..MutateRequest::new(object)
+                });
+            }
+        }
+        for (object, table) in [("Contact", "contact"), ("Lead", "lead")] {
+            env.wait_until(&format!("{object} {round}"), WAIT, || async {
+                // The table may not exist yet.
+                let Ok(rows) = compare::table_rows(&env.pool, table).await else {
+                    return Ok(false);
+                };
+                Ok(compare::differences(org.org().records(object), &rows).is_empty())
+            })
+            .await
+            .unwrap();
+        }
+    }
+    e2e::sigterm(&producer);
+    let stopped = tokio::time::timeout(WAIT, producer.wait_with_output()).await;
+    let out = stopped.expect("the producer stops after SIGTERM").unwrap();
+    let (code, stderr) = (out.status.code(), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(code, Some(0), "exit 0 after SIGTERM: {stderr}");
+    let failures = stderr
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("Missing__c"))
+        .count();
+    assert!(
+        failures >= 2,
+        "each pass logs the failed object at ERROR: {stderr}"
+    );
     w.stop().await;
 }

@@ -85,7 +85,8 @@ pub fn for_records(
         .filter_map(|f| {
             let raw: &RawValue = crate::store::raw_record(page, f.index)?;
             let record_index = replay.unwrap_or(f.index);
-            // Same kind and delete mode as the page, so a replay does what the page would have.
+            // Same kind, delete mode and stamp field as the page, so a replay does what the
+            // page would have.
             let body = serde_json::to_vec(&PageMessage {
                 format: PAGE_FORMAT_VERSION,
                 object: page.object.clone(),
@@ -95,6 +96,7 @@ pub fn for_records(
                 hard_delete: page.hard_delete,
                 force: page.force,
                 table: page.table.clone(),
+                stamp: page.stamp.clone(),
                 records: [raw],
             })
             .unwrap_or_default();
@@ -245,5 +247,27 @@ impl DeadLetterPublisher {
             })?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_keeps_the_stamp_field_of_its_page() {
+        let body = br#"{"format":1,"object":"AccountHistory","run_id":"00000000-0000-0000-0000-000000000000","page":4,"stamp":"CreatedDate","records":[
+            {"Id":"017000000000001AAA","CreatedDate":"2024-01-01T00:00:00.000+0000"}]}"#;
+        let page = crate::decode::decode(None, body).unwrap();
+        let failed = FailedRecord {
+            index: 0,
+            sfid: Some("017000000000001AAA".into()),
+            class: ErrorClass::Mapping,
+            message: "refused".into(),
+        };
+        let letters = for_records(&page, &[failed], "m", None, 1);
+        let replayed = crate::decode::decode(None, &letters[0].body).unwrap();
+        assert_eq!(replayed.stamp_field(), Some("CreatedDate"));
+        assert_eq!(replayed.page, 4);
     }
 }

@@ -61,8 +61,9 @@ pub(super) async fn missing_or_stale(
     .await?)
 }
 
-/// The Ids of gone rows, in order: what the repair publishes as deletions.
-pub(super) async fn gone(
+/// The Ids of gone rows, in order: what the repair publishes as deletions, and what a sync
+/// publishes for an object getDeleted does not answer for.
+pub(crate) async fn gone(
     db: &mut PgConnection,
     table: &str,
     hard_delete: bool,

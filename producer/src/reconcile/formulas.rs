@@ -21,7 +21,7 @@ use crate::{
     columns,
     objects::ObjectSettings,
     salesforce::{Describe, SalesforceClient},
-    soql::{self, SYSTEM_MODSTAMP},
+    soql,
     sync::ApiChoice,
     tables::FieldSelection,
 };
@@ -93,22 +93,24 @@ pub async fn refresh_formulas(
         run_id: None,
         api_calls: 0,
     };
-    let has_stamp = describe.fields.iter().any(|f| f.name == SYSTEM_MODSTAMP);
-    if formulas.is_empty() || !has_stamp {
+    // Every record, as a full sync reads them: by the object's replication key, with its filter.
+    let query = soql::Query {
+        stamp: target.selection.stamp.as_deref(),
+        filter: options.settings.filter.as_deref(),
+        ..soql::Query::all(object)
+    };
+    let Some(stamp) = query.stamp.filter(|_| !formulas.is_empty()) else {
         if !formulas.is_empty() {
             tracing::warn!(
                 object,
-                "Formula fields not refreshed: the object has no SystemModstamp, which a refresh needs to leave newer rows alone."
+                "Formula fields not refreshed: the object has no SystemModstamp, LastModifiedDate nor CreatedDate, which a refresh needs to leave newer rows alone; every sync reads it whole, formulas included."
             );
             report.fields.clear();
         }
         report.api_calls = sf.usage().calls() - calls_before;
         return Ok(report);
-    }
-    // Every record, as a full sync reads them (the object's filter belongs here too, where it
-    // has one).
-    let query = soql::Query::all(object);
-    let fields = refresh::fields_to_read(describe, SYSTEM_MODSTAMP, &formulas);
+    };
+    let fields = refresh::fields_to_read(describe, stamp, &formulas);
     let api = refresh::choose_api(pool, options.api, table, &query, &fields).await?;
     let channel = connection
         .create_channel()
@@ -218,6 +220,7 @@ mod tests {
         let describe = Describe {
             name: "Account".into(),
             queryable: true,
+            replicateable: true,
             fields: vec![
                 field("Id", "id", false),
                 field("SystemModstamp", "datetime", false),

@@ -24,11 +24,11 @@
 //!   new column's back-fill, which `sync` starts).
 //! - `formulas`: `reconcile --formulas` and the `--formula-refresh` cadence of watch mode.
 
-mod census;
+pub(crate) mod census;
 mod formulas;
 pub(crate) mod refresh;
 mod repair;
-mod snapshot;
+pub(crate) mod snapshot;
 
 use std::time::Duration;
 
@@ -134,7 +134,15 @@ pub async fn reconcile_object(
 
     // One connection for the whole reconcile: the snapshot is a temporary table.
     let mut db = pool.acquire().await.context("connecting to PostgreSQL")?;
-    let seen = snapshot::take(sf, &mut db, &object, has_is_deleted, options.bulk).await?;
+    let org = snapshot::Snapshot {
+        query: crate::soql::Query {
+            stamp: selection.stamp.as_deref(),
+            filter: options.settings.filter.as_deref(),
+            ..crate::soql::Query::all(&object)
+        },
+        has_is_deleted,
+    };
+    let seen = snapshot::take(sf, &mut db, org, options.bulk).await?;
     tracing::info!(object, records = seen, "Org snapshot taken.");
     let before = census::count(&mut db, &table, options.hard_delete).await?;
 
@@ -167,7 +175,8 @@ pub async fn reconcile_object(
         .await
         .context("putting the AMQP channel in confirm mode")?
         .with_in_flight_gauge(sf.metrics().pages_in_flight());
-    let envelope = Envelope::new(&object, run_id, options.hard_delete, &options.settings);
+    let envelope = Envelope::new(&object, run_id, options.hard_delete, &options.settings)
+        .with_stamp(selection.stamp.as_deref());
     let fields = selection.field_names();
     let published = repair::publish(sf, &mut db, &mut publisher, &envelope, &fields, &table).await;
     common::amqp::close_channel(&channel, "reconcile published").await;

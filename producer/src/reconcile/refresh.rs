@@ -89,7 +89,9 @@ pub(crate) async fn publish(
         .await
         .context("recording the refresh run in sfsync.runs")?;
     // A refresh carries no IsDeleted, so hard delete has nothing to act on.
-    let envelope = Envelope::new(object, run_id, false, run.settings);
+    // The page names its stamp field, so a refresh of an object synced by CreatedDate or
+    // LastModifiedDate is guarded by that field, as its other pages are.
+    let envelope = Envelope::new(object, run_id, false, run.settings).with_stamp(run.query.stamp);
     let mut tally = Tally::default();
     let outcome = async {
         let mut publisher = PagePublisher::new(channel, 16)

@@ -202,6 +202,17 @@ impl<'a> CsvPages<'a> {
         })
     }
 
+    /// Reads the pages' watermark from `stamp`, the object's replication key, rather than
+    /// SystemModstamp (objects without it); `None`: the object has no stamp.
+    pub fn with_stamp(mut self, stamp: Option<&str>) -> Self {
+        self.stamp_index = stamp.and_then(|stamp| {
+            self.fields
+                .iter()
+                .position(|(name, _)| name.eq_ignore_ascii_case(stamp))
+        });
+        self
+    }
+
     /// Appends up to `max` records to `out`, comma-separated (the caller writes the brackets).
     /// Zero records means the chunk is done.
     ///

@@ -1,5 +1,5 @@
-//! Describe: an object's name and fields, as much of `GET /sobjects/{Object}/describe` as
-//! sfsync uses.
+//! Describe: an object's name, fields and what it can be used for, as much of
+//! `GET /sobjects/{Object}/describe` as sfsync uses.
 
 use serde::Deserialize;
 
@@ -23,6 +23,11 @@ pub struct Describe {
     pub name: String,
     #[serde(default = "yes")]
     pub queryable: bool,
+    /// Whether getUpdated/getDeleted serve the object. Some objects can be queried but not
+    /// replicated (`UserLogin`, the `*Share` objects): getDeleted refuses them ("sObject type
+    /// UserLogin is not replicable"), so their deletions are found by comparing Ids instead.
+    #[serde(default = "yes")]
+    pub replicateable: bool,
     pub fields: Vec<DescribeField>,
 }
 

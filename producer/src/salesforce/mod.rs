@@ -4,7 +4,7 @@
 pub mod auth;
 pub mod bulk;
 pub mod client;
-mod deleted;
+pub mod deleted;
 mod describe;
 pub mod error;
 pub mod page;

@@ -59,7 +59,9 @@ pub(super) async fn fetch_bulk(
                 url: format!("Bulk job {}", job.id),
                 detail,
             };
-            let mut pages = bulk::CsvPages::new(&csv, object, typed).map_err(protocol)?;
+            let mut pages = bulk::CsvPages::new(&csv, object, typed)
+                .map_err(protocol)?
+                .with_stamp(run.stamp);
             loop {
                 let splice = run
                     .envelope

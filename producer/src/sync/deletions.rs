@@ -1,38 +1,123 @@
-//! Publishing what getDeleted reports: records removed from the recycle bin, which queryAll
-//! can no longer show, as [`PageKind::Deleted`] pages after the run's record pages.
+//! The deletions a run publishes after its record pages, as [`PageKind::Deleted`] pages: what
+//! getDeleted reports (records removed from the recycle bin, which queryAll can no longer
+//! show), or, where getDeleted cannot report everything, what comparing Ids finds (see
+//! `gone`). A table is never left as if it were complete when the delete log says it cannot be.
+//!
+//! The window starts where the last run's deletions reached (`sync_state`), minus the overlap:
+//! not at the watermark, which stands still while an object does not change.
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use common::message::PageKind;
 
-use super::run::{Progress, Run};
-use crate::publisher::PagePublisher;
+use super::{
+    Target, gone,
+    refusals::BulkRefusals,
+    run::{Progress, Run},
+};
+use crate::{publisher::PagePublisher, salesforce::deleted::DeleteLog, sync_state};
 
-/// getDeleted keeps about 15 days and answers windows of at most 30.
+/// getDeleted answers windows of at most 30 days (and keeps about 15).
 const DELETED_WINDOW_DAYS: i64 = 29;
 
-/// Publishes what getDeleted reports for `[since, until)`. Returns how many.
+/// Publishes the deletions since they were last checked (until `until`, when the run started),
+/// records how far they now reach, and returns how many.
 pub(super) async fn publish_deletions(
     run: &Run<'_>,
     publisher: &mut PagePublisher,
-    since: DateTime<Utc>,
+    target: &Target,
     until: DateTime<Utc>,
+    refusals: &BulkRefusals,
     progress: &mut Progress,
 ) -> anyhow::Result<u64> {
+    let published = match find(run, target, until).await? {
+        Found::NotLooked => return Ok(0),
+        Found::None => 0,
+        Found::Log(deleted) => publish_ids(run, publisher, &deleted, progress).await?,
+        Found::CompareIds => gone::publish_gone(run, publisher, target, refusals, progress).await?,
+    };
+    sync_state::deletions_checked(run.pool, run.object(), until)
+        .await
+        .context("recording the deletions checked in sfsync.sync_state")?;
+    Ok(published)
+}
+
+/// Where a run's deletions come from.
+enum Found {
+    /// Not looked for: a full read of a replicateable object into a table that was there
+    /// before and whose deletions were never checked reads every record, as before, and leaves
+    /// them to the next run.
+    NotLooked,
+    /// None can concern the table: it was just filled.
+    None,
+    /// getDeleted's complete answer.
+    Log(Vec<(String, String)>),
+    /// Comparing the table's Ids with the org's.
+    CompareIds,
+}
+
+/// Where the run's deletions come from, asking getDeleted when it can answer.
+async fn find(run: &Run<'_>, target: &Target, until: DateTime<Utc>) -> anyhow::Result<Found> {
     let object = run.object();
+    if target.created {
+        return Ok(Found::None);
+    }
+    if !target.describe.replicateable || run.stamp.is_none() {
+        // getDeleted refuses the object, or it has no stamp to sync by: its deletions are found
+        // by comparing Ids on every sync.
+        return Ok(Found::CompareIds);
+    }
+    // From where the last run left them; before any run recorded that, from the read's start.
+    let overlap = chrono::Duration::from_std(run.options.overlap).unwrap_or_default();
+    let checked = sync_state::deletions_checked_until(run.pool, object)
+        .await
+        .context("reading sfsync.sync_state")?;
+    let Some(since) = checked.map(|c| c - overlap).or(run.since) else {
+        return Ok(Found::NotLooked);
+    };
+    Ok(match deleted_since(run, since, until).await? {
+        DeleteLog::Complete(deleted) => Found::Log(deleted),
+        DeleteLog::Incomplete(why) => {
+            tracing::warn!(
+                object,
+                from = %since,
+                to = %until,
+                reason = why,
+                "getDeleted cannot report every record deleted in this window: comparing the table's Ids with the org's instead, so that no deletion is missed."
+            );
+            Found::CompareIds
+        }
+    })
+}
+
+/// What getDeleted says about `[since, until]`.
+async fn deleted_since(
+    run: &Run<'_>,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> anyhow::Result<DeleteLog> {
     let earliest = until - chrono::Duration::days(DELETED_WINDOW_DAYS);
     if since < earliest {
-        tracing::warn!(object, since = %since, "The watermark is older than getDeleted's window: records purged before then cannot be seen; run a reconcile.");
+        return Ok(DeleteLog::Incomplete(format!(
+            "deletions were last checked at {since}, longer ago than the {DELETED_WINDOW_DAYS} days getDeleted answers for"
+        )));
     }
-    // getDeleted works in whole minutes and needs a non-empty window.
-    let start = since.max(earliest);
     // The end is rounded up past the current minute, which getDeleted would otherwise leave out.
     let end = until + chrono::Duration::minutes(1);
-    let deleted = run
-        .sf
-        .get_deleted(object, start, end)
+    run.sf
+        .deleted_between(run.object(), since, end)
         .await
-        .context("asking getDeleted for records removed from the recycle bin")?;
+        .context("asking getDeleted for records removed from the recycle bin")
+}
+
+/// Publishes (Id, deletion time) pairs as deletion pages numbered after the run's pages;
+/// returns how many.
+pub(super) async fn publish_ids(
+    run: &Run<'_>,
+    publisher: &mut PagePublisher,
+    deleted: &[(String, String)],
+    progress: &mut Progress,
+) -> anyhow::Result<u64> {
     let mut page = progress.pages;
     for chunk in deleted.chunks(run.options.page_size as usize) {
         page += 1;

@@ -1,9 +1,10 @@
 //! The page envelope: what every message of a run carries around its records (object, run id,
-//! page number, kind, hard delete, table override). REST pages, Bulk pages, getDeleted pages and
-//! reconcile's repair pages are all built here, so they cannot disagree on what a page says.
+//! page number, kind, hard delete, table override, stamp field). REST pages, Bulk pages,
+//! deletion pages and reconcile's repair pages are all built here, so they cannot disagree on
+//! what a page says.
 
 use chrono::{DateTime, Utc};
-use common::message::{PageKind, PageMessage};
+use common::message::{PageKind, PageMessage, Stamp};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -19,24 +20,43 @@ pub(crate) struct Envelope {
     pub hard_delete: bool,
     /// The table `sfsync.toml` names, when it is not the default one.
     pub table: Option<String>,
+    /// The field of the records the worker stores as `systemmodstamp`.
+    pub stamp: Stamp,
 }
 
 impl Envelope {
+    /// The envelope of an object whose stamp is SystemModstamp; see [`Self::with_stamp`].
     pub fn new(object: &str, run_id: Uuid, hard_delete: bool, settings: &ObjectSettings) -> Self {
         Self {
             object: object.to_owned(),
             run_id,
             hard_delete,
             table: settings.table_override(object),
+            stamp: Stamp::default(),
         }
     }
 
-    /// Page `page` of the run, holding `records` of `kind`.
+    /// The same envelope for an object whose stamp is `stamp` (the replication key
+    /// [`crate::tables::FieldSelection::stamp`]; `None` when it has none).
+    pub fn with_stamp(self, stamp: Option<&str>) -> Self {
+        Self {
+            stamp: Stamp::from(stamp),
+            ..self
+        }
+    }
+
+    /// Page `page` of the run, holding `records` of `kind`. Deletion records carry
+    /// SystemModstamp (see [`Self::deletion`]), so their pages name no other stamp field.
     pub fn message<R>(&self, kind: PageKind, page: u64, records: R) -> PageMessage<R> {
+        let stamp = match kind {
+            PageKind::Deleted => Stamp::default(),
+            _ => self.stamp.clone(),
+        };
         PageMessage {
             kind,
             hard_delete: self.hard_delete,
             table: self.table.clone(),
+            stamp,
             ..PageMessage::records(self.object.clone(), self.run_id, page, records)
         }
     }

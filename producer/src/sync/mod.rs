@@ -1,30 +1,44 @@
 //! One sync of one object: describe, prepare the table, page through the query in
-//! (SystemModstamp, Id) order and publish each page, advance the watermark past confirmed
-//! pages, then publish the deletions getDeleted reports. Fetching runs one page ahead of
-//! publishing so that the HTTP round trip and the broker's confirms overlap.
+//! (stamp, Id) order and publish each page, advance the watermark past confirmed pages, then
+//! publish the deletions. Fetching runs one page ahead of publishing so that the HTTP round
+//! trip and the broker's confirms overlap.
 //!
 //! Full and incremental syncs are one mechanism: a full sync reads from the beginning, an
 //! incremental one from `watermark - overlap`. `>=` and the overlap mean records that share a
 //! timestamp across pages, or were committed late behind the watermark, are read again rather
 //! than skipped; the modstamp-guarded upsert makes the re-read harmless.
 //!
+//! The stamp is the object's replication key: SystemModstamp, else LastModifiedDate, else
+//! CreatedDate; an object with none of them is read whole every time. Deletions come from
+//! getDeleted, or from comparing Ids where getDeleted cannot report them.
+//!
 //! # Layout
 //! - this file: what a sync is asked (`SyncOptions`) and what it did (`SyncReport`); finding
 //!   the target (describe, table, watermark) and running the stages below in order.
 //! - `run`: the context every stage reads, and the tally of confirmed pages.
 //! - `envelope`: the page envelope every message of a run is built from.
+//! - `publish`: the run's stages in order, from its row in `sfsync.runs` to its report.
 //! - `pipeline`: fetching one page ahead of publishing, and booking confirmed pages.
 //! - `rest`, `bulk`: the two fetchers (query/queryMore; Bulk API 2.0 jobs).
+//! - `refusals`: objects the Bulk API refuses (read through REST), and objects Salesforce
+//!   queries only with a filter (an error naming the `where` setting).
 //! - `deletions`: the getDeleted pages published after the records.
+//! - `gone`: deletions found by comparing the table's Ids with the org's.
 //! - `backfill`: after the records, stale columns marked and new fields back-filled.
 
 mod backfill;
 mod bulk;
 mod deletions;
 pub(crate) mod envelope;
+mod gone;
 mod pipeline;
+mod publish;
+mod refusals;
 mod rest;
 mod run;
+
+pub(crate) use self::refusals::is_bulk_refusal;
+pub use self::refusals::{BulkRefusals, NeedsFilter};
 
 use std::time::Duration;
 
@@ -35,18 +49,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use self::{
-    envelope::Envelope,
-    pipeline::Source,
-    run::{Progress, Run},
-};
+use self::{envelope::Envelope, run::Run};
 use crate::{
     buffers::{BoundedPool, MESSAGES_AT_ONCE},
     objects::{self, ObjectSettings},
-    publisher::PagePublisher,
-    runs,
     salesforce::{Describe, SalesforceClient, page::QueryPage},
-    sync_state,
+    soql, sync_state,
     tables::{self, FieldSelection},
 };
 
@@ -122,7 +130,7 @@ pub struct SyncReport {
     pub pages: u64,
     /// Records published by the query.
     pub records: u64,
-    /// Deletions reported by getDeleted and published.
+    /// Deletions published: reported by getDeleted, or found by comparing Ids.
     pub deletions: u64,
     /// Salesforce API calls this sync made.
     pub api_calls: u64,
@@ -132,15 +140,19 @@ pub struct SyncReport {
 /// its row in `sfsync.runs` to its report, logs in a span `sync` with the run id and the
 /// object, so that every line of a run can be found by its id.
 ///
+/// `refusals` remembers the objects the Bulk API refused, for the session.
+///
 /// # Errors
 /// Salesforce, the broker or the database failed in a way retries did not mend, or the run
 /// was cancelled before its last page was confirmed. The run is then recorded as failed and
-/// the watermark stays at the last confirmed page.
+/// the watermark stays at the last confirmed page. A query Salesforce answers only with a
+/// filter fails with a [`NeedsFilter`] naming the `where` setting.
 pub async fn sync_object(
     sf: &SalesforceClient,
     pool: &PgPool,
     channel: lapin::Channel,
     options: &SyncOptions,
+    refusals: &BulkRefusals,
     cancel: &CancellationToken,
 ) -> anyhow::Result<SyncReport> {
     common::schema::check_api_name("object", &options.object)
@@ -148,6 +160,7 @@ pub async fn sync_object(
     let calls_before = sf.usage().calls();
     let target = Target::prepare(sf, pool, options).await?;
     let fields = target.selection.field_names();
+    let stamp = target.selection.stamp.as_deref();
     let run = Run {
         sf,
         pool,
@@ -158,13 +171,15 @@ pub async fn sync_object(
             Uuid::now_v7(),
             options.hard_delete,
             &options.settings,
-        ),
+        )
+        .with_stamp(stamp),
+        stamp,
         since: target.mode.since(),
         fields: &fields,
         messages: BoundedPool::new(MESSAGES_AT_ONCE),
     };
     let span = tracing::info_span!("sync", run_id = %run.run_id(), object = %target.object);
-    let mut report = publish_run(&run, channel.clone(), &target, calls_before)
+    let mut report = publish::publish_run(&run, channel.clone(), &target, refusals, calls_before)
         .instrument(span.clone())
         .await?;
     backfill::after_sync(&run, channel, &target)
@@ -181,6 +196,9 @@ struct Target {
     /// The object's name as describe spells it (`contact` becomes `Contact`).
     object: String,
     table: String,
+    /// The table did not exist before this run (it holds no rows a deletion could concern).
+    created: bool,
+    has_is_deleted: bool,
     mode: SyncMode,
 }
 
@@ -198,6 +216,18 @@ impl Target {
             tracing::info!(object = %describe.name, field, reason = why, "Field left out of the sync.");
         }
         let object = describe.name.clone();
+        match selection.stamp.as_deref() {
+            Some(soql::SYSTEM_MODSTAMP) => {}
+            Some(stamp) => tracing::info!(
+                object,
+                stamp,
+                "The object has no SystemModstamp; syncing it by {stamp}."
+            ),
+            None => tracing::info!(
+                object,
+                "The object has no SystemModstamp, LastModifiedDate nor CreatedDate; reading every record on each sync."
+            ),
+        }
         let table = options.settings.table(&object);
         let created = tables::ensure_table(pool, &object, &table, &selection)
             .await?
@@ -216,87 +246,23 @@ impl Target {
             );
         }
         let mode = match watermark {
-            Some(w) if !options.full && !created => SyncMode::Incremental {
-                since: w - chrono::Duration::from_std(options.overlap).unwrap_or_default(),
-            },
+            Some(w) if !options.full && !created && selection.stamp.is_some() => {
+                SyncMode::Incremental {
+                    since: w - chrono::Duration::from_std(options.overlap).unwrap_or_default(),
+                }
+            }
             _ => SyncMode::Full,
         };
+        let has_is_deleted = describe.fields.iter().any(|f| f.name == "IsDeleted");
         Ok(Self {
             describe,
             selection,
             object,
             table,
+            created,
+            has_is_deleted,
             mode,
         })
-    }
-}
-
-/// The run itself: records it in `sfsync.runs`, publishes the records and then the deletions,
-/// and records how it ended. `calls_before` is the client's count of API calls before the
-/// sync began, so that the report counts describe too.
-async fn publish_run(
-    run: &Run<'_>,
-    channel: lapin::Channel,
-    target: &Target,
-    calls_before: u64,
-) -> anyhow::Result<SyncReport> {
-    let (sf, pool, object, run_id) = (run.sf, run.pool, run.object(), run.run_id());
-    let started = Utc::now();
-    runs::start(pool, run_id, object)
-        .await
-        .context("recording the run in sfsync.runs")?;
-    tracing::info!(%run_id, object, table = target.table, mode = ?target.mode, fields = target.selection.columns.len(), "Sync started.");
-
-    let mut publisher = PagePublisher::new(channel, run.options.confirm_window)
-        .await
-        .context("putting the AMQP channel in confirm mode")?
-        .with_in_flight_gauge(sf.metrics().pages_in_flight());
-    let typed = bulk::csv_types(&target.describe, run.fields);
-    let mut progress = Progress::default();
-    let api = choose_api(run).await?;
-    let source = match api {
-        Api::Rest => Source::Rest,
-        Api::Bulk => Source::Bulk(&typed),
-    };
-    let mut outcome = pipeline::publish_records(run, &mut publisher, source, &mut progress).await;
-    let mut deletions = 0;
-    if outcome.is_ok()
-        && let Some(since) = run.since
-    {
-        outcome = deletions::publish_deletions(run, &mut publisher, since, started, &mut progress)
-            .await
-            .map(|n| deletions = n);
-    }
-    let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
-    runs::finish(
-        pool,
-        run_id,
-        progress.pages,
-        progress.records,
-        error.as_deref(),
-    )
-    .await
-    .context("recording the end of the run in sfsync.runs")?;
-    let Progress { pages, records } = progress;
-    match outcome {
-        Ok(()) => {
-            let api_calls = sf.usage().calls() - calls_before;
-            sf.metrics().sync_completed(object, Utc::now());
-            tracing::info!(%run_id, object, pages, records, deletions, api_calls, "Sync published every page.");
-            Ok(SyncReport {
-                run_id,
-                object: object.to_owned(),
-                mode: target.mode,
-                api,
-                pages,
-                records,
-                deletions,
-                api_calls,
-            })
-        }
-        Err(e) => Err(e.context(format!(
-            "run {run_id} of {object} stopped after {pages} confirmed pages ({records} records)"
-        ))),
     }
 }
 

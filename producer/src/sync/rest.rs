@@ -4,8 +4,6 @@
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use common::message::PageKind;
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::{pipeline::Fetched, run::Run};
@@ -72,7 +70,7 @@ pub(super) async fn fetch_pages(run: &Run<'_>, tx: mpsc::Sender<Fetched>) -> Res
             continue;
         }
         page += 1;
-        let page_stamp = parsed.records.last().and_then(|r| record_stamp(r));
+        let page_stamp = parsed.records.last().and_then(|r| run.record_stamp(r));
         last_stamp = page_stamp.or(last_stamp);
         let message = run
             .envelope
@@ -103,15 +101,4 @@ pub(super) async fn fetch_pages(run: &Run<'_>, tx: mpsc::Sender<Fetched>) -> Res
             return Ok(());
         }
     }
-}
-
-/// The SystemModstamp of a raw record, if it has a valid one.
-fn record_stamp(record: &RawValue) -> Option<DateTime<Utc>> {
-    #[derive(Deserialize)]
-    struct Stamp<'a> {
-        #[serde(rename = "SystemModstamp", borrow)]
-        stamp: Option<&'a str>,
-    }
-    let stamp: Stamp<'_> = serde_json::from_str(record.get()).ok()?;
-    common::sftime::parse_datetime(stamp.stamp?).ok()
 }

@@ -1,6 +1,7 @@
 //! The checks every record passes before it is written: a JSON object of fields, a valid
-//! Salesforce Id and a valid SystemModstamp. A record that fails one is set aside alone, with
-//! class [`ErrorClass::Mapping`]; the rest of its page goes on.
+//! Salesforce Id and a valid stamp (SystemModstamp, or the field the page names for objects
+//! without one; nothing for objects with no stamp at all). A record that fails one is set aside
+//! alone, with class [`ErrorClass::Mapping`]; the rest of its page goes on.
 
 use common::{dead_letter::RecordIndex, sfid::SalesforceId, sftime::parse_datetime};
 
@@ -18,8 +19,9 @@ pub(super) struct Valid<'a> {
     pub fields: RawRecord<'a>,
 }
 
-/// Parses every record and checks its Id and SystemModstamp; the failures are per record.
+/// Parses every record and checks its Id and stamp; the failures are per record.
 pub(super) fn check_records<'a>(page: &Page<'a>) -> (Vec<Valid<'a>>, Vec<FailedRecord>) {
+    let stamp_field = page.stamp_field();
     let mut valid = Vec::with_capacity(page.records.len());
     let mut failed = Vec::new();
     let mut expected_fields = 0;
@@ -52,13 +54,16 @@ pub(super) fn check_records<'a>(page: &Page<'a>) -> (Vec<Valid<'a>>, Vec<FailedR
                 continue;
             }
         };
-        let stamp_raw = record.get("SystemModstamp").map_or("null", |v| v.get());
-        if !serde_json::from_str::<String>(stamp_raw).is_ok_and(|s| parse_datetime(&s).is_ok()) {
-            failed.push(mapping(
-                Some(id.to_string()),
-                format!("SystemModstamp {stamp_raw} is not a Salesforce datetime"),
-            ));
-            continue;
+        if let Some(field) = stamp_field {
+            let stamp_raw = record.get(field).map_or("null", |v| v.get());
+            if !serde_json::from_str::<String>(stamp_raw).is_ok_and(|s| parse_datetime(&s).is_ok())
+            {
+                failed.push(mapping(
+                    Some(id.to_string()),
+                    format!("{field} {stamp_raw} is not a Salesforce datetime"),
+                ));
+                continue;
+            }
         }
         valid.push(Valid {
             index,
@@ -104,5 +109,25 @@ mod tests {
             "{}",
             failed[2].message
         );
+    }
+
+    #[test]
+    fn objects_without_system_modstamp_are_checked_on_their_own_stamp() {
+        let body = br#"{"format":1,"object":"AccountHistory","run_id":"00000000-0000-0000-0000-000000000000","page":1,"stamp":"CreatedDate","records":[
+            {"Id":"017000000000001AAA","CreatedDate":"2024-01-01T00:00:00.000+0000"},
+            {"Id":"017000000000002AAA","CreatedDate":null,"SystemModstamp":"2024-01-01T00:00:00.000+0000"}]}"#;
+        let page = crate::decode::decode(None, body).unwrap();
+        let (valid, failed) = check_records(&page);
+        assert_eq!(valid.len(), 1);
+        assert_eq!(
+            failed[0].message,
+            "CreatedDate null is not a Salesforce datetime"
+        );
+        // No stamp at all: only the Id is checked.
+        let body = br#"{"format":1,"object":"LoginHistory","run_id":"00000000-0000-0000-0000-000000000000","page":1,"stamp":null,"records":[
+            {"Id":"0Ya000000000001CAA","LoginTime":"2024-01-01T00:00:00.000+0000"}]}"#;
+        let page = crate::decode::decode(None, body).unwrap();
+        let (valid, failed) = check_records(&page);
+        assert_eq!((valid.len(), failed.len()), (1, 0));
     }
 }

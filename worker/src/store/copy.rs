@@ -3,7 +3,10 @@
 use bytes::Bytes;
 use futures::SinkExt;
 
-use super::{check::Valid, plan::PagePlan};
+use super::{
+    check::Valid,
+    plan::{CONSTANT_STAMP, PagePlan},
+};
 use crate::copy_text::{push_null, push_text, push_value};
 
 /// Values from which NUL characters were removed while a page's rows were written: how many,
@@ -45,6 +48,10 @@ pub(super) fn copy_fields(
                 if push_value(out, raw).map_err(|e| format!("field {name} {e}"))? > 0 {
                     sanitized.count(name);
                 }
+            }
+            // The `systemmodstamp` of an object without a stamp field (see `plan`).
+            None if *name == CONSTANT_STAMP => {
+                push_text(out, common::message::NO_STAMP);
             }
             None => push_null(out),
         }

@@ -1,7 +1,7 @@
 //! Storing one page in one transaction, one file per job:
 //!
-//! - [`check`]: every record is a JSON object with a valid Id and SystemModstamp; the others are
-//!   set aside alone.
+//! - [`check`]: every record is a JSON object with a valid Id and stamp; the others are set
+//!   aside alone.
 //! - [`plan`]: the records' fields matched to the table's columns.
 //! - [`direct`]: new records (a full import) first try one COPY straight into the table,
 //!   gated by how such attempts went on the table's last pages.
@@ -148,11 +148,11 @@ async fn store_valid(
 ) -> Result<PageOutcome, PageError> {
     let table = page.target_table();
     let mut shape = tables.shapes.get(client, &table, &page.object).await?;
-    let (mut page_plan, mut unmatched) = plan(valid, &shape);
+    let (mut page_plan, mut unmatched) = plan(valid, &shape, page.stamp_field());
     if !unmatched.is_empty() {
         // The producer may have added columns since the shape was cached.
         shape = tables.shapes.reload(client, &table, &page.object).await?;
-        (page_plan, unmatched) = plan(valid, &shape);
+        (page_plan, unmatched) = plan(valid, &shape, page.stamp_field());
         if !unmatched.is_empty() {
             tracing::debug!(object = %page.object, fields = ?unmatched, "Fields without a column are not stored.");
         }

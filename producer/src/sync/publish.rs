@@ -1,0 +1,115 @@
+//! The run itself, stage by stage: its row in `sfsync.runs`, the records (through Bulk or REST,
+//! REST when the Bulk API does not support the object), the deletions, and its end recorded
+//! whatever stopped it.
+
+use anyhow::Context;
+use chrono::Utc;
+
+use super::{
+    Api, SyncReport, Target, bulk, choose_api, deletions,
+    pipeline::{self, Source},
+    refusals::{self, BulkRefusals, NeedsFilter},
+    run::{Progress, Run},
+};
+use crate::{publisher::PagePublisher, runs};
+
+/// The run itself: records it in `sfsync.runs`, publishes the records and then the deletions,
+/// and records how it ended, whatever stopped it. `calls_before` is the client's count of API
+/// calls before the sync began, so that the report counts describe too.
+pub(super) async fn publish_run(
+    run: &Run<'_>,
+    channel: lapin::Channel,
+    target: &Target,
+    refusals: &BulkRefusals,
+    calls_before: u64,
+) -> anyhow::Result<SyncReport> {
+    let (sf, pool, object, run_id) = (run.sf, run.pool, run.object(), run.run_id());
+    runs::start(pool, run_id, object)
+        .await
+        .context("recording the run in sfsync.runs")?;
+    tracing::info!(%run_id, object, table = target.table, mode = ?target.mode, fields = target.selection.columns.len(), "Sync started.");
+    let mut progress = Progress::default();
+    let outcome = publish_pages(run, channel, target, refusals, &mut progress)
+        .await
+        .map_err(|e| {
+            let filter = run.options.settings.filter.as_deref();
+            match refusals::needs_filter(object, filter, &e) {
+                Some(needs_filter) => anyhow::Error::new(needs_filter),
+                None => e,
+            }
+        });
+    let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
+    runs::finish(
+        pool,
+        run_id,
+        progress.pages,
+        progress.records,
+        error.as_deref(),
+    )
+    .await
+    .context("recording the end of the run in sfsync.runs")?;
+    let Progress { pages, records } = progress;
+    match outcome {
+        Ok((api, deletions)) => {
+            let api_calls = sf.usage().calls() - calls_before;
+            sf.metrics().sync_completed(object, Utc::now());
+            tracing::info!(%run_id, object, pages, records, deletions, api_calls, "Sync published every page.");
+            Ok(SyncReport {
+                run_id,
+                object: object.to_owned(),
+                mode: target.mode,
+                api,
+                pages,
+                records,
+                deletions,
+                api_calls,
+            })
+        }
+        // A setting to change, not a run to look into.
+        Err(e) if e.is::<NeedsFilter>() => Err(e),
+        Err(e) => Err(e.context(format!(
+            "run {run_id} of {object} stopped after {pages} confirmed pages ({records} records)"
+        ))),
+    }
+}
+
+/// Everything a run publishes: the records, through Bulk or REST (REST when the Bulk API does
+/// not support the object), then the deletions. Returns the API used and the deletions.
+async fn publish_pages(
+    run: &Run<'_>,
+    channel: lapin::Channel,
+    target: &Target,
+    refusals: &BulkRefusals,
+    progress: &mut Progress,
+) -> anyhow::Result<(Api, u64)> {
+    let started = Utc::now();
+    let mut publisher = PagePublisher::new(channel, run.options.confirm_window)
+        .await
+        .context("putting the AMQP channel in confirm mode")?
+        .with_in_flight_gauge(run.sf.metrics().pages_in_flight());
+    let typed = bulk::csv_types(&target.describe, run.fields);
+    let mut api = match choose_api(run).await? {
+        Api::Bulk if refusals.refused(run.object()) => Api::Rest,
+        api => api,
+    };
+    let source = |api| match api {
+        Api::Rest => Source::Rest,
+        Api::Bulk => Source::Bulk(&typed),
+    };
+    let mut outcome = pipeline::publish_records(run, &mut publisher, source(api), progress).await;
+    if let Err(e) = &outcome
+        && api == Api::Bulk
+        && progress.pages == 0
+        && refusals::is_bulk_refusal(e)
+    {
+        // Refused when the job is created, before any page: REST reads the same records.
+        refusals.remember(run.object(), e);
+        api = Api::Rest;
+        outcome = pipeline::publish_records(run, &mut publisher, source(api), progress).await;
+    }
+    outcome?;
+    let deletions =
+        deletions::publish_deletions(run, &mut publisher, target, started, refusals, progress)
+            .await?;
+    Ok((api, deletions))
+}
