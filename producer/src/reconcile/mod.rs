@@ -132,7 +132,9 @@ pub async fn reconcile_object(
         .with_in_flight_gauge(sf.metrics().pages_in_flight());
     let envelope = Envelope::new(&object, run_id, options.hard_delete, &options.settings);
     let fields = selection.field_names();
-    let published = repair::publish(sf, &mut db, &mut publisher, &envelope, &fields, &table).await;
+    let query = crate::soql::Query::all(&object);
+    let published =
+        repair::publish(sf, &mut db, &mut publisher, &envelope, query, &fields, &table).await;
     common::amqp::close_channel(&channel, "reconcile published").await;
     let repaired = match published {
         Ok(repaired) => repaired,
