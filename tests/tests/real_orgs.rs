@@ -204,7 +204,53 @@ async fn bulk_jobs_carry_no_order_by_and_the_watermark_misses_nothing() {
         "every change is read: {incremental:?}"
     );
     assert_equal(&env, &org, "Contact", "contact").await;
+
+    // Records changed while a job runs are not in its results (the job read the org as it was
+    // when it started): the watermark it leaves is not past the job's creation, so the next
+    // sync reads them.
+    let (during, created) = tokio::join!(
+        sync(&env, &org, "Contact", ApiChoice::Bulk),
+        change_while_a_job_runs(&org, 30)
+    );
+    let watermark: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT watermark FROM sfsync.sync_state WHERE object = 'Contact'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(
+        watermark <= created,
+        "watermark {watermark} is past the job's creation {created} ({during:?})"
+    );
+    sync(&env, &org, "Contact", ApiChoice::Bulk).await;
+    assert_equal(&env, &org, "Contact", "contact").await;
     w.stop().await;
+}
+
+/// Waits until the org has a Bulk job, updates `records` Contacts, and returns the job's
+/// `createdDate`.
+async fn change_while_a_job_runs(org: &FakeOrg, records: u32) -> chrono::DateTime<chrono::Utc> {
+    let url = format!("{}/services/data/v62.0/jobs/query", org.base_url());
+    let token = org.org().issue_token();
+    let client = reqwest::Client::new();
+    loop {
+        let jobs: serde_json::Value = client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(created) = jobs["records"][0]["createdDate"].as_str() {
+            org.org().mutate(MutateRequest {
+                update: records,
+                ..MutateRequest::new("Contact")
+            });
+            return common::sftime::parse_datetime(created).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -240,6 +286,22 @@ async fn query_timeouts_narrow_the_window_instead_of_failing_the_run() {
     env.wait_for_run(incremental.run_id, incremental.pages, WAIT)
         .await
         .unwrap();
+    assert_equal(&env, &org, "Contact", "contact").await;
+    // Through REST, a second holding more changes than Salesforce can query in time (the 900
+    // above share one SystemModstamp) is read through a Bulk job instead.
+    org.org().mutate(MutateRequest {
+        update: 900,
+        ..MutateRequest::new("Contact")
+    });
+    args.api = ApiChoice::Rest;
+    let timeouts_before = org.org().fault_stats().query_timeouts;
+    let rest = producer::run_sync(&args, &CancellationToken::new())
+        .await
+        .unwrap();
+    env.wait_for_run(rest.run_id, rest.pages, WAIT)
+        .await
+        .unwrap();
+    assert!(org.org().fault_stats().query_timeouts > timeouts_before);
     assert_equal(&env, &org, "Contact", "contact").await;
     w.stop().await;
 }

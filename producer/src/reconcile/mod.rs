@@ -133,8 +133,16 @@ pub async fn reconcile_object(
     let envelope = Envelope::new(&object, run_id, options.hard_delete, &options.settings);
     let fields = selection.field_names();
     let query = crate::soql::Query::all(&object);
-    let published =
-        repair::publish(sf, &mut db, &mut publisher, &envelope, query, &fields, &table).await;
+    let published = repair::publish(
+        sf,
+        &mut db,
+        &mut publisher,
+        &envelope,
+        query,
+        &fields,
+        &table,
+    )
+    .await;
     common::amqp::close_channel(&channel, "reconcile published").await;
     let repaired = match published {
         Ok(repaired) => repaired,

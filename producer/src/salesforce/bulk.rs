@@ -289,7 +289,11 @@ mod tests {
         let mut out = Vec::new();
         let first = pages.next_page(2, &mut out).unwrap();
         assert_eq!(first.records, 2);
-        assert!(String::from_utf8(out).unwrap().ends_with(r#""SystemModstamp":"2024-01-15T10:20:31.000Z"}"#));
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .ends_with(r#""SystemModstamp":"2024-01-15T10:20:31.000Z"}"#)
+        );
         let second = pages.next_page(2, &mut Vec::new()).unwrap();
         assert_eq!(second.records, 1);
         assert_eq!(pages.next_page(2, &mut Vec::new()).unwrap().records, 0);

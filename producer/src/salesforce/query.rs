@@ -31,7 +31,12 @@ pub fn encoded_len(s: &str) -> usize {
 /// The request line of a query: `GET <data_path>/<resource>?q=<soql> HTTP/1.1`, in bytes.
 pub fn query_request_line(data_path: &str, include_deleted: bool, soql: &str) -> usize {
     let resource = if include_deleted { "queryAll" } else { "query" };
-    "GET ".len() + data_path.len() + 1 + resource.len() + "?q=".len() + encoded_len(soql)
+    "GET ".len()
+        + data_path.len()
+        + 1
+        + resource.len()
+        + "?q=".len()
+        + encoded_len(soql)
         + " HTTP/1.1".len()
 }
 

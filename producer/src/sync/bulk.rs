@@ -35,10 +35,9 @@ pub(super) fn csv_types<'a>(describe: &Describe, fields: &[&'a str]) -> Vec<(&'a
         .collect()
 }
 
-/// Reads the records through a Bulk API 2.0 job: create, wait, then download the result chunks
-/// one ahead of converting and publishing them. Returns the stamp the watermark may move to
-/// once every page is confirmed: the job's creation (`None` for an object without a stamp, or
-/// when cancelled).
+/// Reads the records through a Bulk API 2.0 job (see [`read_job`]). Returns the stamp the
+/// watermark may move to once every page is confirmed: the job's creation (`None` for an
+/// object without a stamp, or when cancelled).
 ///
 /// # Errors
 /// Salesforce refused or failed the job, or its results were not understood.
@@ -47,9 +46,32 @@ pub(super) async fn fetch_bulk(
     typed: &[(&str, CsvType)],
     tx: mpsc::Sender<Fetched>,
 ) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let soql = run.query().select(run.fields, soql::Order::None)?;
+    let mut page = 0;
+    let created = read_job(run, (typed, &soql), None, &mut page, &tx).await?;
+    Ok(run
+        .query()
+        .stamp
+        .filter(|_| !run.cancel.is_cancelled())
+        .map(|_| created))
+}
+
+/// Runs `soql` (whose fields are `typed`) as a Bulk API 2.0 job: create, wait, then download
+/// the result chunks one at a time, converting and handing over each page (numbered after
+/// `page`, each carrying `page_stamp` for the watermark). Returns when the job was created.
+/// Stops early, without error, when the run is cancelled or the publisher stopped.
+///
+/// # Errors
+/// Salesforce refused or failed the job, or its results were not understood.
+pub(super) async fn read_job(
+    run: &Run<'_>,
+    (typed, soql): (&[(&str, CsvType)], &str),
+    page_stamp: Option<DateTime<Utc>>,
+    page: &mut u64,
+    tx: &mpsc::Sender<Fetched>,
+) -> anyhow::Result<DateTime<Utc>> {
     let (sf, object) = (run.sf, run.object());
-    let query = run.query().select(run.fields, soql::Order::None)?;
-    let job = sf.create_query_job(&query).await?;
+    let job = sf.create_query_job(soql).await?;
     tracing::info!(object, job = %job.id, created = job.created_date, "Bulk query job created; waiting for Salesforce to run it.");
     let created = match created(&job) {
         Ok(created) => created,
@@ -60,7 +82,6 @@ pub(super) async fn fetch_bulk(
     };
     let job = sf.wait_for_job(&job.id).await?;
     let total_size = job.records_processed.unwrap_or(0);
-    let mut page = 0u64;
     // One chunk at a time: downloading the next one while this one is published would hold two
     // chunks in memory, and on a real org the download, not the conversion, takes the time.
     let mut locator: Option<String> = None;
@@ -80,7 +101,7 @@ pub(super) async fn fetch_bulk(
             loop {
                 let splice = run
                     .envelope
-                    .message(PageKind::Records, page + 1, ())
+                    .message(PageKind::Records, *page + 1, ())
                     .split_around_records()
                     .map_err(|e| protocol(e.to_string()))?;
                 // The records are written straight into the message buffer, between the
@@ -95,11 +116,12 @@ pub(super) async fn fetch_bulk(
                     return Ok::<bool, SfError>(true);
                 }
                 body.extend_from_slice(splice.tail());
-                page += 1;
-                // No stamp: the records are in no stamp order (see the module docs).
+                *page += 1;
                 let fetched = Fetched {
                     total_size,
-                    message: run.envelope.outgoing(page, written.records, None, body),
+                    message: run
+                        .envelope
+                        .outgoing(*page, written.records, page_stamp, body),
                     _slot: slot,
                 };
                 if tx.send(fetched).await.is_err() {
@@ -118,11 +140,7 @@ pub(super) async fn fetch_bulk(
         }
     }
     sf.delete_job(&job.id).await;
-    Ok(run
-        .query()
-        .stamp
-        .filter(|_| !run.cancel.is_cancelled())
-        .map(|_| created))
+    Ok(created)
 }
 
 /// When Salesforce created `job`.

@@ -52,8 +52,7 @@ use crate::{
     publisher::PagePublisher,
     runs,
     salesforce::{Describe, SalesforceClient, bulk::MAX_SOQL_LENGTH},
-    soql,
-    sync_state,
+    soql, sync_state,
     tables::{self, FieldSelection},
 };
 
@@ -255,7 +254,7 @@ async fn publish_run(
     let mut progress = Progress::default();
     let api = choose_api(run).await?;
     let source = match api {
-        Api::Rest => Source::Rest,
+        Api::Rest => Source::Rest(&typed),
         Api::Bulk => Source::Bulk(&typed),
     };
     let mut outcome = pipeline::publish_records(run, &mut publisher, source, &mut progress).await;

@@ -24,11 +24,12 @@ use crate::{
     sync_state,
 };
 
-/// Where the records come from.
+/// Where the records come from, with each field's CSV type (REST reads a window through Bulk
+/// when Salesforce times it out even one second wide).
 #[derive(Clone, Copy)]
 pub(super) enum Source<'a> {
-    Rest,
-    /// Bulk API 2.0, with each field's CSV type.
+    Rest(&'a [(&'a str, CsvType)]),
+    /// Bulk API 2.0.
     Bulk(&'a [(&'a str, CsvType)]),
 }
 
@@ -53,7 +54,7 @@ pub(super) async fn publish_records(
     // What the watermark may move to once every page is confirmed (a Bulk job's creation).
     let fetch = async {
         match source {
-            Source::Rest => fetch_pages(run, tx).await.map(|()| None),
+            Source::Rest(typed) => fetch_pages(run, typed, tx).await.map(|()| None),
             Source::Bulk(typed) => fetch_bulk(run, typed, tx).await,
         }
     };

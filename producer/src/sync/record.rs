@@ -95,7 +95,12 @@ pub(super) fn merge(
             out.push(':');
             out.push_str(value.get());
         })
-        .map_err(|e| format!("a record part is not a JSON object ({e}): {}", short(part.get())))?;
+        .map_err(|e| {
+            format!(
+                "a record part is not a JSON object ({e}): {}",
+                short(part.get())
+            )
+        })?;
     }
     out.push('}');
     RawValue::from_string(out).map_err(|e| format!("merged record is not JSON: {e}"))
@@ -179,7 +184,12 @@ mod tests {
         let two = raw(
             r#"{"attributes":{"type":"Wide__c"},"Id":"a0W000000000001AAA","SystemModstamp":"s","B__c":null}"#,
         );
-        let merged = merge(&base, &[&one, &two], &["attributes", "Id", "SystemModstamp"]).unwrap();
+        let merged = merge(
+            &base,
+            &[&one, &two],
+            &["attributes", "Id", "SystemModstamp"],
+        )
+        .unwrap();
         assert_eq!(
             merged.get(),
             r#"{"attributes":{"type":"Wide__c"},"Id":"a0W000000000001AAA","SystemModstamp":"s","Name":"A","N__c":9.9213206E7,"T__c":"a \"q\"","B__c":null}"#

@@ -1,7 +1,8 @@
 //! Fetching through REST query/queryMore: each page of the query becomes one message, its
 //! records copied as Salesforce sent them. Two things real orgs need are handled around that
 //! unchanged path: a query Salesforce times out is read over narrower stamp windows
-//! ([`super::windows`]), and an object too wide for one request line has each page completed
+//! ([`super::windows`]; a one-second window still timed out goes through a Bulk job), and an
+//! object too wide for one request line has each page completed
 //! by Id ([`super::wide`]).
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::{
+    bulk,
     pipeline::Fetched,
     record,
     run::Run,
@@ -18,7 +20,7 @@ use super::{
     windows::{self, Window, Windows},
 };
 use crate::{
-    salesforce::{SfError, page::QueryPage},
+    salesforce::{SfError, bulk::CsvType, page::QueryPage},
     soql,
 };
 
@@ -31,10 +33,15 @@ const LOCATOR_RESTARTS: u32 = 5;
 ///
 /// # Errors
 /// Salesforce failed in a way retries and narrower windows did not mend.
-pub(super) async fn fetch_pages(run: &Run<'_>, tx: mpsc::Sender<Fetched>) -> anyhow::Result<()> {
+pub(super) async fn fetch_pages(
+    run: &Run<'_>,
+    typed: &[(&str, CsvType)],
+    tx: mpsc::Sender<Fetched>,
+) -> anyhow::Result<()> {
     let wide = Wide::for_run(run)?;
     let mut reader = Reader {
         run,
+        typed,
         fields: wide.as_ref().map_or(run.fields, |w| w.primary_fields()),
         wide: wide.as_ref(),
         tx,
@@ -46,13 +53,19 @@ pub(super) async fn fetch_pages(run: &Run<'_>, tx: mpsc::Sender<Fetched>) -> any
         match reader.read(window).await? {
             Read::Done => {}
             Read::Stopped => return Ok(()),
-            Read::TimedOut(rest) => windows.narrow(run, rest)?,
+            Read::TimedOut(rest) if windows.narrow(run, rest)? => {}
+            Read::TimedOut(second) => {
+                if reader.read_through_bulk(second).await? == Read::Stopped {
+                    return Ok(());
+                }
+            }
         }
     }
     Ok(())
 }
 
 /// How reading a window ended.
+#[derive(Debug, PartialEq, Eq)]
 enum Read {
     /// Every page of the window was handed over.
     Done,
@@ -65,6 +78,8 @@ enum Read {
 /// The REST fetch of one run, across its windows.
 struct Reader<'r, 'a> {
     run: &'r Run<'a>,
+    /// Every field with its CSV type, for a window read through Bulk.
+    typed: &'r [(&'r str, CsvType)],
     /// The fields queried: all of them, or a wide object's primary fields.
     fields: &'r [&'r str],
     wide: Option<&'r Wide<'r>>,
@@ -148,8 +163,7 @@ impl Reader<'_, '_> {
                 Some(wide) => {
                     let whole = wide.complete(&parsed.records).await?;
                     let size = whole.iter().map(|r| r.get().len() + 1).sum();
-                    self.message(&whole, size, page_stamp, total_size)
-                        .await?
+                    self.message(&whole, size, page_stamp, total_size).await?
                 }
             };
             drop(parsed);
@@ -161,6 +175,33 @@ impl Reader<'_, '_> {
                 return Ok(Read::Done);
             }
         }
+    }
+
+    /// Reads a one-second window that Salesforce times out through a Bulk API 2.0 job, which
+    /// splits by Id. Its records come in no order, but all within the second: the pages carry
+    /// the window's start for the watermark, which every earlier window has passed.
+    async fn read_through_bulk(&mut self, window: Window) -> anyhow::Result<Read> {
+        let run = self.run;
+        run.sf
+            .metrics()
+            .retry(common::metrics::RetryCause::SalesforceQueryTimeout);
+        tracing::warn!(object = run.object(), %window, "Salesforce timed out the query even over one second; reading that second through a Bulk API 2.0 job.");
+        let soql = window
+            .apply(run.query())
+            .select(run.fields, soql::Order::None)?;
+        bulk::read_job(
+            run,
+            (self.typed, &soql),
+            window.since,
+            &mut self.page,
+            &self.tx,
+        )
+        .await?;
+        Ok(if run.cancel.is_cancelled() || self.tx.is_closed() {
+            Read::Stopped
+        } else {
+            Read::Done
+        })
     }
 
     /// The next page's message, holding `records`; `size` bounds its body.

@@ -9,7 +9,8 @@
 //! them, whatever its stamp. Halving needs two instants, though: an open end counts as
 //! [`nominal_start`] below and a minute after now above (the halves keep the open ends). A
 //! window one second wide cannot be halved (SOQL datetimes count whole seconds): that is the
-//! floor.
+//! floor, where the REST fetch reads the window through a Bulk API 2.0 job instead (Bulk
+//! splits a job by Id, not by stamp), and a count counts as too many for REST.
 
 use std::fmt;
 
@@ -80,9 +81,8 @@ impl Window {
 
 impl fmt::Display for Window {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let end = |t: Option<DateTime<Utc>>, open| {
-            t.map_or_else(|| open, common::sftime::format_soql)
-        };
+        let end =
+            |t: Option<DateTime<Utc>>, open| t.map_or_else(|| open, common::sftime::format_soql);
         write!(
             f,
             "[{}, {})",
@@ -108,14 +108,17 @@ impl Windows {
         self.0.pop()
     }
 
-    /// Reads `window`, which timed out, as two halves next (counted and logged as a retry).
+    /// Reads `window`, which timed out, as two halves next (counted and logged as a retry);
+    /// `false` when it is one second wide already and cannot be halved.
     ///
     /// # Errors
-    /// `window` is one second wide already, or the object has no stamp to narrow by.
-    pub fn narrow(&mut self, run: &Run<'_>, window: Window) -> anyhow::Result<()> {
+    /// The object has no stamp to narrow by.
+    pub fn narrow(&mut self, run: &Run<'_>, window: Window) -> anyhow::Result<bool> {
         let halves = halve(run, window, "query")?;
-        self.push_halves(halves);
-        Ok(())
+        if let Some(halves) = halves {
+            self.push_halves(halves);
+        }
+        Ok(halves.is_some())
     }
 
     /// Reads `earlier`, then `later`, before the windows already waiting (which are later).
@@ -125,23 +128,23 @@ impl Windows {
     }
 }
 
-/// The halves of `window` after a timeout of `what`, counted and logged.
-fn halve(run: &Run<'_>, window: Window, what: &str) -> anyhow::Result<(Window, Window)> {
+/// The halves of `window` after a timeout of `what`, counted and logged; `None` when the
+/// window is one second wide.
+///
+/// # Errors
+/// The object has no stamp to narrow by.
+fn halve(run: &Run<'_>, window: Window, what: &str) -> anyhow::Result<Option<(Window, Window)>> {
     let object = run.object();
-    let Some(stamp) = run.query().stamp else {
-        anyhow::bail!(
-            "Salesforce timed out (QUERY_TIMEOUT) the {what} of {object}, which has no stamp field to narrow it by; \
-             read it with --api bulk"
-        );
-    };
-    let Some(halves) = window.halves(Utc::now()) else {
-        anyhow::bail!(
-            "Salesforce timed out (QUERY_TIMEOUT) the {what} of {object} even over the {stamp} window {window}, \
-             one second wide, the narrowest SOQL can ask for; read it with --api bulk (Bulk jobs split by Id instead)"
-        );
-    };
-    run.sf.metrics().retry(RetryCause::SalesforceQueryTimeout);
-    tracing::warn!(object, %window, what, halves = ?(halves.0.until), "Salesforce timed out the query (QUERY_TIMEOUT); running it again over each half of its stamp window.");
+    anyhow::ensure!(
+        run.query().stamp.is_some(),
+        "Salesforce timed out (QUERY_TIMEOUT) the {what} of {object}, which has no stamp field to narrow it by; \
+         read it with --api bulk"
+    );
+    let halves = window.halves(Utc::now());
+    if let Some((earlier, _)) = halves {
+        run.sf.metrics().retry(RetryCause::SalesforceQueryTimeout);
+        tracing::warn!(object, %window, what, middle = ?earlier.until, "Salesforce timed out the query (QUERY_TIMEOUT); running it again over each half of its stamp window.");
+    }
     Ok(halves)
 }
 
@@ -165,13 +168,13 @@ pub(super) async fn count(run: &Run<'_>) -> anyhow::Result<Count> {
         let soql = window.apply(run.query()).count()?;
         match run.sf.query(&soql, true, 2000).await {
             Ok(body) => total += QueryPage::parse(&body, "queryAll")?.total_size,
-            Err(e) if is_timeout(&e) => {
-                if window.halves(Utc::now()).is_none() {
+            Err(e) if is_timeout(&e) => match halve(run, window, "COUNT()")? {
+                Some(halves) => windows.push_halves(halves),
+                None => {
                     tracing::warn!(object = run.object(), %window, "Salesforce timed out counting even a one-second window; counting the records as too many for REST.");
                     return Ok(Count::TooManyToCount);
                 }
-                windows.push_halves(halve(run, window, "COUNT()")?);
-            }
+            },
             Err(e) => return Err(e.into()),
         }
     }
@@ -201,7 +204,11 @@ mod tests {
         assert_eq!(middle.timestamp_subsec_nanos(), 0);
 
         let since = Window::from(Some(at("2024-01-15T10:20:30.750Z")));
-        assert_eq!(since.since, Some(at("2024-01-15T10:20:30Z")), "rounded down");
+        assert_eq!(
+            since.since,
+            Some(at("2024-01-15T10:20:30Z")),
+            "rounded down"
+        );
         let (a, b) = since.halves(now).unwrap();
         assert_eq!(a.since, since.since);
         assert!(a.until.unwrap() < now && b.since == a.until);
@@ -220,7 +227,10 @@ mod tests {
             splits += 1;
         }
         assert_eq!(splits, 2);
-        assert_eq!(window.until.unwrap() - window.since.unwrap(), TimeDelta::seconds(1));
+        assert_eq!(
+            window.until.unwrap() - window.since.unwrap(),
+            TimeDelta::seconds(1)
+        );
         // An open window above a lower end in the future (clocks disagree) still halves.
         let ahead = Window::from(Some(Utc::now() + TimeDelta::hours(1)));
         assert!(ahead.halves(Utc::now()).is_some());

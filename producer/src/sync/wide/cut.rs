@@ -75,7 +75,10 @@ pub(crate) fn cut(costs: &ByIdCosts, ids: usize, budget: usize) -> Option<Cut> {
             chunks: pack(&costs.fields, room),
             ids_per_request: per,
         };
-        if best.as_ref().is_none_or(|b| cut.requests(ids) < b.requests(ids)) {
+        if best
+            .as_ref()
+            .is_none_or(|b| cut.requests(ids) < b.requests(ids))
+        {
             best = Some(cut);
         }
     }
@@ -152,7 +155,11 @@ mod tests {
                 next = chunk.end;
             }
             assert_eq!(next, 733);
-            assert_eq!(cut.requests(ids), fewest(&costs, ids, 15_872), "{ids}: {cut:?}");
+            assert_eq!(
+                cut.requests(ids),
+                fewest(&costs, ids, 15_872),
+                "{ids}: {cut:?}"
+            );
         }
         // Fewer than with 200 Ids a request (10 batches of 2 chunks).
         assert!(cut(&costs, 2000, 15_872).unwrap().requests(2000) < 20);
