@@ -5,6 +5,7 @@
 use std::{borrow::Cow, fmt};
 
 use chrono::{DateTime, Utc};
+use common::sfid::SalesforceId;
 use serde::{
     Deserializer as _,
     de::{self, MapAccess, Visitor},
@@ -48,17 +49,20 @@ pub(super) fn stamp(record: &RawValue, stamp: &str) -> Option<DateTime<Utc>> {
     common::sftime::parse_datetime(text).ok()
 }
 
-/// The Id of a raw record.
+/// The Id of a raw record, checked to be a Salesforce Id (so that it can be quoted into SOQL).
 ///
 /// # Errors
-/// The record has no Id, or its Id is not a string.
+/// The record has no Id, or its Id is not a Salesforce Id.
 pub(super) fn id(record: &RawValue) -> Result<String, String> {
     let value = values(record, &["Id"])
         .map_err(|e| format!("a record is not a JSON object: {e}"))?
         .pop()
         .flatten()
         .ok_or("a record has no Id")?;
-    serde_json::from_str(value.get()).map_err(|_| format!("a record's Id is {}", value.get()))
+    let id: String = serde_json::from_str(value.get())
+        .map_err(|_| format!("a record's Id is {}", value.get()))?;
+    SalesforceId::parse(&id).map_err(|e| format!("a record's Id: {e}"))?;
+    Ok(id)
 }
 
 /// `base` with every entry of `parts` appended, except the keys in `skip` (the `attributes`,
@@ -170,6 +174,7 @@ mod tests {
         assert_eq!(stamp(&r, "SystemModstamp"), None);
         assert_eq!(id(&r).unwrap(), "017000000000001AAA");
         assert!(id(&raw(r#"{"Name":"x"}"#)).unwrap_err().contains("no Id"));
+        assert!(id(&raw(r#"{"Id":"003000000000001') OR Id != ('"}"#)).is_err());
         assert!(id(&raw("[1]")).unwrap_err().contains("not a JSON object"));
     }
 

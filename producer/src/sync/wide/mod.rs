@@ -153,6 +153,7 @@ impl<'a> Wide<'a> {
 }
 
 /// What a record's parts make.
+#[derive(Debug)]
 enum Assembled {
     Whole(Box<RawValue>),
     /// A part is missing: hard-deleted between the reads.
@@ -293,32 +294,96 @@ impl<'a> ByIdReader<'a> {
         parts: impl Iterator<Item = Option<&'p Box<RawValue>>>,
     ) -> anyhow::Result<Assembled> {
         let parts: Option<Vec<&RawValue>> = parts.map(|p| p.map(AsRef::as_ref)).collect();
-        let Some(parts) = parts else {
-            return Ok(Assembled::Gone);
+        assemble(self.query.stamp, &self.key, base, parts.as_deref())
+    }
+}
+
+/// `base` merged with `parts` (`None` when one is missing), unless the parts' `stamp`s
+/// disagree with the base's; the `key` fields and `attributes` each part repeats are left out.
+fn assemble(
+    stamp: Option<&str>,
+    key: &[&str],
+    base: &RawValue,
+    parts: Option<&[&RawValue]>,
+) -> anyhow::Result<Assembled> {
+    let Some(parts) = parts else {
+        return Ok(Assembled::Gone);
+    };
+    if let Some(stamp) = stamp {
+        let stamp_of = |r: &RawValue| -> anyhow::Result<Option<String>> {
+            Ok(record::values(r, &[stamp])?
+                .pop()
+                .flatten()
+                .map(|v| v.get().to_owned()))
         };
-        if let Some(stamp) = self.query.stamp {
-            let stamp_of = |r: &RawValue| -> anyhow::Result<Option<String>> {
-                Ok(record::values(r, &[stamp])?
-                    .pop()
-                    .flatten()
-                    .map(|v| v.get().to_owned()))
-            };
-            let base_stamp = stamp_of(base)?;
-            for part in &parts {
-                if stamp_of(part)? != base_stamp {
-                    return Ok(Assembled::Changed);
-                }
+        let base_stamp = stamp_of(base)?;
+        for part in parts {
+            if stamp_of(part)? != base_stamp {
+                return Ok(Assembled::Changed);
             }
         }
-        let mut skip = vec!["attributes"];
-        skip.extend(&self.key);
-        Ok(Assembled::Whole(
-            record::merge(base, &parts, &skip).map_err(anyhow::Error::msg)?,
-        ))
     }
+    let mut skip = vec!["attributes"];
+    skip.extend(key);
+    Ok(Assembled::Whole(
+        record::merge(base, parts, &skip).map_err(anyhow::Error::msg)?,
+    ))
 }
 
 /// Bytes a field adds to a SELECT's request line: `, Name`, encoded.
 fn field_cost(field: &str) -> usize {
     encoded_len(", ") + encoded_len(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    const KEY: [&str; 2] = ["Id", "SystemModstamp"];
+
+    fn part(stamp: &str, field: &str) -> Box<RawValue> {
+        raw(&format!(
+            r#"{{"attributes":{{"type":"Wide__c"}},"Id":"a0W000000000001AAA","SystemModstamp":"{stamp}",{field}}}"#
+        ))
+    }
+
+    #[test]
+    fn parts_that_agree_make_one_record() {
+        let base = part("2024-01-15T10:20:30.000+0000", r#""A__c":1"#);
+        let (b, c) = (
+            part("2024-01-15T10:20:30.000+0000", r#""B__c":2.50"#),
+            part("2024-01-15T10:20:30.000+0000", r#""C__c":null"#),
+        );
+        let whole = assemble(Some("SystemModstamp"), &KEY, &base, Some(&[&b, &c])).unwrap();
+        let Assembled::Whole(record) = whole else {
+            panic!("{whole:?}")
+        };
+        assert_eq!(
+            record.get(),
+            r#"{"attributes":{"type":"Wide__c"},"Id":"a0W000000000001AAA","SystemModstamp":"2024-01-15T10:20:30.000+0000","A__c":1,"B__c":2.50,"C__c":null}"#
+        );
+    }
+
+    #[test]
+    fn a_part_of_another_version_or_a_missing_part_is_not_merged() {
+        let base = part("2024-01-15T10:20:30.000+0000", r#""A__c":1"#);
+        let newer = part("2024-01-15T10:20:31.000+0000", r#""B__c":3"#);
+        assert!(matches!(
+            assemble(Some("SystemModstamp"), &KEY, &base, Some(&[&newer])).unwrap(),
+            Assembled::Changed
+        ));
+        assert!(matches!(
+            assemble(Some("SystemModstamp"), &KEY, &base, None).unwrap(),
+            Assembled::Gone
+        ));
+        // Without a stamp field there is nothing to compare: the parts are merged.
+        assert!(matches!(
+            assemble(None, &["Id"], &base, Some(&[&newer])).unwrap(),
+            Assembled::Whole(_)
+        ));
+    }
 }
