@@ -142,6 +142,11 @@ impl<'a> Wide<'a> {
             whole.push(record);
         }
         if !changed.is_empty() {
+            tracing::debug!(
+                object = self.reader.query.object,
+                records = changed.len(),
+                "Records changed between the reads of their parts; reading them whole again."
+            );
             let again: Vec<&str> = changed.iter().map(|&i| id_refs[i]).collect();
             let mut read = self.reader.read_whole(self.all, &again).await?;
             for i in changed {
@@ -219,10 +224,13 @@ impl<'a> ByIdReader<'a> {
                 object = self.query.object,
                 records = changed.len(),
                 attempt,
-                "Records changed while their parts were read; reading them whole again."
+                "Records changed again while they were read whole; reading them whole once more."
             );
             todo = changed;
-            tokio::time::sleep(Duration::from_millis(100) * 2u32.pow(attempt)).await;
+            if attempt < WHOLE_READ_TRIES {
+                // A record being saved again and again: give the saves a moment to settle.
+                tokio::time::sleep(Duration::from_millis(100) * 2u32.pow(attempt)).await;
+            }
         }
         anyhow::bail!(
             "{} record {} changed each of the {WHOLE_READ_TRIES} times its {} fields were read (in several \
