@@ -157,18 +157,17 @@ async fn a_735_field_object_syncs_exactly_through_rest_bulk_and_reconcile() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wide_record_changed_between_its_parts_is_read_whole_again() {
-    let env = TestEnv::new().await.unwrap();
     // Slow calls leave time to change the records once the primary query's cursor is open:
     // its next page still shows them as they were (a cursor keeps its snapshot), while the
     // reads by Id of their other fields see the change.
-    let org = real_org(
-        &[("Wide__c", 250)],
-        Faults {
-            slow_ms: 100,
-            ..Faults::default()
-        },
-    )
-    .await;
+    let slow = Faults {
+        slow_ms: 100,
+        ..Faults::default()
+    };
+    let (env, org) = (
+        TestEnv::new().await.unwrap(),
+        real_org(&[("Wide__c", 250)], slow).await,
+    );
     let w = worker(&env);
     let before: Vec<_> = org.org().records("Wide__c").collect();
     let mut args = env.sync_args(&org, "Wide__c");
