@@ -164,6 +164,9 @@ pub enum RetryCause {
     SalesforceQueryRestart,
     /// Producer: Salesforce refused a call with 403 REQUEST_LIMIT_EXCEEDED; retried later.
     SalesforceRequestLimit,
+    /// Producer: a query or `COUNT()` ran too long (400 QUERY_TIMEOUT); it is run again over
+    /// two halves of its stamp window (each narrowing counts once).
+    SalesforceQueryTimeout,
 }
 
 impl RetryCause {
@@ -175,6 +178,7 @@ impl RetryCause {
             RetryCause::SalesforceSessionRefresh => "salesforce_session_refresh",
             RetryCause::SalesforceQueryRestart => "salesforce_query_restart",
             RetryCause::SalesforceRequestLimit => "salesforce_request_limit",
+            RetryCause::SalesforceQueryTimeout => "salesforce_query_timeout",
         }
     }
 }

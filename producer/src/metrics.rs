@@ -61,6 +61,7 @@ impl ProducerMetrics {
                 RetryCause::SalesforceSessionRefresh,
                 RetryCause::SalesforceQueryRestart,
                 RetryCause::SalesforceRequestLimit,
+                RetryCause::SalesforceQueryTimeout,
                 RetryCause::BrokerReconnect,
             ],
         );

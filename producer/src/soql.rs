@@ -73,6 +73,32 @@ impl<'a> Query<'a> {
         ))
     }
 
+    /// `SELECT fields FROM object WHERE [(filter) AND] Id IN ('…', …)`: records by Id, whatever
+    /// their stamp (the window is left out), still under the object's filter (an object such as
+    /// ContentDocumentLink refuses a query without it). The Ids must be Salesforce Ids already
+    /// checked ([`common::sfid::SalesforceId`]), as they are quoted, not escaped.
+    ///
+    /// # Errors
+    /// A name breaks Salesforce's identifier rules.
+    pub fn select_ids(&self, fields: &[&str], ids: &[&str]) -> Result<String, NameError> {
+        let mut soql = select_from(self.object, fields)?;
+        soql.push_str(" WHERE ");
+        if let Some(filter) = self.filter {
+            soql.push_str(&format!("({filter}) AND "));
+        }
+        soql.push_str("Id IN (");
+        for (i, id) in ids.iter().enumerate() {
+            if i > 0 {
+                soql.push(',');
+            }
+            soql.push('\'');
+            soql.push_str(id);
+            soql.push('\'');
+        }
+        soql.push(')');
+        Ok(soql)
+    }
+
     /// ` WHERE (filter) AND stamp >= since AND stamp < until`, or nothing.
     fn where_clause(&self) -> Result<String, NameError> {
         let mut conditions = Vec::new();
@@ -114,15 +140,7 @@ pub fn select_from(object: &str, fields: &[&str]) -> Result<String, NameError> {
 /// # Errors
 /// A name breaks Salesforce's identifier rules.
 pub fn select_ids(object: &str, fields: &[&str], ids: &[&str]) -> Result<String, NameError> {
-    let in_list = ids
-        .iter()
-        .map(|id| format!("'{id}'"))
-        .collect::<Vec<_>>()
-        .join(",");
-    Ok(format!(
-        "{} WHERE Id IN ({in_list})",
-        select_from(object, fields)?
-    ))
+    Query::all(object).select_ids(fields, ids)
 }
 
 #[cfg(test)]
@@ -198,6 +216,21 @@ mod tests {
             )
             .unwrap(),
             "SELECT Id, Name FROM Contact WHERE Id IN ('003000000000001AAA','003000000000002AAA')"
+        );
+    }
+
+    #[test]
+    fn records_by_id_keep_the_filter_and_leave_the_window_out() {
+        let query = Query {
+            filter: Some("LinkedEntityId IN ('001000000000001AAA')"),
+            since: Some(at(10)),
+            ..Query::all("ContentDocumentLink")
+        };
+        assert_eq!(
+            query
+                .select_ids(&["Id", "SystemModstamp"], &["06A000000000001AAA"])
+                .unwrap(),
+            "SELECT Id, SystemModstamp FROM ContentDocumentLink WHERE (LinkedEntityId IN ('001000000000001AAA')) AND Id IN ('06A000000000001AAA')"
         );
     }
 

@@ -39,9 +39,14 @@ async fn sync(env: &TestEnv, org: &FakeOrg, object: &str, api: ApiChoice) -> Syn
     let mut args = env.sync_args(org, object);
     args.api = api;
     args.bulk_threshold = 1_000;
-    let report = producer::run_sync(&args, &CancellationToken::new())
+    run(env, &args).await
+}
+
+/// Runs a sync as `args` say and waits until the workers stored every page.
+async fn run(env: &TestEnv, args: &producer::cli::SyncArgs) -> SyncReport {
+    let report = producer::run_sync(args, &CancellationToken::new())
         .await
-        .unwrap_or_else(|e| panic!("sync of {object} through {api:?}: {e:#}"));
+        .unwrap_or_else(|e| panic!("sync of {:?} through {:?}: {e:#}", args.objects, args.api));
     env.wait_for_run(report.run_id, report.pages, WAIT)
         .await
         .unwrap();
@@ -128,12 +133,7 @@ async fn a_735_field_object_syncs_exactly_through_rest_bulk_and_reconcile() {
     let mut args = env.sync_args(&org, "Wide__c");
     args.api = ApiChoice::Bulk;
     args.full = true;
-    let report = producer::run_sync(&args, &CancellationToken::new())
-        .await
-        .unwrap();
-    env.wait_for_run(report.run_id, report.pages, WAIT)
-        .await
-        .unwrap();
+    run(&env, &args).await;
     assert_equal(&env, &org, "Wide__c", "wide__c").await;
 
     // Reconcile re-pulls damaged rows by Id, every field of them.
@@ -155,6 +155,53 @@ async fn a_735_field_object_syncs_exactly_through_rest_bulk_and_reconcile() {
         .unwrap();
     assert_eq!(reports[0].before.stale + reports[0].before.missing, 11);
     assert_eq!(reports[0].after.unwrap().differences(), 0);
+    assert_equal(&env, &org, "Wide__c", "wide__c").await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wide_record_changed_between_its_parts_is_read_whole_again() {
+    // Slow calls leave time to change the records once the primary query's cursor is open:
+    // its next page still shows them as they were (a cursor keeps its snapshot), while the
+    // reads by Id of their other fields see the change.
+    let slow = Faults {
+        slow_ms: 100,
+        ..Faults::default()
+    };
+    let (env, org) = (
+        TestEnv::new().await.unwrap(),
+        real_org(&[("Wide__c", 250)], slow).await,
+    );
+    let w = worker(&env);
+    let before: Vec<_> = org.org().records("Wide__c").collect();
+    let mut args = env.sync_args(&org, "Wide__c");
+    args.page_size = 200;
+    let change = async {
+        while org.org().open_cursors() == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        org.org().mutate(MutateRequest {
+            update: 250,
+            ..MutateRequest::new("Wide__c")
+        });
+    };
+    tokio::join!(run(&env, &args), change);
+    let after: Vec<_> = org.org().records("Wide__c").collect();
+    let rows = compare::table_rows(&env.pool, "wide__c").await.unwrap();
+    let mut read_again = 0;
+    for (old, new) in before.into_iter().zip(after) {
+        let id = new["Id"].as_str().unwrap().to_owned();
+        let row = [(id.clone(), rows[&id].clone())].into();
+        if compare::differences([new], &row).is_empty() {
+            read_again += 1;
+        } else {
+            let diffs = compare::differences([old], &row);
+            assert!(diffs.is_empty(), "{id} is neither version: {diffs:?}");
+        }
+    }
+    // The second page's 50 records came from the cursor's snapshot, older than their parts.
+    assert!(read_again >= 50, "{read_again} records read again");
+    sync(&env, &org, "Wide__c", ApiChoice::Rest).await;
     assert_equal(&env, &org, "Wide__c", "wide__c").await;
     w.stop().await;
 }
@@ -209,7 +256,53 @@ async fn bulk_jobs_carry_no_order_by_and_the_watermark_misses_nothing() {
         "every change is read: {incremental:?}"
     );
     assert_equal(&env, &org, "Contact", "contact").await;
+
+    // Records changed while a job runs are not in its results (the job read the org as it was
+    // when it started): the watermark it leaves is not past the job's creation, so the next
+    // sync reads them.
+    let (during, created) = tokio::join!(
+        sync(&env, &org, "Contact", ApiChoice::Bulk),
+        change_while_a_job_runs(&org, 30)
+    );
+    let watermark: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT watermark FROM sfsync.sync_state WHERE object = 'Contact'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(
+        watermark <= created,
+        "watermark {watermark} is past the job's creation {created} ({during:?})"
+    );
+    sync(&env, &org, "Contact", ApiChoice::Bulk).await;
+    assert_equal(&env, &org, "Contact", "contact").await;
     w.stop().await;
+}
+
+/// Waits until the org has a Bulk job, updates `records` Contacts, and returns the job's
+/// `createdDate`.
+async fn change_while_a_job_runs(org: &FakeOrg, records: u32) -> chrono::DateTime<chrono::Utc> {
+    let url = format!("{}/services/data/v62.0/jobs/query", org.base_url());
+    let token = org.org().issue_token();
+    let client = reqwest::Client::new();
+    loop {
+        let jobs: serde_json::Value = client
+            .get(&url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(created) = jobs["records"][0]["createdDate"].as_str() {
+            org.org().mutate(MutateRequest {
+                update: records,
+                ..MutateRequest::new("Contact")
+            });
+            return common::sftime::parse_datetime(created).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,23 +321,24 @@ async fn query_timeouts_narrow_the_window_instead_of_failing_the_run() {
     let mut args = env.sync_args(&org, "Contact");
     args.api = ApiChoice::Auto; // counts first, and the COUNT() times out too
     args.bulk_threshold = 1_000_000;
-    let full = producer::run_sync(&args, &CancellationToken::new())
-        .await
-        .unwrap();
-    env.wait_for_run(full.run_id, full.pages, WAIT)
-        .await
-        .unwrap();
+    run(&env, &args).await;
     assert_equal(&env, &org, "Contact", "contact").await;
     org.org().mutate(MutateRequest {
         update: 900,
         ..MutateRequest::new("Contact")
     });
-    let incremental = producer::run_sync(&args, &CancellationToken::new())
-        .await
-        .unwrap();
-    env.wait_for_run(incremental.run_id, incremental.pages, WAIT)
-        .await
-        .unwrap();
+    run(&env, &args).await;
+    assert_equal(&env, &org, "Contact", "contact").await;
+    // Through REST, a second holding more changes than Salesforce can query in time (the 900
+    // above share one SystemModstamp) is read through a Bulk job instead.
+    org.org().mutate(MutateRequest {
+        update: 900,
+        ..MutateRequest::new("Contact")
+    });
+    args.api = ApiChoice::Rest;
+    let timeouts_before = org.org().fault_stats().query_timeouts;
+    run(&env, &args).await;
+    assert!(org.org().fault_stats().query_timeouts > timeouts_before);
     assert_equal(&env, &org, "Contact", "contact").await;
     w.stop().await;
 }

@@ -134,12 +134,14 @@ pub async fn reconcile_object(
 
     // One connection for the whole reconcile: the snapshot is a temporary table.
     let mut db = pool.acquire().await.context("connecting to PostgreSQL")?;
+    // By the object's replication key and with its filter, for the snapshot and the re-pull.
+    let query = crate::soql::Query {
+        stamp: selection.stamp.as_deref(),
+        filter: options.settings.filter.as_deref(),
+        ..crate::soql::Query::all(&object)
+    };
     let org = snapshot::Snapshot {
-        query: crate::soql::Query {
-            stamp: selection.stamp.as_deref(),
-            filter: options.settings.filter.as_deref(),
-            ..crate::soql::Query::all(&object)
-        },
+        query,
         has_is_deleted,
     };
     let seen = snapshot::take(sf, &mut db, org, options.bulk).await?;
@@ -178,7 +180,16 @@ pub async fn reconcile_object(
     let envelope = Envelope::new(&object, run_id, options.hard_delete, &options.settings)
         .with_stamp(selection.stamp.as_deref());
     let fields = selection.field_names();
-    let published = repair::publish(sf, &mut db, &mut publisher, &envelope, &fields, &table).await;
+    let published = repair::publish(
+        sf,
+        &mut db,
+        &mut publisher,
+        &envelope,
+        query,
+        &fields,
+        &table,
+    )
+    .await;
     common::amqp::close_channel(&channel, "reconcile published").await;
     let repaired = match published {
         Ok(repaired) => repaired,

@@ -1,6 +1,8 @@
 //! The repair: missing and stale records re-pulled by Id and published as forced pages (the
 //! stored stamp may claim to be newer than the org's), gone Ids published as deletions; then
-//! waiting until the workers have applied them.
+//! waiting until the workers have applied them. Records are re-pulled through
+//! [`ByIdReader`], which cuts each read into field chunks and Id batches that fit a request
+//! line and merges each record's parts, so an object of any width is re-pulled whole.
 
 use std::time::Duration;
 
@@ -13,13 +15,13 @@ use super::census;
 use crate::{
     publisher::PagePublisher,
     runs,
-    salesforce::{SalesforceClient, page::QueryPage},
+    salesforce::SalesforceClient,
     soql,
-    sync::envelope::Envelope,
+    sync::{envelope::Envelope, wide::ByIdReader},
 };
 
-/// Records re-pulled per query: `WHERE Id IN (…)` of 200 Ids keeps the URL near 5 KB.
-const IDS_PER_QUERY: usize = 200;
+/// Records re-pulled per page; the reader sends as many requests as fitting them takes.
+const IDS_PER_PAGE: usize = 2000;
 
 /// What the repair published.
 #[derive(Debug, Clone, Copy)]
@@ -32,35 +34,37 @@ pub(super) struct Repaired {
 }
 
 /// Publishes the repair of `table` (see the module docs), every page in `envelope`'s run.
+/// `query` names the object, its stamp field and its filter.
 pub(super) async fn publish(
     sf: &SalesforceClient,
     db: &mut PgConnection,
     publisher: &mut PagePublisher,
     envelope: &Envelope,
+    query: soql::Query<'_>,
     fields: &[&str],
     table: &str,
 ) -> anyhow::Result<Repaired> {
-    let object = envelope.object.as_str();
     let mut page = 0u64;
     let mut republished = 0u64;
+    let reader = ByIdReader::new(sf, query);
 
     for chunk in census::missing_or_stale(db, table)
         .await?
-        .chunks(IDS_PER_QUERY)
+        .chunks(IDS_PER_PAGE)
     {
         // The Ids came out of the org snapshot, which parsed each one as a SalesforceId.
         let ids: Vec<&str> = chunk.iter().map(String::as_str).collect();
-        let query = soql::select_ids(object, fields, &ids)?;
-        let body = sf.query(&query, true, 2000).await?;
-        let parsed = QueryPage::parse(&body, "query")?;
-        if parsed.records.is_empty() {
-            continue; // vanished since the snapshot
+        let mut read = reader.read_whole(fields, &ids).await?;
+        // In the census's order; Ids that vanished since the snapshot are left out.
+        let records: Vec<_> = chunk.iter().filter_map(|id| read.remove(id)).collect();
+        if records.is_empty() {
+            continue;
         }
         page += 1;
-        republished += parsed.records.len() as u64;
+        republished += records.len() as u64;
         let message = PageMessage {
             force: true,
-            ..envelope.message(PageKind::Records, page, parsed.records.as_slice())
+            ..envelope.message(PageKind::Records, page, records.as_slice())
         };
         publisher.publish(&envelope.unstamped(&message)?).await?;
     }

@@ -19,7 +19,15 @@ pub struct Job {
     pub error_message: Option<String>,
     #[serde(rename = "numberRecordsProcessed", default)]
     pub records_processed: Option<u64>,
+    /// When Salesforce created the job (`2018-12-10T17:50:19.000+0000`), on its own clock, the
+    /// clock of SystemModstamp: every part of the job runs after it.
+    #[serde(rename = "createdDate", default)]
+    pub created_date: Option<String>,
 }
+
+/// The longest SOQL Salesforce accepts, in characters (its default limit, which applies to the
+/// query of a Bulk API 2.0 job too).
+pub const MAX_SOQL_LENGTH: usize = 100_000;
 
 /// Rows asked for per results request when downloading whole records; Salesforce may send
 /// fewer. A chunk is held in memory (one reused buffer) while it is turned into pages: 5,000
@@ -147,18 +155,15 @@ pub struct CsvPages<'a> {
     record_start: String,
     /// `,"Name":` for each field, escaped once.
     keys: Vec<String>,
-    /// Position of SystemModstamp among the fields, for the page's watermark.
-    stamp_index: Option<usize>,
     row: csv::StringRecord,
     rows_read: u64,
 }
 
-/// What [`CsvPages::next_page`] wrote.
+/// What [`CsvPages::next_page`] wrote. No stamp: a Bulk job's rows come in no stamp order
+/// (its SOQL has no ORDER BY), so no page bounds the records before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageRecords {
     pub records: u64,
-    /// The SystemModstamp of the page's last record, as Salesforce wrote it.
-    pub last_stamp: Option<String>,
 }
 
 impl<'a> CsvPages<'a> {
@@ -194,23 +199,9 @@ impl<'a> CsvPages<'a> {
                 .iter()
                 .map(|(name, _)| format!(",{}:", serde_json::Value::from(*name)))
                 .collect(),
-            stamp_index: fields
-                .iter()
-                .position(|(name, _)| name.eq_ignore_ascii_case("SystemModstamp")),
             row: csv::StringRecord::new(),
             rows_read: 0,
         })
-    }
-
-    /// Reads the pages' watermark from `stamp`, the object's replication key, rather than
-    /// SystemModstamp (objects without it); `None`: the object has no stamp.
-    pub fn with_stamp(mut self, stamp: Option<&str>) -> Self {
-        self.stamp_index = stamp.and_then(|stamp| {
-            self.fields
-                .iter()
-                .position(|(name, _)| name.eq_ignore_ascii_case(stamp))
-        });
-        self
     }
 
     /// Appends up to `max` records to `out`, comma-separated (the caller writes the brackets).
@@ -219,10 +210,7 @@ impl<'a> CsvPages<'a> {
     /// # Errors
     /// A malformed row, or a number or boolean column holding something else.
     pub fn next_page(&mut self, max: usize, out: &mut Vec<u8>) -> Result<PageRecords, String> {
-        let mut written = PageRecords {
-            records: 0,
-            last_stamp: None,
-        };
+        let mut written = PageRecords { records: 0 };
         while written.records < max as u64 {
             let more = self.reader.read_record(&mut self.row).map_err(|e| {
                 format!(
@@ -259,11 +247,6 @@ impl<'a> CsvPages<'a> {
             }
             out.push(b'}');
             written.records += 1;
-            written.last_stamp = self
-                .stamp_index
-                .and_then(|i| self.row.get(i))
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned);
         }
         Ok(written)
     }
@@ -299,22 +282,20 @@ mod tests {
     }
 
     #[test]
-    fn pages_carry_the_last_stamp() {
+    fn pages_hold_at_most_the_records_asked_for() {
         let csv = "\"Id\",\"SystemModstamp\"\n\"a\",\"2024-01-15T10:20:30.000Z\"\n\"b\",\"2024-01-15T10:20:31.000Z\"\n\"c\",\"2024-01-15T10:20:32.000Z\"\n";
         let fields = [("Id", CsvType::Text), ("SystemModstamp", CsvType::Text)];
         let mut pages = CsvPages::new(csv.as_bytes(), "Contact", &fields).unwrap();
         let mut out = Vec::new();
         let first = pages.next_page(2, &mut out).unwrap();
         assert_eq!(first.records, 2);
-        assert_eq!(
-            first.last_stamp.as_deref(),
-            Some("2024-01-15T10:20:31.000Z")
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .ends_with(r#""SystemModstamp":"2024-01-15T10:20:31.000Z"}"#)
         );
         let second = pages.next_page(2, &mut Vec::new()).unwrap();
-        assert_eq!(
-            (second.records, second.last_stamp.as_deref()),
-            (1, Some("2024-01-15T10:20:32.000Z"))
-        );
+        assert_eq!(second.records, 1);
         assert_eq!(pages.next_page(2, &mut Vec::new()).unwrap().records, 0);
     }
 

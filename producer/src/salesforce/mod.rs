@@ -8,7 +8,7 @@ pub mod deleted;
 mod describe;
 pub mod error;
 pub mod page;
-mod query;
+pub mod query;
 
 pub use auth::{CredentialArgs, Credentials};
 pub use client::{RetryPolicy, SalesforceClient};

@@ -1,6 +1,14 @@
 //! Fetching through a Bulk API 2.0 query job: the CSV results, a chunk at a time, become
 //! messages whose records read as REST's would (see [`crate::salesforce::bulk`]).
+//!
+//! The job's SOQL has no ORDER BY: ORDER BY turns off the split by Id (PK chunking) that lets
+//! Salesforce run big jobs without timing out. Its results therefore come in no stamp order,
+//! and its pages carry no stamp for the watermark; the watermark moves once, after every page
+//! is confirmed, to the job's creation time (see "Bulk jobs and the watermark" in
+//! `docs/architecture.md` for why that, and not the greatest stamp read, is safe).
 
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
 use common::message::PageKind;
 use tokio::sync::mpsc;
 
@@ -8,7 +16,7 @@ use super::{pipeline::Fetched, run::Run};
 use crate::{
     salesforce::{
         Describe, SfError,
-        bulk::{self, CsvType},
+        bulk::{self, CsvType, Job},
     },
     soql,
 };
@@ -27,23 +35,53 @@ pub(super) fn csv_types<'a>(describe: &Describe, fields: &[&'a str]) -> Vec<(&'a
         .collect()
 }
 
-/// Reads the records through a Bulk API 2.0 job: create, wait, then download the result chunks
-/// one ahead of converting and publishing them.
+/// Reads the records through a Bulk API 2.0 job (see [`read_job`]). Returns the stamp the
+/// watermark may move to once every page is confirmed: the job's creation (`None` for an
+/// object without a stamp, or when cancelled).
+///
+/// # Errors
+/// Salesforce refused or failed the job, or its results were not understood.
 pub(super) async fn fetch_bulk(
     run: &Run<'_>,
     typed: &[(&str, CsvType)],
     tx: mpsc::Sender<Fetched>,
-) -> Result<(), SfError> {
-    let (sf, object) = (run.sf, run.object());
-    let query = run
+) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let soql = run.query().select(run.fields, soql::Order::None)?;
+    let mut page = 0;
+    let created = read_job(run, (typed, &soql), None, &mut page, &tx).await?;
+    Ok(run
         .query()
-        .select(run.fields, soql::Order::ByStamp)
-        .map_err(|e| SfError::Config(e.to_string()))?;
-    let job = sf.create_query_job(&query).await?;
-    tracing::info!(object, job = %job.id, "Bulk query job created; waiting for Salesforce to run it.");
+        .stamp
+        .filter(|_| !run.cancel.is_cancelled())
+        .map(|_| created))
+}
+
+/// Runs `soql` (whose fields are `typed`) as a Bulk API 2.0 job: create, wait, then download
+/// the result chunks one at a time, converting and handing over each page (numbered after
+/// `page`, each carrying `page_stamp` for the watermark). Returns when the job was created.
+/// Stops early, without error, when the run is cancelled or the publisher stopped.
+///
+/// # Errors
+/// Salesforce refused or failed the job, or its results were not understood.
+pub(super) async fn read_job(
+    run: &Run<'_>,
+    (typed, soql): (&[(&str, CsvType)], &str),
+    page_stamp: Option<DateTime<Utc>>,
+    page: &mut u64,
+    tx: &mpsc::Sender<Fetched>,
+) -> anyhow::Result<DateTime<Utc>> {
+    let (sf, object) = (run.sf, run.object());
+    let job = sf.create_query_job(soql).await?;
+    tracing::info!(object, job = %job.id, created = job.created_date, "Bulk query job created; waiting for Salesforce to run it.");
+    let created = match created(&job) {
+        Ok(created) => created,
+        Err(e) => {
+            sf.delete_job(&job.id).await;
+            return Err(e);
+        }
+    };
     let job = sf.wait_for_job(&job.id).await?;
     let total_size = job.records_processed.unwrap_or(0);
-    let mut page = 0u64;
     // One chunk at a time: downloading the next one while this one is published would hold two
     // chunks in memory, and on a real org the download, not the conversion, takes the time.
     let mut locator: Option<String> = None;
@@ -59,13 +97,11 @@ pub(super) async fn fetch_bulk(
                 url: format!("Bulk job {}", job.id),
                 detail,
             };
-            let mut pages = bulk::CsvPages::new(&csv, object, typed)
-                .map_err(protocol)?
-                .with_stamp(run.stamp);
+            let mut pages = bulk::CsvPages::new(&csv, object, typed).map_err(protocol)?;
             loop {
                 let splice = run
                     .envelope
-                    .message(PageKind::Records, page + 1, ())
+                    .message(PageKind::Records, *page + 1, ())
                     .split_around_records()
                     .map_err(|e| protocol(e.to_string()))?;
                 // The records are written straight into the message buffer, between the
@@ -80,15 +116,12 @@ pub(super) async fn fetch_bulk(
                     return Ok::<bool, SfError>(true);
                 }
                 body.extend_from_slice(splice.tail());
-                page += 1;
-                let last_stamp = written
-                    .last_stamp
-                    .and_then(|s| common::sftime::parse_datetime(&s).ok());
+                *page += 1;
                 let fetched = Fetched {
                     total_size,
                     message: run
                         .envelope
-                        .outgoing(page, written.records, last_stamp, body),
+                        .outgoing(*page, written.records, page_stamp, body),
                     _slot: slot,
                 };
                 if tx.send(fetched).await.is_err() {
@@ -107,5 +140,17 @@ pub(super) async fn fetch_bulk(
         }
     }
     sf.delete_job(&job.id).await;
-    Ok(())
+    Ok(created)
+}
+
+/// When Salesforce created `job`.
+fn created(job: &Job) -> anyhow::Result<DateTime<Utc>> {
+    let created = job.created_date.as_deref().with_context(|| {
+        format!(
+            "Bulk job {} was answered without its createdDate, which the watermark needs",
+            job.id
+        )
+    })?;
+    common::sftime::parse_datetime(created)
+        .with_context(|| format!("Bulk job {}'s createdDate", job.id))
 }

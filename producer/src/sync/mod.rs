@@ -22,6 +22,10 @@
 //! - `rest`, `bulk`: the two fetchers (query/queryMore; Bulk API 2.0 jobs).
 //! - `refusals`: objects the Bulk API refuses (read through REST), and objects Salesforce
 //!   queries only with a filter (an error naming the `where` setting).
+//! - `windows`: narrower stamp windows for queries and counts Salesforce times out.
+//! - `wide`: objects too wide for one request line, read in parts by Id and merged (reconcile
+//!   re-pulls records through it too).
+//! - `record`: the few fields read out of a raw record (the stamp, the Id), and merging parts.
 //! - `deletions`: the getDeleted pages published after the records.
 //! - `gone`: deletions found by comparing the table's Ids with the org's.
 //! - `backfill`: after the records, stale columns marked and new fields back-filled.
@@ -33,9 +37,12 @@ pub(crate) mod envelope;
 mod gone;
 mod pipeline;
 mod publish;
+mod record;
 mod refusals;
 mod rest;
 mod run;
+pub(crate) mod wide;
+mod windows;
 
 pub(crate) use self::refusals::is_bulk_refusal;
 pub use self::refusals::{BulkRefusals, NeedsFilter};
@@ -49,11 +56,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use self::{envelope::Envelope, run::Run};
+use self::{envelope::Envelope, run::Run, windows::Count};
 use crate::{
     buffers::{BoundedPool, MESSAGES_AT_ONCE},
     objects::{self, ObjectSettings},
-    salesforce::{Describe, SalesforceClient, page::QueryPage},
+    salesforce::{Describe, SalesforceClient, bulk::MAX_SOQL_LENGTH},
     soql, sync_state,
     tables::{self, FieldSelection},
 };
@@ -266,29 +273,37 @@ impl Target {
     }
 }
 
-/// Picks REST or Bulk; `Auto` counts the records to read with one `COUNT()` query.
+/// Picks REST or Bulk. `Auto` counts the records to read with `COUNT()` (over narrower
+/// windows when Salesforce times the count out; a count that times out even over one second
+/// picks Bulk, as REST could not read that second either). A SOQL longer than a Bulk job takes
+/// is read through REST, which cuts it into parts.
 async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
     let options = run.options;
+    let object = run.object();
+    let bulk_soql = run.query().select(run.fields, soql::Order::None)?.len();
+    if bulk_soql > MAX_SOQL_LENGTH && options.api != ApiChoice::Rest {
+        tracing::warn!(
+            object,
+            soql = bulk_soql,
+            max = MAX_SOQL_LENGTH,
+            "The query is longer than a Bulk job accepts; reading through REST instead."
+        );
+        return Ok(Api::Rest);
+    }
     Ok(match options.api {
         ApiChoice::Rest => Api::Rest,
         ApiChoice::Bulk => Api::Bulk,
         ApiChoice::Auto => {
-            let object = run.object();
-            let count = run.query().count().map_err(|e| anyhow::anyhow!(e))?;
-            let body = run
-                .sf
-                .query(&count, true, 2000)
+            let count = windows::count(run)
                 .await
                 .context("counting the records to read")?;
-            let total = QueryPage::parse(&body, "query")?.total_size;
-            let api = if total > options.bulk_threshold {
-                Api::Bulk
-            } else {
-                Api::Rest
+            let api = match count {
+                Count::Records(total) if total <= options.bulk_threshold => Api::Rest,
+                Count::Records(_) | Count::TooManyToCount => Api::Bulk,
             };
             tracing::info!(
                 object,
-                records = total,
+                records = ?count,
                 threshold = options.bulk_threshold,
                 ?api,
                 "API chosen."

@@ -1,11 +1,13 @@
 //! Fetching one page ahead of publishing: a fetcher (REST or Bulk) turns pages into message
 //! bodies and hands them over a channel to the publisher, so that the HTTP round trip and the
 //! broker's confirms overlap; the publisher books each confirmed page (tally, progress bar,
-//! `sfsync.runs`, the watermark).
+//! `sfsync.runs`, the watermark). REST pages come in stamp order and move the watermark page
+//! by page; a Bulk job's do not, and the watermark moves once, after the last page.
 
 use std::io::IsTerminal;
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
@@ -22,11 +24,12 @@ use crate::{
     sync_state,
 };
 
-/// Where the records come from.
+/// Where the records come from, with each field's CSV type (REST reads a window through Bulk
+/// when Salesforce times it out even one second wide).
 #[derive(Clone, Copy)]
 pub(super) enum Source<'a> {
-    Rest,
-    /// Bulk API 2.0, with each field's CSV type.
+    Rest(&'a [(&'a str, CsvType)]),
+    /// Bulk API 2.0.
     Bulk(&'a [(&'a str, CsvType)]),
 }
 
@@ -48,9 +51,10 @@ pub(super) async fn publish_records(
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel::<Fetched>(MESSAGES_AT_ONCE);
+    // What the watermark may move to once every page is confirmed (a Bulk job's creation).
     let fetch = async {
         match source {
-            Source::Rest => fetch_pages(run, tx).await,
+            Source::Rest(typed) => fetch_pages(run, typed, tx).await.map(|()| None),
             Source::Bulk(typed) => fetch_bulk(run, typed, tx).await,
         }
     };
@@ -84,11 +88,15 @@ pub(super) async fn publish_records(
     };
     let (fetched_all, published) = tokio::join!(fetch, publish);
     bar.finish_and_clear();
-    published.and(fetched_all.map_err(anyhow::Error::from))?;
+    published?;
+    let at_the_end = fetched_all?;
     anyhow::ensure!(
         !run.cancel.is_cancelled(),
         "interrupted by a shutdown signal before the last page"
     );
+    if let Some(stamp) = at_the_end {
+        advance(run, stamp).await?;
+    }
     Ok(())
 }
 
@@ -107,11 +115,17 @@ async fn confirmed(
     }
     run.count_published(done);
     if let Some(stamp) = done.iter().filter_map(|c| c.last_stamp).max() {
-        sync_state::advance(run.pool, run.object(), stamp, run.run_id())
-            .await
-            .context("advancing the watermark in sfsync.sync_state")?;
-        run.sf.metrics().watermark(run.object(), stamp);
+        advance(run, stamp).await?;
     }
+    Ok(())
+}
+
+/// Moves the watermark forward to `stamp` (never back).
+async fn advance(run: &Run<'_>, stamp: DateTime<Utc>) -> anyhow::Result<()> {
+    sync_state::advance(run.pool, run.object(), stamp, run.run_id())
+        .await
+        .context("advancing the watermark in sfsync.sync_state")?;
+    run.sf.metrics().watermark(run.object(), stamp);
     Ok(())
 }
 

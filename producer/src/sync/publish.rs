@@ -93,7 +93,7 @@ async fn publish_pages(
         api => api,
     };
     let source = |api| match api {
-        Api::Rest => Source::Rest,
+        Api::Rest => Source::Rest(&typed),
         Api::Bulk => Source::Bulk(&typed),
     };
     let mut outcome = pipeline::publish_records(run, &mut publisher, source(api), progress).await;
