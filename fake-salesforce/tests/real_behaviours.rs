@@ -4,26 +4,12 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use fake_salesforce::{Faults, Org, OrgConfig, Shape};
+use fake_salesforce::{Faults, Org, OrgConfig};
 use serde_json::{Map, Value, json};
-use support::{JOBS, assert_same, instant, parse_csv, rest_value, start, strings};
-
-fn real(accounts: u32, contacts: u32, records: &[(&str, u32)]) -> OrgConfig {
-    OrgConfig {
-        shape: Shape::Real,
-        accounts,
-        contacts,
-        records: records
-            .iter()
-            .map(|(n, c)| ((*n).to_owned(), *c))
-            .collect::<BTreeMap<_, _>>(),
-        bulk_job_delay: Duration::from_millis(20),
-        ..OrgConfig::default()
-    }
-}
+use support::{JOBS, assert_same, instant, parse_csv, real, rest_value, start, strings};
 
 fn classic(contacts: u32) -> OrgConfig {
     OrgConfig {

@@ -5,9 +5,9 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use fake_salesforce::{Org, OrgConfig, Shape};
+use fake_salesforce::{Org, OrgConfig};
 use serde_json::{Map, Value, json};
-use support::{Client, start};
+use support::{Client, real, start};
 
 const OBJECTS: [&str; 9] = [
     "Account",
@@ -32,19 +32,6 @@ fn fixture(name: &str) -> Value {
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()
-}
-
-fn real(accounts: u32, contacts: u32, records: &[(&str, u32)]) -> OrgConfig {
-    OrgConfig {
-        shape: Shape::Real,
-        accounts,
-        contacts,
-        records: records
-            .iter()
-            .map(|(n, c)| ((*n).to_owned(), *c))
-            .collect::<BTreeMap<_, _>>(),
-        ..OrgConfig::default()
-    }
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {

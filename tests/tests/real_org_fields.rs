@@ -2,7 +2,7 @@
 //! fields that change without a new SystemModstamp, and fields that appear or disappear for
 //! the integration user.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::time::Duration;
 
 use e2e::{
     TestEnv,
@@ -10,27 +10,13 @@ use e2e::{
     compare,
     config_dir::{ConfigDir, sf_env},
 };
-use fake_salesforce::{FakeOrg, Faults, FieldsRequest, MutateRequest, NewField, OrgConfig, Shape};
+use fake_salesforce::{FakeOrg, Faults, FieldsRequest, MutateRequest, NewField};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 const LIMIT: Duration = Duration::from_secs(180);
 
 async fn real_org(records: &[(&str, u32)]) -> FakeOrg {
-    fake_salesforce::spawn(OrgConfig {
-        shape: Shape::Real,
-        accounts: 0,
-        contacts: 0,
-        records: records
-            .iter()
-            .map(|(object, n)| ((*object).to_owned(), *n))
-            .collect::<BTreeMap<_, _>>(),
-        seed: 23,
-        bulk_job_delay: Duration::from_millis(50),
-        faults: Faults::default(),
-        ..OrgConfig::default()
-    })
-    .await
-    .expect("fake org starts")
+    e2e::org::real_org(records, 23, Faults::default()).await
 }
 
 async fn producer(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, args: &[&str]) -> Output {

@@ -16,6 +16,14 @@ use worker::{
     step::{self, Context, Incoming, Outcome},
 };
 
+/// sfsync's tables and a small `salesforce.contact` in this test's database.
+async fn contact_table(env: &TestEnv) {
+    common::db::migrate(&env.pool).await.unwrap();
+    create_small_table(&env.pool, "Contact", "contact")
+        .await
+        .unwrap();
+}
+
 /// A step context on this test's database, publishing dead letters on `connection`.
 async fn context(env: &TestEnv, connection: Connection, confirm_timeout: Duration) -> Context {
     let declared = common::topology::declare_on(&connection).await.unwrap();
@@ -70,10 +78,7 @@ async fn dead_letter_rows(env: &TestEnv, run_id: Uuid) -> Vec<(i32, String, i32)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_with_a_bad_record_is_stored_and_its_letter_confirmed_before_the_ack() {
     let env = TestEnv::new().await.unwrap();
-    common::db::migrate(&env.pool).await.unwrap();
-    create_small_table(&env.pool, "Contact", "contact")
-        .await
-        .unwrap();
+    contact_table(&env).await;
     let ctx = context(&env, env.amqp().await.unwrap(), Duration::from_secs(30)).await;
     let run_id = Uuid::now_v7();
     let body = page_with_a_bad_record(run_id);
@@ -187,10 +192,7 @@ async fn a_confirm_that_never_comes_times_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_broker_does_not_hold_the_page_for_ever() {
     let env = TestEnv::new().await.unwrap();
-    common::db::migrate(&env.pool).await.unwrap();
-    create_small_table(&env.pool, "Contact", "contact")
-        .await
-        .unwrap();
+    contact_table(&env).await;
     let (proxy, connection) = stallable_connection(&env).await;
     let ctx = context(&env, connection, Duration::from_secs(1)).await;
     // A first page with a bad record opens the dead-letter channel while the broker answers.
@@ -242,10 +244,7 @@ async fn a_stalled_broker_does_not_hold_the_page_for_ever() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_page_updates_the_rows_it_finds_and_creates_none() {
     let env = TestEnv::new().await.unwrap();
-    common::db::migrate(&env.pool).await.unwrap();
-    create_small_table(&env.pool, "Contact", "contact")
-        .await
-        .unwrap();
+    contact_table(&env).await;
     let ctx = context(&env, env.amqp().await.unwrap(), Duration::from_secs(30)).await;
     let run_id = Uuid::now_v7();
     let page = serde_json::to_vec(&json!({"format": 1, "object": "Contact", "run_id": run_id,

@@ -165,6 +165,18 @@ impl Client {
     }
 }
 
+/// An org in the real shape with `accounts` and `contacts`, and `records` of other objects.
+pub fn real(accounts: u32, contacts: u32, records: &[(&str, u32)]) -> OrgConfig {
+    OrgConfig {
+        shape: fake_salesforce::Shape::Real,
+        accounts,
+        contacts,
+        records: records.iter().map(|(n, c)| ((*n).to_owned(), *c)).collect(),
+        bulk_job_delay: std::time::Duration::from_millis(20),
+        ..OrgConfig::default()
+    }
+}
+
 pub async fn start(config: OrgConfig) -> (FakeOrg, Client) {
     let fake = spawn(config).await.unwrap();
     let token = fake.org().issue_token();

@@ -159,31 +159,16 @@ pub fn object_json(def: &ObjectDef) -> Json {
     with_version(&mut out, "v62.0", "Lead", def.name);
     if let Some(map) = out.as_object_mut() {
         map.remove("fields");
-        let values = [
-            ("name", json!(def.name)),
-            ("label", json!(def.label)),
-            ("labelPlural", json!(def.label_plural)),
+        let values = identity(def).into_iter().chain([
             ("keyPrefix", json!(def.key_prefix)),
-            ("custom", json!(def.custom)),
             ("customSetting", json!(false)),
-            ("queryable", json!(def.queryable)),
-            ("replicateable", json!(def.replicateable)),
             ("retrieveable", json!(true)),
-            ("searchable", json!(def.custom)),
-            ("createable", json!(def.custom)),
-            ("updateable", json!(def.custom)),
-            ("deletable", json!(def.custom)),
-            ("undeletable", json!(def.custom)),
-            ("mergeable", json!(false)),
-            ("feedEnabled", json!(false)),
-            ("layoutable", json!(def.custom)),
-            ("triggerable", json!(def.custom)),
             ("childRelationships", json!([])),
             ("recordTypeInfos", json!([])),
             ("namedLayoutInfos", json!([])),
             ("actionOverrides", json!([])),
             ("supportedScopes", json!([])),
-        ];
+        ]);
         for (k, v) in values {
             map.insert(k.to_owned(), v);
         }
@@ -211,29 +196,37 @@ pub fn global_entry(def: &ObjectDef) -> Json {
         // The recording trimmed some key prefixes to null; Ids need them.
         map.insert("keyPrefix".to_owned(), json!(def.key_prefix));
         if !known {
-            for (k, v) in [
-                ("name", json!(def.name)),
-                ("label", json!(def.label)),
-                ("labelPlural", json!(def.label_plural)),
-                ("custom", json!(def.custom)),
-                ("queryable", json!(def.queryable)),
-                ("replicateable", json!(def.replicateable)),
-                ("searchable", json!(def.custom)),
-                ("createable", json!(def.custom)),
-                ("updateable", json!(def.custom)),
-                ("deletable", json!(def.custom)),
-                ("undeletable", json!(def.custom)),
-                ("mergeable", json!(false)),
-                ("feedEnabled", json!(false)),
-                ("layoutable", json!(def.custom)),
-                ("triggerable", json!(def.custom)),
-                ("mruEnabled", json!(def.custom)),
-            ] {
+            for (k, v) in identity(def)
+                .into_iter()
+                .chain([("mruEnabled", json!(def.custom))])
+            {
                 map.insert(k.to_owned(), v);
             }
         }
     }
     out
+}
+
+/// An object's name, labels and capabilities as describes state them: a custom object can be
+/// created, updated and laid out; a standard one the fake invents is read-only.
+fn identity(def: &ObjectDef) -> [(&'static str, Json); 15] {
+    [
+        ("name", json!(def.name)),
+        ("label", json!(def.label)),
+        ("labelPlural", json!(def.label_plural)),
+        ("custom", json!(def.custom)),
+        ("queryable", json!(def.queryable)),
+        ("replicateable", json!(def.replicateable)),
+        ("searchable", json!(def.custom)),
+        ("createable", json!(def.custom)),
+        ("updateable", json!(def.custom)),
+        ("deletable", json!(def.custom)),
+        ("undeletable", json!(def.custom)),
+        ("mergeable", json!(false)),
+        ("feedEnabled", json!(false)),
+        ("layoutable", json!(def.custom)),
+        ("triggerable", json!(def.custom)),
+    ]
 }
 
 /// Rewrites every `/services/data/vNN.N/` in `json` to `version` and `{Object}` links to
