@@ -158,6 +158,11 @@ async fn store_valid(
         }
     }
     let tx = client.transaction().await?;
+    // sfsync's own writes are never captured for write-back: the capture trigger of a writable
+    // table skips transactions that say they are sfsync's. Per transaction (not per
+    // connection), so that it holds through a pooler that hands connections around.
+    tx.batch_execute("SELECT set_config('sfsync.writer', 'sfsync', true)")
+        .await?;
     let (rows_written, refused, sanitized) = match page.kind {
         PageKind::Records | PageKind::Refresh => {
             // In Id order (byte order, as the upsert sorts with COLLATE "C"), so that when a
