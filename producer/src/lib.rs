@@ -40,6 +40,7 @@ pub mod status;
 pub mod sync;
 pub mod sync_state;
 pub mod tables;
+pub mod write;
 
 use tokio_util::sync::CancellationToken;
 

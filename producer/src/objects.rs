@@ -38,6 +38,9 @@ pub struct ObjectSettings {
     /// SOQL, checked for its shape only (see [`check_where`]).
     #[serde(rename = "where")]
     pub filter: Option<String>,
+    /// The fields the application may change and sfsync writes back to Salesforce (see
+    /// [`crate::write`]); `None` keeps the table read-only.
+    pub write: Option<crate::write::WriteFields>,
 }
 
 impl ObjectSettings {

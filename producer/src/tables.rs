@@ -258,6 +258,7 @@ pub(crate) mod tests {
                     name: (*n).into(),
                     sf_type: (*t).into(),
                     calculated: false,
+                    updateable: false,
                 })
                 .collect(),
         }

@@ -162,6 +162,7 @@ pub async fn create_small_table(pool: &PgPool, object: &str, table: &str) -> any
             name: (*n).into(),
             sf_type: (*t).into(),
             calculated: false,
+            updateable: false,
         })
         .collect(),
     };

@@ -216,6 +216,7 @@ mod tests {
             name: name.into(),
             sf_type: sf_type.into(),
             calculated,
+            updateable: false,
         };
         let describe = Describe {
             name: "Account".into(),

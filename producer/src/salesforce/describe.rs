@@ -15,6 +15,10 @@ pub struct DescribeField {
     /// without the record's SystemModstamp moving (see `docs/real-orgs.md`).
     #[serde(default)]
     pub calculated: bool,
+    /// The integration user may change the field's value (field-level security, and not a
+    /// formula or system field): what write-back needs.
+    #[serde(default)]
+    pub updateable: bool,
 }
 
 /// The parts of `GET /sobjects/{Object}/describe` that sfsync uses.

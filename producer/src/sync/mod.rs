@@ -239,6 +239,7 @@ impl Target {
         let created = tables::ensure_table(pool, &object, &table, &selection)
             .await?
             .created;
+        crate::write::prepare(pool, &describe, &selection, &options.settings, &table).await?;
         let watermark = sync_state::load(pool, &object)
             .await
             .context("reading sfsync.sync_state")?;

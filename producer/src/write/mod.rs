@@ -1,0 +1,50 @@
+//! Write-back: changes the application makes to a table reach Salesforce. An object opts in
+//! with `write` in its `[objects.<Name>]` section ([`WriteFields`]); its fields are checked
+//! against the describe when a sync starts ([`write_columns`]), and its table gets the capture
+//! trigger that records each change in `sfsync.outbox` in the application's own transaction
+//! ([`capture`]). Dispatching the outbox to Salesforce is not built yet (docs/write-back.md).
+
+pub mod capture;
+mod fields;
+
+pub use fields::{WriteError, WriteFields, write_columns};
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+
+use crate::{objects::ObjectSettings, salesforce::Describe, tables::FieldSelection};
+
+/// Brings the capture of `table` in line with the object's `write` setting: checks the write
+/// fields against the describe and installs the trigger, or removes a trigger the setting no
+/// longer asks for. Called when a sync starts, after the table is made.
+///
+/// # Errors
+/// A write field the org does not allow ([`WriteError`]), or the database.
+pub async fn prepare(
+    pool: &PgPool,
+    describe: &Describe,
+    selection: &FieldSelection,
+    settings: &ObjectSettings,
+    table: &str,
+) -> anyhow::Result<()> {
+    let object = &describe.name;
+    match &settings.write {
+        Some(setting) => {
+            let columns = write_columns(describe, selection, setting)?;
+            capture::install(pool, table, &columns)
+                .await
+                .with_context(|| format!("installing the capture trigger on salesforce.{table}"))?;
+            tracing::info!(object, table, columns = ?columns, "Changes the application makes to these columns are captured for write-back.");
+        }
+        None if capture::installed(pool, table).await? => {
+            capture::remove(pool, table).await?;
+            tracing::warn!(
+                object,
+                table,
+                "The object no longer has `write`: changes to its table are no longer captured for write-back."
+            );
+        }
+        None => {}
+    }
+    Ok(())
+}

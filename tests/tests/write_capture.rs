@@ -1,0 +1,224 @@
+//! Write-back, capture: the changes the application makes to a writable table are recorded in
+//! `sfsync.outbox` in its own transaction, the pull's writes never are, TRUNCATE is refused, and
+//! a field the org does not let the integration user update is refused at start.
+
+use std::time::Duration;
+
+use e2e::{
+    TestEnv,
+    binary::Output,
+    config_dir::{ConfigDir, sf_env},
+};
+use fake_salesforce::{FakeOrg, MutateRequest, OrgConfig};
+
+const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
+const LIMIT: Duration = Duration::from_secs(180);
+const WRITABLE: &str = "[objects.Contact]\nwrite = [\"Engagement_Score__c\", \"Email\"]\n";
+
+async fn org(contacts: u32) -> FakeOrg {
+    fake_salesforce::spawn(OrgConfig {
+        accounts: 10,
+        contacts,
+        seed: 18,
+        ..OrgConfig::default()
+    })
+    .await
+    .expect("fake org starts")
+}
+
+async fn producer(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, args: &[&str]) -> Output {
+    e2e::binary::output(dir.command(PRODUCER, args, env, &sf_env(org)), LIMIT).await
+}
+
+/// Syncs Contact and waits until the workers stored every page.
+async fn sync(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg) {
+    let args = ["sync", "--object", "Contact", "--no-progress"];
+    let out = producer(env, dir, org, &args).await;
+    assert!(out.success, "producer {args:?}: {}", out.stderr);
+    env.wait_until("every page stored", LIMIT, || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(pages_published), 0)::bigint - (SELECT count(*) FROM sfsync.page_results)
+               FROM sfsync.runs",
+        )
+        .fetch_one(&env.pool)
+        .await?;
+        Ok(waiting == 0)
+    })
+    .await
+    .unwrap();
+}
+
+/// The outbox as (op, columns), oldest first.
+async fn outbox(env: &TestEnv) -> Vec<(String, Vec<String>)> {
+    sqlx::query_as("SELECT op, columns FROM sfsync.outbox ORDER BY id")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+}
+
+async fn execute(env: &TestEnv, sql: &str) -> Result<u64, sqlx::Error> {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&env.pool)
+        .await
+        .map(|r| r.rows_affected())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_applications_changes_are_captured_and_the_pulls_are_not() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org(300).await;
+    let worker = env.spawn_worker(4, 2);
+    let dir = ConfigDir::new(&env, WRITABLE);
+    sync(&env, &dir, &org).await;
+    assert_eq!(env.count_rows("contact").await.unwrap(), 300);
+    assert!(outbox(&env).await.is_empty(), "the import captured nothing");
+
+    // One statement updates 100 scores: 100 updates of that column alone.
+    let updated = execute(
+        &env,
+        "UPDATE salesforce.contact SET engagement_score__c = coalesce(engagement_score__c, 0) + 1
+          WHERE id IN (SELECT id FROM salesforce.contact ORDER BY id LIMIT 100)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(updated, 100);
+    // Only real changes to write columns count: the same value again, and a column that is
+    // not written back, capture nothing.
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET email = email, lastname = lastname || ' Jr'",
+    )
+    .await
+    .unwrap();
+    // A new row without sfid is a create; a deleted row is a delete.
+    execute(
+        &env,
+        "INSERT INTO salesforce.contact (lastname, email) VALUES ('Lovelace', 'ada@example.com')",
+    )
+    .await
+    .unwrap();
+    execute(
+        &env,
+        "DELETE FROM salesforce.contact WHERE id = (SELECT max(id) FROM salesforce.contact WHERE sfid IS NOT NULL)",
+    )
+    .await
+    .unwrap();
+    // A change rolled back leaves nothing.
+    let mut tx = env.pool.begin().await.unwrap();
+    sqlx::query("UPDATE salesforce.contact SET email = 'x@example.com'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+
+    let captured = outbox(&env).await;
+    assert_eq!(
+        captured.len(),
+        102,
+        "{:?}",
+        &captured[..5.min(captured.len())]
+    );
+    assert!(
+        captured[..100]
+            .iter()
+            .all(|(op, cols)| op == "update" && cols == &["engagement_score__c"]),
+        "{:?}",
+        &captured[..3]
+    );
+    assert_eq!(
+        captured[100],
+        (
+            "insert".to_owned(),
+            vec!["email".to_owned(), "engagement_score__c".to_owned()]
+        )
+    );
+    assert_eq!(captured[101], ("delete".to_owned(), vec![]));
+    let before: Vec<(i64, Option<String>, serde_json::Value)> = sqlx::query_as(
+        "SELECT row_id, sfid, old_values FROM sfsync.outbox WHERE op = 'update' ORDER BY id LIMIT 1",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert!(before[0].1.is_some(), "an update names the record's sfid");
+    assert!(
+        before[0].2.get("engagement_score__c").is_some(),
+        "an update keeps the value it replaced: {:?}",
+        before[0].2
+    );
+
+    // The org changes the same records: the pull rewrites them, and captures nothing.
+    org.org().mutate(MutateRequest {
+        update: 120,
+        ..MutateRequest::new("Contact")
+    });
+    sync(&env, &dir, &org).await;
+    assert_eq!(outbox(&env).await.len(), 102, "the pull captured nothing");
+    let pulled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM salesforce.contact WHERE _sfsync_synced_at > (SELECT max(captured_at) FROM sfsync.outbox)",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(pulled > 0, "the pull did write rows");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncating_a_writable_table_is_refused_and_a_read_only_one_is_not_captured() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org(50).await;
+    let worker = env.spawn_worker(4, 2);
+    let dir = ConfigDir::new(&env, WRITABLE);
+    sync(&env, &dir, &org).await;
+    let refused = execute(&env, "TRUNCATE salesforce.contact")
+        .await
+        .unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        message.contains("TRUNCATE of salesforce.contact refused"),
+        "{message}"
+    );
+    assert_eq!(env.count_rows("contact").await.unwrap(), 50);
+
+    // `write` removed: the next sync makes the table read-only again.
+    let dir = ConfigDir::new(&env, "");
+    sync(&env, &dir, &org).await;
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET email = 'a@example.com'",
+    )
+    .await
+    .unwrap();
+    assert!(outbox(&env).await.is_empty());
+    execute(&env, "TRUNCATE salesforce.contact").await.unwrap();
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_field_the_integration_user_cannot_update_is_refused_at_start() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org(20).await;
+    for (setting, field) in [
+        ("write = [\"SystemModstamp\"]", "SystemModstamp"),
+        ("write = [\"Nickname__c\"]", "Nickname__c"),
+    ] {
+        let dir = ConfigDir::new(&env, &format!("[objects.Contact]\n{setting}\n"));
+        let out = producer(
+            &env,
+            &dir,
+            &org,
+            &["sync", "--object", "Contact", "--no-progress"],
+        )
+        .await;
+        let (line, _) = e2e::binary::one_line_error(setting, &out);
+        assert!(
+            line.contains(&format!("objects.Contact.write names {field}")),
+            "{line}"
+        );
+    }
+    let dir = ConfigDir::new(&env, "[objects.Contact]\nwrite = \"some\"\n");
+    let out = producer(&env, &dir, &org, &["sync", "--object", "Contact"]).await;
+    let (line, _) = e2e::binary::one_line_error("write = \"some\"", &out);
+    assert!(line.contains("expected \"all\" or a list"), "{line}");
+    assert!(line.contains("objects.Contact"), "{line}");
+}
