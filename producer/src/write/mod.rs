@@ -5,6 +5,7 @@
 //! ([`capture`]). Dispatching the outbox to Salesforce is not built yet (docs/write-back.md).
 
 pub mod capture;
+pub mod coalesce;
 mod fields;
 
 pub use fields::{WriteError, WriteFields, write_columns};
