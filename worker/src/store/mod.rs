@@ -22,6 +22,7 @@ mod copy;
 pub use copy::Sanitized;
 mod deletes;
 pub mod direct;
+mod pending;
 mod plan;
 mod sql;
 mod staged;
@@ -158,11 +159,9 @@ async fn store_valid(
         }
     }
     let tx = client.transaction().await?;
-    // sfsync's own writes are never captured for write-back: the capture trigger of a writable
-    // table skips transactions that say they are sfsync's. Per transaction (not per
-    // connection), so that it holds through a pooler that hands connections around.
-    tx.batch_execute("SELECT set_config('sfsync.writer', 'sfsync', true)")
-        .await?;
+    // sfsync's own writes are never captured for write-back; and local changes still waiting
+    // to be written back are kept (see `pending`).
+    let keep_local = pending::mark_and_check(&tx, &table).await?;
     let (rows_written, refused, sanitized) = match page.kind {
         PageKind::Records | PageKind::Refresh => {
             // In Id order (byte order, as the upsert sorts with COLLATE "C"), so that when a
@@ -170,7 +169,12 @@ async fn store_valid(
             let mut order: Vec<usize> = (0..valid.len()).collect();
             order.sort_by(|&a, &b| valid[a].id.cmp(&valid[b].id));
             // A refresh page updates existing rows only: never the direct COPY of new rows.
-            let direct = if page.kind == PageKind::Records && tables.direct.should_try(&table) {
+            // Nor when local changes are pending: the direct COPY would bring back a record
+            // the application deleted.
+            let direct = if page.kind == PageKind::Records
+                && !keep_local
+                && tables.direct.should_try(&table)
+            {
                 direct::copy_direct(
                     &tx,
                     &table,
@@ -186,7 +190,10 @@ async fn store_valid(
             };
             let (written, refused, sanitized) = match direct {
                 Some((written, sanitized)) => (written, Vec::new(), sanitized),
-                None => staged::stage_and_upsert(&tx, page, valid, order, &page_plan).await?,
+                None => {
+                    staged::stage_and_upsert(&tx, page, valid, order, &page_plan, keep_local)
+                        .await?
+                }
             };
             if page.hard_delete {
                 let gone: Vec<&str> = valid

@@ -22,7 +22,9 @@ use crate::{
 };
 
 /// Stages the valid records (in `order`, Id order) and upserts them, splitting around records
-/// the database refuses. Returns rows written, the refused records and the values sanitized.
+/// the database refuses; with `keep_local`, the staged rows first give way to local changes
+/// still waiting to be written back (see [`super::pending`]). Returns rows written, the refused
+/// records and the values sanitized.
 ///
 /// # Errors
 /// A page-level error (a missing table or column) or a transient one.
@@ -32,6 +34,7 @@ pub(super) async fn stage_and_upsert(
     valid: &[Valid<'_>],
     order: Vec<usize>,
     plan: &PagePlan<'_>,
+    keep_local: bool,
 ) -> Result<(u64, Vec<FailedRecord>, Sanitized), PageError> {
     let mut rows = Vec::with_capacity(valid.len() * 512);
     let mut sanitized = Sanitized::default();
@@ -68,13 +71,16 @@ pub(super) async fn stage_and_upsert(
     }
     tx.batch_execute(&sql::create_stage(plan)).await?;
     copy::copy_in(tx, &sql::copy_into_stage(plan), rows).await?;
+    let table = page.target_table();
+    if keep_local {
+        super::pending::keep_local_changes(tx, &table, plan).await?;
+    }
 
     let positions: HashMap<&str, usize> = staged
         .iter()
         .enumerate()
         .map(|(p, &i)| (valid[i].id.as_str(), p))
         .collect();
-    let table = page.target_table();
     let mode = match (page.kind, page.force) {
         (PageKind::Refresh, _) => sql::Mode::ExistingOnly,
         (_, true) => sql::Mode::Forced,

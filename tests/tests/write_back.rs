@@ -222,3 +222,84 @@ async fn a_field_the_integration_user_cannot_update_is_refused_at_start() {
     assert!(line.contains("expected \"all\" or a list"), "{line}");
     assert!(line.contains("objects.Contact"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_keeps_local_changes_that_wait_to_be_written_back() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org(200).await;
+    let worker = env.spawn_worker(4, 2);
+    let dir = ConfigDir::new(&env, WRITABLE);
+    sync(&env, &dir, &org).await;
+
+    // Salesforce changes records (names, titles, e-mails, scores) ...
+    let changed = org.org().mutate(MutateRequest {
+        update: 120,
+        ..MutateRequest::new("Contact")
+    });
+    let (edited, rest) = changed.updated.split_at(20);
+    let (deleted, _) = rest.split_at(10);
+    // ... while the application changes the e-mail of 20 of them and deletes 10 others.
+    for id in edited {
+        sqlx::query("UPDATE salesforce.contact SET email = 'local.' || sfid || '@example.com' WHERE sfid = $1")
+            .bind(id)
+            .execute(&env.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("DELETE FROM salesforce.contact WHERE sfid = ANY($1)")
+        .bind(deleted)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sync(&env, &dir, &org).await;
+
+    let rows: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT sfid, email, lastname FROM salesforce.contact WHERE sfid = ANY($1)")
+            .bind(edited)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 20);
+    let org_records: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> =
+        org.org()
+            .records("Contact")
+            .map(|r| (r["Id"].as_str().unwrap().to_owned(), r))
+            .collect();
+    for (sfid, email, lastname) in &rows {
+        assert_eq!(
+            email.as_deref(),
+            Some(format!("local.{sfid}@example.com").as_str()),
+            "the pending e-mail of {sfid} is kept"
+        );
+        assert_eq!(
+            lastname.as_deref(),
+            org_records[sfid]["LastName"].as_str(),
+            "the other columns of {sfid} take Salesforce's values"
+        );
+    }
+    let revived: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM salesforce.contact WHERE sfid = ANY($1)")
+            .bind(deleted)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        revived, 0,
+        "a record deleted here is not brought back by the pull"
+    );
+    // Every record without a local change equals the org.
+    let untouched = org_records
+        .into_iter()
+        .filter(|(id, _)| !edited.contains(id) && !deleted.contains(id))
+        .map(|(_, r)| r);
+    let diffs = e2e::compare::table_differences(
+        &env.pool,
+        "contact",
+        untouched,
+        e2e::compare::Others::AreIgnored,
+    )
+    .await
+    .unwrap();
+    assert!(diffs.is_empty(), "{diffs:?}");
+    worker.stop().await;
+}
