@@ -20,8 +20,16 @@ CREATE TABLE sfsync.outbox (
     -- the field too) from the echo of our own change
     old_values  jsonb       NOT NULL DEFAULT '{}',
     captured_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    -- pending: waiting to be sent; in_flight: sent in batch `batch_id`, not answered yet;
+    -- applied: Salesforce has it; merged: folded into a later change of the same record, or
+    -- cancelled by it (a row inserted and deleted before either was sent); failed: refused by
+    -- Salesforce, dead-lettered
     state       text        NOT NULL DEFAULT 'pending'
-                            CHECK (state IN ('pending', 'in_flight', 'applied', 'failed'))
+                            CHECK (state IN ('pending', 'in_flight', 'applied', 'merged', 'failed')),
+    batch_id    uuid,
+    -- insert: the value of the org's external Id field for the new record, so that a create
+    -- sent again after a lost answer is an upsert that finds the record, not a second record
+    external_key uuid
 );
 
 -- A record's pending changes, in order: what dispatch coalesces, and what a pull consults.
@@ -41,9 +49,10 @@ BEGIN
         RETURN NULL;
     END IF;
     IF TG_OP = 'INSERT' THEN
-        INSERT INTO sfsync.outbox (table_name, row_id, sfid, op, columns)
+        INSERT INTO sfsync.outbox (table_name, row_id, sfid, op, columns, external_key)
         -- TG_ARGV counts from 0; the copy counts from 1, as every other array does
-        VALUES (TG_TABLE_NAME, NEW.id, NEW.sfid, 'insert', ARRAY(SELECT unnest(TG_ARGV)));
+        VALUES (TG_TABLE_NAME, NEW.id, NEW.sfid, 'insert', ARRAY(SELECT unnest(TG_ARGV)),
+                gen_random_uuid());
     ELSIF TG_OP = 'UPDATE' THEN
         old_row := to_jsonb(OLD);
         new_row := to_jsonb(NEW);

@@ -303,3 +303,126 @@ async fn a_pull_keeps_local_changes_that_wait_to_be_written_back() {
     assert!(diffs.is_empty(), "{diffs:?}");
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_is_claimed_in_batches_of_one_coalesced_operation_per_record() {
+    use producer::write::dispatch::{BatchKind, claim};
+    let env = TestEnv::new().await.unwrap();
+    common::db::migrate(&env.pool).await.unwrap();
+    e2e::create_small_table(&env.pool, "Contact", "contact")
+        .await
+        .unwrap();
+    producer::write::capture::install(&env.pool, "contact", &["lastname".into()])
+        .await
+        .unwrap();
+    // 300 records as a pull stores them (not captured).
+    let mut tx = env.pool.begin().await.unwrap();
+    for sql in [
+        "SELECT set_config('sfsync.writer', 'sfsync', true)",
+        "INSERT INTO salesforce.contact (sfid, lastname, systemmodstamp)
+         SELECT '003' || lpad(g::text, 15, '0'), 'Name ' || g, now() FROM generate_series(1, 300) g",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *tx).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    // The application: 250 updates in one statement, 20 rapid updates of one more record,
+    // 3 new rows, a row inserted and deleted again, 2 deletes.
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET lastname = lastname || ' Jr' WHERE id <= 250",
+    )
+    .await
+    .unwrap();
+    for n in 1..=20 {
+        execute(
+            &env,
+            &format!("UPDATE salesforce.contact SET lastname = 'v{n}' WHERE id = 260"),
+        )
+        .await
+        .unwrap();
+    }
+    execute(
+        &env,
+        "INSERT INTO salesforce.contact (lastname) VALUES ('New 1'), ('New 2'), ('New 3')",
+    )
+    .await
+    .unwrap();
+    execute(
+        &env,
+        "INSERT INTO salesforce.contact (lastname) VALUES ('Gone')",
+    )
+    .await
+    .unwrap();
+    execute(
+        &env,
+        "DELETE FROM salesforce.contact WHERE lastname = 'Gone' OR id IN (299, 300)",
+    )
+    .await
+    .unwrap();
+
+    let claimed = claim(&env.pool, "contact", None, 10_000).await.unwrap();
+    let shape: Vec<(BatchKind, usize)> = claimed
+        .batches
+        .iter()
+        .map(|b| (b.kind, b.records.len()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (BatchKind::Create, 3),
+            (BatchKind::Update, 200),
+            (BatchKind::Update, 51),
+            (BatchKind::Delete, 2)
+        ]
+    );
+    assert_eq!(
+        claimed.merged, 2,
+        "the inserted-then-deleted row cancels out"
+    );
+    let updates: Vec<_> = claimed.batches[1..3]
+        .iter()
+        .flat_map(|b| &b.records)
+        .collect();
+    let rapid = updates.iter().find(|r| r.row_id == 260).unwrap();
+    assert_eq!(
+        rapid.values["lastname"], "v20",
+        "the last of the rapid updates"
+    );
+    assert_eq!(rapid.sfid.as_deref(), Some("003000000000000260"));
+    let creates = &claimed.batches[0].records;
+    let keys: std::collections::HashSet<_> =
+        creates.iter().filter_map(|r| r.external_key).collect();
+    assert_eq!(keys.len(), 3, "each create has its own external Id value");
+    assert!(creates.iter().all(|r| r.sfid.is_none()));
+    let deletes: Vec<_> = claimed.batches[3]
+        .records
+        .iter()
+        .filter_map(|r| r.sfid.as_deref())
+        .collect();
+    assert_eq!(deletes, ["003000000000000299", "003000000000000300"]);
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM sfsync.outbox GROUP BY state ORDER BY state")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        [("in_flight".to_owned(), 275), ("merged".to_owned(), 2)]
+    );
+
+    // Nothing is claimed twice, and a record with an operation in flight waits.
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET lastname = 'later' WHERE id = 1",
+    )
+    .await
+    .unwrap();
+    let again = claim(&env.pool, "contact", None, 10_000).await.unwrap();
+    assert!(again.batches.is_empty(), "{:?}", again.batches);
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sfsync.outbox WHERE state = 'pending'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(pending, 1);
+}

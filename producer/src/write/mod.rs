@@ -2,10 +2,12 @@
 //! with `write` in its `[objects.<Name>]` section ([`WriteFields`]); its fields are checked
 //! against the describe when a sync starts ([`write_columns`]), and its table gets the capture
 //! trigger that records each change in `sfsync.outbox` in the application's own transaction
-//! ([`capture`]). Dispatching the outbox to Salesforce is not built yet (docs/write-back.md).
+//! ([`capture`]). [`dispatch`] claims the outbox in batches of coalesced operations; sending
+//! them to Salesforce is not built yet (docs/write-back.md).
 
 pub mod capture;
 pub mod coalesce;
+pub mod dispatch;
 mod fields;
 
 pub use fields::{WriteError, WriteFields, write_columns};

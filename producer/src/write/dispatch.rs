@@ -1,0 +1,231 @@
+//! Claiming the outbox: a table's pending changes become batches of at most
+//! [`BATCH_SIZE`] records of one operation, ready to send. Each record's changes are coalesced
+//! into one operation ([`super::coalesce`]) carrying the row's values as they are now; at most
+//! one operation per record is in flight, so a record's changes reach Salesforce in order.
+//! Within an operation, records are sorted by their parent (`AccountId` for a Contact) so that
+//! children of one parent travel together: Salesforce locks the parent while it writes a child,
+//! and two calls writing children of one parent at once fail with `UNABLE_TO_LOCK_ROW`.
+
+use std::collections::HashMap;
+
+use common::schema::qualified;
+use serde_json::{Map, Value};
+use sqlx::{AssertSqlSafe, PgPool};
+use uuid::Uuid;
+
+use super::coalesce::{Change, Op, Operation, coalesce};
+
+/// Records per sObject Collections call: Salesforce's limit.
+pub const BATCH_SIZE: usize = 200;
+
+/// What a batch asks of Salesforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BatchKind {
+    Create,
+    Update,
+    Delete,
+}
+
+/// One record of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// The row's local id.
+    pub row_id: i64,
+    /// Update, delete: the record's Id.
+    pub sfid: Option<String>,
+    /// Create: the external Id value the record is created under.
+    pub external_key: Option<Uuid>,
+    /// Create, update: the write columns' values, by column.
+    pub values: Map<String, Value>,
+}
+
+/// Records of one table and one operation, claimed together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub id: Uuid,
+    pub table: String,
+    pub kind: BatchKind,
+    pub records: Vec<Outgoing>,
+}
+
+/// What one claim did.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    pub batches: Vec<Batch>,
+    /// Changes folded away: inserted and deleted before either was sent, or no column left.
+    pub merged: u64,
+    /// Records whose create is in flight, left pending until it brings their Id back.
+    pub waiting: u64,
+}
+
+/// One record's pending changes as the claim query returns them.
+#[derive(sqlx::FromRow)]
+struct Pending {
+    row_id: i64,
+    ids: Vec<i64>,
+    ops: Vec<String>,
+    sfids: Vec<Option<String>>,
+    columns: Vec<String>,
+    external_key: Option<Uuid>,
+}
+
+/// Claims the pending changes of up to `max_records` records of `salesforce.<table>` (oldest
+/// first, skipping records with an operation in flight) and marks them in flight in the
+/// batches returned. `parent_column` orders each operation's records.
+///
+/// # Errors
+/// The database refused a statement.
+pub async fn claim(
+    pool: &PgPool,
+    table: &str,
+    parent_column: Option<&str>,
+    max_records: i64,
+) -> sqlx::Result<Claimed> {
+    let mut tx = pool.begin().await?;
+    // One dispatcher per table at a time: two would both see the same record as not in flight.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sfsync.dispatch.' || $1))")
+        .bind(table)
+        .execute(&mut *tx)
+        .await?;
+    let pending: Vec<Pending> = sqlx::query_as(
+        "SELECT o.row_id,
+                array_agg(o.id ORDER BY o.id) AS ids,
+                array_agg(o.op ORDER BY o.id) AS ops,
+                array_agg(o.sfid ORDER BY o.id) AS sfids,
+                array_agg(array_to_string(o.columns, ' ') ORDER BY o.id) AS columns,
+                (array_agg(o.external_key ORDER BY o.id))[1] AS external_key
+           FROM sfsync.outbox o
+          WHERE o.table_name = $1 AND o.state = 'pending'
+            AND NOT EXISTS (SELECT 1 FROM sfsync.outbox f
+                             WHERE f.table_name = o.table_name AND f.row_id = o.row_id
+                               AND f.state = 'in_flight')
+          GROUP BY o.row_id
+          ORDER BY min(o.id)
+          LIMIT $2",
+    )
+    .bind(table)
+    .bind(max_records)
+    .fetch_all(&mut *tx)
+    .await?;
+    let row_ids: Vec<i64> = pending.iter().map(|p| p.row_id).collect();
+    let rows: HashMap<i64, (Option<String>, Map<String, Value>)> = sqlx::query_as::<
+        _,
+        (i64, Option<String>, sqlx::types::Json<Map<String, Value>>),
+    >(AssertSqlSafe(format!(
+        "SELECT id, sfid, to_jsonb(t) FROM {} t WHERE id = ANY($1)",
+        qualified(table)
+    )))
+    .bind(&row_ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|(id, sfid, row)| (id, (sfid, row.0)))
+    .collect();
+
+    let mut claimed = Claimed::default();
+    let mut merged_ids: Vec<i64> = Vec::new();
+    let mut by_kind: HashMap<BatchKind, Vec<(Outgoing, Vec<i64>, String)>> = HashMap::new();
+    for record in pending {
+        let changes: Vec<Change> = record
+            .ops
+            .iter()
+            .zip(&record.sfids)
+            .zip(&record.columns)
+            .filter_map(|((op, sfid), columns)| {
+                Some(Change {
+                    op: Op::parse(op)?,
+                    sfid: sfid.clone(),
+                    columns: columns.split_whitespace().map(str::to_owned).collect(),
+                })
+            })
+            .collect();
+        let row = rows.get(&record.row_id);
+        let sfid_now = row.and_then(|(sfid, _)| sfid.as_deref());
+        let values = |columns: &[String]| -> Map<String, Value> {
+            let stored = row.map(|(_, r)| r);
+            columns
+                .iter()
+                .map(|c| {
+                    let value = stored.and_then(|r| r.get(c)).cloned();
+                    (c.clone(), value.unwrap_or(Value::Null))
+                })
+                .collect()
+        };
+        let parent = parent_column
+            .and_then(|p| row.and_then(|(_, r)| r.get(p)))
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let (kind, outgoing) = match coalesce(&changes, sfid_now) {
+            Operation::Nothing => {
+                merged_ids.extend(&record.ids);
+                claimed.merged += record.ids.len() as u64;
+                continue;
+            }
+            Operation::Wait => {
+                claimed.waiting += 1;
+                continue;
+            }
+            Operation::Create { columns } => (
+                BatchKind::Create,
+                Outgoing {
+                    row_id: record.row_id,
+                    sfid: None,
+                    external_key: record.external_key,
+                    values: values(&columns),
+                },
+            ),
+            Operation::Update { sfid, columns } => (
+                BatchKind::Update,
+                Outgoing {
+                    row_id: record.row_id,
+                    sfid: Some(sfid),
+                    external_key: None,
+                    values: values(&columns),
+                },
+            ),
+            Operation::Delete { sfid } => (
+                BatchKind::Delete,
+                Outgoing {
+                    row_id: record.row_id,
+                    sfid: Some(sfid),
+                    external_key: None,
+                    values: Map::new(),
+                },
+            ),
+        };
+        by_kind
+            .entry(kind)
+            .or_default()
+            .push((outgoing, record.ids, parent));
+    }
+
+    sqlx::query("UPDATE sfsync.outbox SET state = 'merged' WHERE id = ANY($1)")
+        .bind(&merged_ids)
+        .execute(&mut *tx)
+        .await?;
+    let mut kinds: Vec<_> = by_kind.into_iter().collect();
+    kinds.sort_by_key(|(kind, _)| *kind);
+    for (kind, mut records) in kinds {
+        records.sort_by(|a, b| (&a.2, &a.0.sfid, a.0.row_id).cmp(&(&b.2, &b.0.sfid, b.0.row_id)));
+        for chunk in records.chunks(BATCH_SIZE) {
+            let batch = Batch {
+                id: Uuid::now_v7(),
+                table: table.to_owned(),
+                kind,
+                records: chunk.iter().map(|(o, _, _)| o.clone()).collect(),
+            };
+            let ids: Vec<i64> = chunk.iter().flat_map(|(_, ids, _)| ids).copied().collect();
+            sqlx::query(
+                "UPDATE sfsync.outbox SET state = 'in_flight', batch_id = $2 WHERE id = ANY($1)",
+            )
+            .bind(&ids)
+            .bind(batch.id)
+            .execute(&mut *tx)
+            .await?;
+            claimed.batches.push(batch);
+        }
+    }
+    tx.commit().await?;
+    Ok(claimed)
+}
