@@ -22,7 +22,8 @@
 //! - [`reconcile`] — comparing a table with the org and repairing it.
 
 pub mod broker;
-pub mod buffers;
+/// Response and page buffers, shared with the Salesforce client.
+pub use ::salesforce::buffers;
 pub mod cli;
 pub mod columns;
 pub mod commands;

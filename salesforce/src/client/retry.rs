@@ -7,7 +7,7 @@ use backon::{ExponentialBuilder, Retryable};
 use common::metrics::RetryCause;
 
 use super::SalesforceClient;
-use crate::salesforce::SfError;
+use crate::SfError;
 
 /// Retry policy: bounded and jittered, so that many producers do not retry in step.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +55,7 @@ impl RetryPolicy {
     }
 }
 
-impl SalesforceClient {
+impl<M: crate::ApiMetrics> SalesforceClient<M> {
     /// Runs `attempt` until it succeeds or fails for good: transient failures are retried
     /// with [`RetryPolicy::backoff`] (honouring Retry-After), and 403 `REQUEST_LIMIT_EXCEEDED`
     /// with the slower [`RetryPolicy::limit_backoff`] around that; when the limit never lifts,

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::salesforce::SfError;
+use crate::SfError;
 
 /// The org's API usage as `Sforce-Limit-Info` last reported it, the calls this client made, and
 /// the share of the daily limit past which sfsync stops (`--max-api-usage`).

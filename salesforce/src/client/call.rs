@@ -9,7 +9,7 @@ use common::metrics::RetryCause;
 use secrecy::ExposeSecret;
 
 use super::SalesforceClient;
-use crate::salesforce::{SfError, auth::login};
+use crate::{SfError, auth::login};
 
 /// One request as the client sends it, once per attempt.
 #[derive(Clone, Copy)]
@@ -21,7 +21,7 @@ struct Request<'a> {
     json: Option<&'a serde_json::Value>,
 }
 
-impl SalesforceClient {
+impl<M: crate::ApiMetrics> SalesforceClient<M> {
     /// GETs a path under the instance (`/services/data/...`), retrying transient failures and
     /// refreshing an expired token once per attempt.
     ///
@@ -37,7 +37,7 @@ impl SalesforceClient {
 
     /// Like [`get`](Self::get), with `check` run on every 2xx body inside the retries, so that
     /// a body `check` finds garbled (a transient error) is fetched again.
-    pub(in crate::salesforce) async fn get_checked(
+    pub(crate) async fn get_checked(
         &self,
         path_and_query: &str,
         headers: &[(&str, String)],

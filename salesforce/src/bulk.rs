@@ -40,7 +40,7 @@ pub const RECORDS_PER_CHUNK: u32 = 5_000;
 /// row): large chunks, few calls.
 pub const SNAPSHOT_ROWS_PER_CHUNK: u32 = 50_000;
 
-impl SalesforceClient {
+impl<M: crate::ApiMetrics> SalesforceClient<M> {
     /// Creates a query job (`queryAll`, so deleted records come too) and returns it.
     ///
     /// # Errors

@@ -28,7 +28,7 @@ pub enum DeleteLog {
     Incomplete(String),
 }
 
-impl SalesforceClient {
+impl<M: crate::ApiMetrics> SalesforceClient<M> {
     /// Records deleted in `[start, end)` as one getDeleted call reports them. Salesforce keeps
     /// them for about 15 days (less in a busy org) and answers windows of at most 30 days.
     ///

@@ -40,7 +40,7 @@ pub fn query_request_line(data_path: &str, include_deleted: bool, soql: &str) ->
         + " HTTP/1.1".len()
 }
 
-impl SalesforceClient {
+impl<M: crate::ApiMetrics> SalesforceClient<M> {
     /// Runs SOQL through `query` (or `queryAll`, which includes deleted records) and returns
     /// the first page's raw body, checked to be a query result (a garbled one is fetched
     /// again).

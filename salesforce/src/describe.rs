@@ -39,7 +39,7 @@ fn yes() -> bool {
     true
 }
 
-impl SalesforceClient {
+impl<M: crate::ApiMetrics> SalesforceClient<M> {
     /// Describes one object.
     ///
     /// # Errors

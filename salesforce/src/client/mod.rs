@@ -9,6 +9,7 @@
 //! The calls sfsync makes sit next to this module: `describe`, `query`, `deleted`, `bulk`.
 
 mod call;
+mod metrics;
 mod quota;
 mod retry;
 
@@ -23,24 +24,26 @@ use super::{
     auth::{Credentials, Session, login},
     error::SfError,
 };
-use crate::{buffers::BufferPool, metrics::ProducerMetrics};
+use crate::buffers::BufferPool;
+
+pub use self::metrics::{ApiMetrics, NoMetrics};
 
 /// An authenticated connection to one org.
-pub struct SalesforceClient {
+pub struct SalesforceClient<M = NoMetrics> {
     http: reqwest::Client,
     credentials: Credentials,
     session: RwLock<Session>,
     api_version: String,
     retry: RetryPolicy,
     quota: Quota,
-    /// The producer's metrics: this client keeps the API usage and the Salesforce retries
-    /// current, and every part of a sync reaches them through it.
-    metrics: Arc<ProducerMetrics>,
+    /// The caller's metrics: this client keeps the API usage and the Salesforce retries
+    /// current, and every part of the caller reaches them through it.
+    metrics: Arc<M>,
     /// Where response bodies are read into; see [`recycle_body`](Self::recycle_body).
     responses: BufferPool,
 }
 
-impl SalesforceClient {
+impl<M: ApiMetrics + Default> SalesforceClient<M> {
     /// Logs in (retrying transient failures) and returns a ready client.
     ///
     /// # Errors
@@ -94,7 +97,9 @@ impl SalesforceClient {
             responses: BufferPool::default(),
         })
     }
+}
 
+impl<M: ApiMetrics> SalesforceClient<M> {
     /// Hands a response body back once nothing needs it any more (its records are copied
     /// into a message), so the next response is read into the same buffer.
     pub fn recycle_body(&self, body: Bytes) {
@@ -102,13 +107,13 @@ impl SalesforceClient {
     }
 
     /// Reports to `metrics` (instead of a private set nobody scrapes).
-    pub fn with_metrics(mut self, metrics: Arc<ProducerMetrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<M>) -> Self {
         self.metrics = metrics;
         self
     }
 
-    /// The producer's metrics.
-    pub fn metrics(&self) -> &ProducerMetrics {
+    /// The metrics this client reports to.
+    pub fn metrics(&self) -> &M {
         &self.metrics
     }
 
