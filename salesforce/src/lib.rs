@@ -6,6 +6,7 @@ pub mod auth;
 pub mod buffers;
 pub mod bulk;
 pub mod client;
+pub mod collections;
 pub mod deleted;
 mod describe;
 pub mod error;
