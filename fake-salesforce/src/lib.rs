@@ -184,6 +184,10 @@ pub struct OrgConfig {
     /// many bytes get `414 URI Too Long`, as Salesforce's 16,384-byte limit does; 0 lets any
     /// length through.
     pub max_request_line: usize,
+    /// Adds this external Id field (custom text(36), unique, case-insensitive) to every
+    /// createable object, for upserts through sObject Collections; `None` (the default)
+    /// leaves every describe as it was.
+    pub external_id_field: Option<String>,
 }
 
 impl OrgConfig {
@@ -238,6 +242,7 @@ impl Default for OrgConfig {
             bulk_job_delay: Duration::from_millis(200),
             faults: Faults::default(),
             max_request_line: 16_384,
+            external_id_field: None,
         }
     }
 }

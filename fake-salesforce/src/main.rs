@@ -109,6 +109,10 @@ struct Args {
     /// bytes get 414 URI Too Long, as Salesforce's; 0 for no limit.
     #[arg(long, env = "FAKE_SF_MAX_REQUEST_LINE", default_value_t = 16_384)]
     max_request_line: usize,
+    /// Adds this external Id field (custom text(36), unique, case-insensitive) to every
+    /// createable object, for sObject Collections upserts; default none.
+    #[arg(long, env = "FAKE_SF_EXTERNAL_ID_FIELD")]
+    external_id_field: Option<String>,
 }
 
 /// `Lead=1000,Wide__c=500` (empty: none).
@@ -215,6 +219,7 @@ async fn main() -> anyhow::Result<()> {
             delete_log_start: args.delete_log_start,
         },
         max_request_line: args.max_request_line,
+        external_id_field: args.external_id_field,
     };
     let unknown = config.unknown_objects();
     if !unknown.is_empty() {
