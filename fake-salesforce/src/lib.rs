@@ -143,7 +143,8 @@ use tokio_util::sync::CancellationToken;
 pub use data::Shape;
 pub use faults::{FailStatus, FaultStats, Faults};
 pub use org::{
-    FieldChange, FieldsRequest, FieldsResponse, MutateRequest, MutateResponse, NewField, Org,
+    FieldChange, FieldsRequest, FieldsResponse, MAX_RECORDS, MutateRequest, MutateResponse,
+    NewField, Operation, Org, ROLLED_BACK, RecordError, RecordResult, WriteCall,
 };
 
 /// Everything that shapes an org: its data and its credentials.

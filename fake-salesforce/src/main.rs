@@ -113,6 +113,10 @@ struct Args {
     /// createable object, for sObject Collections upserts; default none.
     #[arg(long, env = "FAKE_SF_EXTERNAL_ID_FIELD")]
     external_id_field: Option<String>,
+    /// Fault: every Nth sObject Collections call (counted from 1) applies its writes, then
+    /// closes the connection without an answer; 0 never.
+    #[arg(long, env = "FAKE_SF_COMMIT_THEN_DROP_EVERY", default_value_t = 0)]
+    commit_then_drop_every: u64,
 }
 
 /// `Lead=1000,Wide__c=500` (empty: none).
@@ -145,6 +149,10 @@ Endpoints (under /services/data/vXX.X/ unless noted; bearer token required):
   sobjects/<Object>/updated/?start=&end=  getUpdated (SystemModstamp window, minute precision)
   sobjects/<Object>/deleted/?start=&end=  getDeleted (soft-deleted and purged records)
   jobs/query[/<id>[/results]]             Bulk API 2.0 query jobs (CSV results, Sforce-Locator)
+  composite/sobjects                      sObject Collections: POST create, PATCH update,
+                                          DELETE ?ids=a,b&allOrNone=false (<= 200 records,
+                                          one API call, per-record results)
+  composite/sobjects/<Object>/<Field>     PATCH upsert on --external-id-field
   limits                                  API usage
   /services/oauth2/token                  OAuth (client_credentials, password, refresh_token)
 A request line over --max-request-line bytes (16384) gets 414 URI Too Long first.
@@ -170,11 +178,12 @@ Test hooks (no auth, not counted):
                          \"query_timeout_above\":N,\"bulk_order_by_limit\":N,
                          \"nul_every\":N,\"replication_id_limit\":N,
                          \"delete_log_start\":\"2024-05-01T00:00:00Z\",
+                         \"commit_then_drop_every\":N,
                          \"expire_tokens\":true,\"expire_cursors\":true}
     Replaces the faults in force (missing fields: off or Salesforce's default; the same
     faults as the --fail-every, --fail-status, --truncate-every, --garble-every, --slow-ms,
     --token-ttl, --query-timeout-above, --bulk-order-by-limit, --nul-every,
-    --replication-id-limit and --delete-log-start flags).
+    --replication-id-limit, --delete-log-start and --commit-then-drop-every flags).
     expire_tokens invalidates every access token now (401 INVALID_SESSION_ID); expire_cursors
     forgets every open query locator (queryMore then gets 400 INVALID_QUERY_LOCATOR). Answers the faults in
     force and counters of what they did; GET /__admin/faults answers the same.
@@ -217,6 +226,7 @@ async fn main() -> anyhow::Result<()> {
             replication_id_limit: (args.replication_id_limit != 600_000)
                 .then_some(args.replication_id_limit),
             delete_log_start: args.delete_log_start,
+            commit_then_drop_every: args.commit_then_drop_every,
         },
         max_request_line: args.max_request_line,
         external_id_field: args.external_id_field,

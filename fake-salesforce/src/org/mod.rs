@@ -1,10 +1,12 @@
 //! The fake org's state: configuration, records, issued tokens, open cursors and the API
 //! usage counter, plus the inspection API that tests use to compare a database against it.
 //!
-//! [`mutate`] changes the org while it runs; [`replication`] answers getUpdated/getDeleted.
+//! [`mutate`] changes the org while it runs, [`write`] applies sObject Collections calls;
+//! [`replication`] answers getUpdated/getDeleted.
 
 mod mutate;
 mod replication;
+mod write;
 
 mod fields;
 
@@ -29,6 +31,7 @@ use common::sfid::SalesforceId;
 
 pub use fields::{FieldChange, FieldsRequest, FieldsResponse, NewField};
 pub use mutate::{MutateRequest, MutateResponse};
+pub use write::{MAX_RECORDS, Operation, ROLLED_BACK, RecordError, RecordResult, WriteCall};
 
 /// What mutations leave behind besides the records themselves.
 #[derive(Debug, Default)]

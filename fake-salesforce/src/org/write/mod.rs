@@ -1,0 +1,165 @@
+//! Writes through sObject Collections: create, update, upsert on an external Id field and
+//! delete, up to 200 records a call, with Salesforce's per-record results.
+//!
+//! A call is read first (`prepare`: the checks that refuse it whole with a 400), then
+//! applied (`commit`: the per-record checks, `allOrNone`, one stamp for the whole call).
+
+mod commit;
+mod pending;
+mod prepare;
+
+use serde_json::{Map, Value as Json, json};
+
+use super::Org;
+use crate::data::Value;
+use crate::error::ApiError;
+use common::sfid::SalesforceId;
+
+pub use commit::ROLLED_BACK;
+pub use prepare::MAX_RECORDS;
+
+/// What a call does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// `POST /composite/sobjects`.
+    Create,
+    /// `PATCH /composite/sobjects`: each record names its `id`.
+    Update,
+    /// `PATCH /composite/sobjects/{object}/{field}`: matched on the external Id `field`.
+    Upsert { object: String, field: String },
+    /// `DELETE /composite/sobjects?ids=…`.
+    Delete,
+}
+
+/// One sObject Collections call.
+#[derive(Debug, Clone)]
+pub struct WriteCall {
+    pub op: Operation,
+    /// Roll back every record when one fails.
+    pub all_or_none: bool,
+    /// The records of a create, update or upsert, each with `attributes.type`.
+    pub records: Vec<Map<String, Json>>,
+    /// The Ids a delete names.
+    pub ids: Vec<String>,
+}
+
+/// One error of one record: `{"statusCode","message","fields"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub status_code: &'static str,
+    pub message: String,
+    pub fields: Vec<String>,
+}
+
+/// One record's result, in request order: a SaveResult, UpsertResult (with `created`) or
+/// DeleteResult.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordResult {
+    /// The record's Id; absent when it failed (Salesforce leaves it out then), but present on
+    /// an existing record rolled back by `allOrNone`.
+    pub id: Option<String>,
+    /// Upserts only: whether the record was created.
+    pub created: Option<bool>,
+    pub errors: Vec<RecordError>,
+    /// Whether this record was (or would have been) created.
+    new: bool,
+}
+
+impl RecordResult {
+    pub fn success(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    /// The JSON Salesforce answers for this record.
+    pub fn to_json(&self) -> Json {
+        let errors: Vec<Json> = self
+            .errors
+            .iter()
+            .map(|e| json!({"statusCode": e.status_code, "message": e.message, "fields": e.fields}))
+            .collect();
+        let mut out = Map::new();
+        if let Some(id) = &self.id {
+            out.insert("id".to_owned(), json!(id));
+        }
+        out.insert("success".to_owned(), json!(self.success()));
+        out.insert("errors".to_owned(), Json::Array(errors));
+        if let Some(created) = self.created {
+            out.insert("created".to_owned(), json!(created));
+        }
+        Json::Object(out)
+    }
+}
+
+impl Org {
+    /// Applies one sObject Collections call and answers each record's result in request
+    /// order.
+    ///
+    /// # Errors
+    /// The 400 answers that refuse the whole call (see `prepare`); nothing is written then.
+    pub async fn write(&self, call: &WriteCall) -> Result<Vec<RecordResult>, ApiError> {
+        let prepared = prepare::prepare(&self.store.schema(), call)?;
+        let unlocked = vec![None; prepared.items.len()];
+        let results = self.commit(&prepared, unlocked, call.all_or_none);
+        tracing::debug!(
+            op = ?call.op,
+            records = results.len(),
+            failed = results.iter().filter(|r| !r.success()).count(),
+            "Applied a collections call."
+        );
+        Ok(results)
+    }
+
+    /// The 18-character Ids of the live (not deleted) records of `object` whose external Id
+    /// field holds `value`, ignoring case, in Id order: a test asserts that a record exists
+    /// exactly once.
+    ///
+    /// # Panics
+    /// For an unknown object.
+    pub fn find_by_external_id(&self, object: &str, value: &str) -> Vec<String> {
+        let view = self.store.view(self.object(object));
+        let Some(f) = view.def().fields.iter().position(|f| f.external_id) else {
+            return Vec::new();
+        };
+        let mut found: Vec<u32> = view
+            .changed()
+            .filter(|&i| !view.is_deleted(i))
+            .filter(
+                |&i| matches!(view.value(i, f), Value::Text(t) if t.eq_ignore_ascii_case(value)),
+            )
+            .collect();
+        found.sort_unstable();
+        found.into_iter().map(|i| view.id(i).to_string()).collect()
+    }
+
+    /// Sets the external Id of record `id` to `value` without the uniqueness check or a new
+    /// SystemModstamp, as data loaded before the field was made unique holds it: how a test
+    /// makes an upsert match several records.
+    ///
+    /// # Panics
+    /// For an unknown object or record, or an org without the external Id field.
+    pub fn force_external_id(&self, object: &str, id: &str, value: &str) {
+        let obj = self.object(object);
+        let def = self.store.schema().def_arc(obj);
+        let f = def
+            .fields
+            .iter()
+            .position(|f| f.external_id)
+            .expect("the org has an external Id field");
+        let index = SalesforceId::parse(id)
+            .ok()
+            .and_then(|id| self.store.view(obj).index_of(&id))
+            .unwrap_or_else(|| panic!("{object} has no record {id}"));
+        let value = Value::Text(std::borrow::Cow::Owned(value.to_owned()));
+        self.store
+            .edit(obj, |edit| edit.update(index, &[(f, value)]));
+    }
+
+    /// A record by Id alone (its object from the key prefix), as
+    /// [`Self::record_json_by_id`] renders it; `None` when queryAll would not return it.
+    pub fn record_by_id(&self, id: &str) -> Option<Map<String, Json>> {
+        let parsed = SalesforceId::parse(id).ok()?;
+        let obj = self.store.schema().by_prefix(parsed.key_prefix())?;
+        let name = self.store.schema().def(obj).name;
+        self.record_json_by_id(name, id)
+    }
+}
