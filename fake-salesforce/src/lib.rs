@@ -144,7 +144,8 @@ pub use data::Shape;
 pub use faults::{FailStatus, FaultStats, Faults};
 pub use org::{
     FieldChange, FieldsRequest, FieldsResponse, MAX_RECORDS, MutateRequest, MutateResponse,
-    NewField, Operation, Org, ROLLED_BACK, RecordError, RecordResult, WriteCall,
+    NewField, Operation, Org, ROLLED_BACK, RecordError, RecordResult, ValidationRequest,
+    ValidationResponse, WriteCall,
 };
 
 /// Everything that shapes an org: its data and its credentials.

@@ -192,7 +192,11 @@ Test hooks (no auth, not counted):
                          \"hide\":[\"Email\"],\"show\":[\"Title\"]}
     Adds a custom field (existing records null unless existing=generated; SystemModstamp
     unchanged), hides fields from the integration user (describe omits them, SOQL naming
-    them gets INVALID_FIELD) or shows them again.";
+    them gets INVALID_FIELD) or shows them again.
+  POST /__admin/validation  {\"object\":\"Contact\",\"field\":\"Email\",\"must_contain\":\"@\",
+                             \"message\":\"Email must contain @\"} | {\"object\":\"Contact\",\"clear\":true}
+    Adds a validation rule (writes leaving the field non-empty without the text fail with
+    FIELD_CUSTOM_VALIDATION_EXCEPTION and the message) or lifts the object's rules.";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

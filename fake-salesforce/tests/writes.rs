@@ -565,3 +565,64 @@ async fn one_call_counts_as_one_api_call_and_needs_a_session() {
     );
     assert_eq!(fake.org().count("Contact"), 240);
 }
+
+#[tokio::test]
+async fn a_validation_rule_fails_its_records_until_lifted() {
+    let (fake, client) = start(config()).await;
+    let rule = json!({"object": "Contact", "field": "Email", "must_contain": "@",
+                      "message": "Email must contain @"});
+    let (status, body) = client.admin("validation", rule).await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"object": "Contact", "rules": 1}))
+    );
+    let records = json!([
+        contact(json!({"LastName": "Bad", "Email": "no-at-sign"})),
+        contact(json!({"LastName": "Good", "Email": "good@example.com"})),
+    ]);
+    let (status, body) = create(&client, false, records.clone()).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body[0],
+        failed(
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "Email must contain @",
+            &["Email"]
+        )
+    );
+    assert_eq!(body[1], ok(&id_of(&body[1])));
+    // Updates and upserts are checked on the value they leave.
+    let first = fake.org().record_id("Contact", 0);
+    let (_, body) = update(
+        &client,
+        false,
+        json!([contact(json!({"id": first, "Email": "still-bad"}))]),
+    )
+    .await;
+    assert_eq!(
+        body[0]["errors"][0]["statusCode"],
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+    );
+    let (_, body) = upsert(
+        &client,
+        "Contact",
+        EXT,
+        json!([contact(json!({EXT: "v-1", "LastName": "U", "Email": "x"}))]),
+    )
+    .await;
+    assert_eq!(body[0]["errors"][0]["fields"], json!(["Email"]));
+
+    let (status, body) = client
+        .admin("validation", json!({"object": "Contact", "clear": true}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (200, json!({"object": "Contact", "rules": 0}))
+    );
+    let (_, body) = create(&client, false, json!([records[0].clone()])).await;
+    assert_eq!(body[0], ok(&id_of(&body[0])));
+    let (status, body) = client
+        .admin("validation", json!({"object": "Nope", "clear": true}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -31,7 +31,10 @@ use common::sfid::SalesforceId;
 
 pub use fields::{FieldChange, FieldsRequest, FieldsResponse, NewField};
 pub use mutate::{MutateRequest, MutateResponse};
-pub use write::{MAX_RECORDS, Operation, ROLLED_BACK, RecordError, RecordResult, WriteCall};
+pub use write::{
+    MAX_RECORDS, Operation, ROLLED_BACK, RecordError, RecordResult, ValidationRequest,
+    ValidationResponse, WriteCall,
+};
 
 /// What mutations leave behind besides the records themselves.
 #[derive(Debug, Default)]
@@ -61,6 +64,8 @@ pub struct Org {
     faults: Mutex<Faults>,
     /// What the faults did so far.
     fault_counters: Counters,
+    /// Validation rules per object (`POST /__admin/validation`).
+    rules: Mutex<write::Rules>,
     org_id: String,
     user_id: String,
 }
@@ -96,6 +101,7 @@ impl Org {
             api_used: AtomicU64::new(0),
             faults: Mutex::new(config.faults.clone()),
             fault_counters: Counters::default(),
+            rules: Mutex::default(),
             org_id: minted(b"00D", 1),
             user_id: minted(b"005", 2),
             config,

@@ -1,7 +1,7 @@
 //! HTTP routing: the OAuth endpoint, the version list, and the versioned REST resources
 //! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter, and the
-//! unauthenticated test hooks `POST /__admin/mutate`, `/__admin/faults` and
-//! `/__admin/fields`. In front of everything, the request-line limit (414).
+//! unauthenticated test hooks `POST /__admin/mutate`, `/__admin/faults`, `/__admin/fields`
+//! and `/__admin/validation`. In front of everything, the request-line limit (414).
 //!
 //! This module owns the envelope every REST call goes through (authentication, the usage
 //! counter, injected faults, `Sforce-Limit-Info`) and the table from paths to resources; the
@@ -50,6 +50,7 @@ pub fn router(org: Arc<Org>) -> Router {
             get(admin::faults).post(admin::set_faults),
         )
         .route("/__admin/fields", post(admin::fields))
+        .route("/__admin/validation", post(admin::validation))
         .fallback(|| async { ApiError::not_found() })
         .layer(middleware::from_fn_with_state(
             Arc::clone(&org),

@@ -1,6 +1,6 @@
 //! Applying a prepared call: each record checked against the org as the call's earlier
 //! records leave it (unknown or deleted Ids, fields the operation may not set, required
-//! fields, external Id matches and duplicates), then every accepted write
+//! fields, validation rules, external Id matches and duplicates), then every accepted write
 //! applied at once with one stamp, or none of them when `allOrNone` meets a failure.
 //!
 //! Writes go through the same store edits, stamps and delete log as `/__admin/mutate`, so
@@ -8,6 +8,7 @@
 //! running Bulk jobs keep their snapshot.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use super::pending::{Pending, Step};
 use super::prepare::{Item, Prepared};
@@ -254,6 +255,23 @@ impl Org {
                 format!("Required fields are missing: [{}]", fields.join(", ")),
                 fields,
             ));
+        }
+        let mut current: HashMap<usize, Value> = HashMap::new();
+        if let Some(index) = target {
+            for f in def.visible() {
+                if given(item, f).is_none() {
+                    current.insert(f, pending.read(self, obj, index, f));
+                }
+            }
+        }
+        let resulting = |f: usize| {
+            given(item, f)
+                .cloned()
+                .or_else(|| current.get(&f).cloned())
+                .unwrap_or(Value::Null)
+        };
+        if let Some(e) = self.broken_rule(obj, resulting) {
+            return Err(e);
         }
         let external = def.fields.iter().position(|f| f.external_id);
         let external_value = external.and_then(|f| match given(item, f) {

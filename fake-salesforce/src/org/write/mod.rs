@@ -2,11 +2,13 @@
 //! delete, up to 200 records a call, with Salesforce's per-record results.
 //!
 //! A call is read first (`prepare`: the checks that refuse it whole with a 400), then
-//! applied (`commit`: the per-record checks, `allOrNone`, one stamp for the whole call).
+//! applied (`commit`: the per-record checks, validation rules from `rules`, `allOrNone`, one
+//! stamp for the whole call).
 
 mod commit;
 mod pending;
 mod prepare;
+mod rules;
 
 use serde_json::{Map, Value as Json, json};
 
@@ -17,6 +19,8 @@ use common::sfid::SalesforceId;
 
 pub use commit::ROLLED_BACK;
 pub use prepare::MAX_RECORDS;
+pub(crate) use rules::Rules;
+pub use rules::{ValidationRequest, ValidationResponse};
 
 /// What a call does.
 #[derive(Debug, Clone, PartialEq, Eq)]
