@@ -128,6 +128,14 @@ pub struct Faults {
     /// keeps the 15 days Salesforce keeps.
     #[serde(skip_serializing_if = "Option::is_none", with = "datetime_millis")]
     pub delete_log_start: Option<i64>,
+    /// Milliseconds every sObject Collections call takes while it holds its row locks (see
+    /// `org::write::locks`), so that concurrent calls can collide; 0 answers at once.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub write_ms: u64,
+    /// Milliseconds a record waits for a parent locked by another call in flight before it
+    /// fails with `UNABLE_TO_LOCK_ROW`; 0 fails at once (Salesforce waits about 10 s).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lock_wait_ms: u64,
     /// Every Nth sObject Collections call (counted from 1) applies its writes and then closes
     /// the connection without an answer, so the client cannot know it committed; 0 never.
     #[serde(skip_serializing_if = "is_zero")]

@@ -113,6 +113,14 @@ struct Args {
     /// createable object, for sObject Collections upserts; default none.
     #[arg(long, env = "FAKE_SF_EXTERNAL_ID_FIELD")]
     external_id_field: Option<String>,
+    /// Fault: milliseconds every sObject Collections call takes while it holds the row locks
+    /// of its records' parents (Contact.AccountId, an Account itself); 0 answers at once.
+    #[arg(long, env = "FAKE_SF_WRITE_MS", default_value_t = 0)]
+    write_ms: u64,
+    /// Fault: milliseconds a record waits for a parent locked by another write call before
+    /// it fails with UNABLE_TO_LOCK_ROW; 0 fails at once (Salesforce waits about 10 s).
+    #[arg(long, env = "FAKE_SF_LOCK_WAIT_MS", default_value_t = 0)]
+    lock_wait_ms: u64,
     /// Fault: every Nth sObject Collections call (counted from 1) applies its writes, then
     /// closes the connection without an answer; 0 never.
     #[arg(long, env = "FAKE_SF_COMMIT_THEN_DROP_EVERY", default_value_t = 0)]
@@ -178,12 +186,13 @@ Test hooks (no auth, not counted):
                          \"query_timeout_above\":N,\"bulk_order_by_limit\":N,
                          \"nul_every\":N,\"replication_id_limit\":N,
                          \"delete_log_start\":\"2024-05-01T00:00:00Z\",
-                         \"commit_then_drop_every\":N,
+                         \"write_ms\":N,\"lock_wait_ms\":N,\"commit_then_drop_every\":N,
                          \"expire_tokens\":true,\"expire_cursors\":true}
     Replaces the faults in force (missing fields: off or Salesforce's default; the same
     faults as the --fail-every, --fail-status, --truncate-every, --garble-every, --slow-ms,
     --token-ttl, --query-timeout-above, --bulk-order-by-limit, --nul-every,
-    --replication-id-limit, --delete-log-start and --commit-then-drop-every flags).
+    --replication-id-limit, --delete-log-start, --write-ms, --lock-wait-ms and
+    --commit-then-drop-every flags).
     expire_tokens invalidates every access token now (401 INVALID_SESSION_ID); expire_cursors
     forgets every open query locator (queryMore then gets 400 INVALID_QUERY_LOCATOR). Answers the faults in
     force and counters of what they did; GET /__admin/faults answers the same.
@@ -230,6 +239,8 @@ async fn main() -> anyhow::Result<()> {
             replication_id_limit: (args.replication_id_limit != 600_000)
                 .then_some(args.replication_id_limit),
             delete_log_start: args.delete_log_start,
+            write_ms: args.write_ms,
+            lock_wait_ms: args.lock_wait_ms,
             commit_then_drop_every: args.commit_then_drop_every,
         },
         max_request_line: args.max_request_line,

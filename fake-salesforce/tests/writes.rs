@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use fake_salesforce::{Faults, OrgConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -625,4 +627,102 @@ async fn a_validation_rule_fails_its_records_until_lifted() {
         .admin("validation", json!({"object": "Nope", "clear": true}))
         .await;
     assert_eq!(status, 400, "{body}");
+}
+
+/// Two calls at once, each updating a Contact of `shared` first and a Contact of another
+/// Account second; the second call starts 50 ms after the first.
+async fn collide(client: &Client, pairs: [(&str, &str); 2]) -> [Value; 2] {
+    let first = {
+        let client = Client {
+            http: client.http.clone(),
+            base: client.base.clone(),
+            token: client.token.clone(),
+        };
+        let records = json!([
+            contact(json!({"id": pairs[0].0, "Title": "First"})),
+            contact(json!({"id": pairs[0].1, "Title": "First"})),
+        ]);
+        tokio::spawn(async move { update(&client, false, records).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let records = json!([
+        contact(json!({"id": pairs[1].0, "Title": "Second"})),
+        contact(json!({"id": pairs[1].1, "Title": "Second"})),
+    ]);
+    let (status, second) = update(client, false, records).await;
+    assert_eq!(status, 200);
+    let (status, first) = first.await.unwrap();
+    assert_eq!(status, 200);
+    [first, second]
+}
+
+#[tokio::test]
+async fn concurrent_calls_on_one_account_lock_the_loser_records_only() {
+    let (fake, client) = start(OrgConfig {
+        faults: Faults {
+            write_ms: 300,
+            ..Faults::default()
+        },
+        ..config()
+    })
+    .await;
+    let contacts: Vec<(String, String)> = fake
+        .org()
+        .records("Contact")
+        .filter_map(|r| {
+            Some((
+                r["Id"].as_str()?.to_owned(),
+                r["AccountId"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    let shared = contacts[0].1.clone();
+    let on_shared: Vec<&str> = contacts
+        .iter()
+        .filter(|(_, a)| *a == shared)
+        .map(|(c, _)| c.as_str())
+        .collect();
+    let elsewhere: Vec<&str> = contacts
+        .iter()
+        .filter(|(_, a)| *a != shared)
+        .map(|(c, _)| c.as_str())
+        .collect();
+    assert!(on_shared.len() >= 2 && elsewhere.len() >= 2);
+    let pairs = [(on_shared[0], elsewhere[0]), (on_shared[1], elsewhere[1])];
+    let results = collide(&client, pairs).await;
+    // Whichever call took the Account's lock first wins; the other loses only its record
+    // on that Account.
+    let lost = results
+        .iter()
+        .position(|r| r[0]["success"] == false)
+        .expect("one call lost the lock");
+    let won = 1 - lost;
+    assert_eq!(results[won], json!([ok(pairs[won].0), ok(pairs[won].1)]));
+    assert_eq!(
+        results[lost],
+        json!([
+            failed(
+                "UNABLE_TO_LOCK_ROW",
+                &format!("unable to obtain exclusive access to this record or 1 records: {shared}"),
+                &[],
+            ),
+            ok(pairs[lost].1),
+        ])
+    );
+    let title = |id: &str| fake.org().record_by_id(id).unwrap()["Title"].clone();
+    let (winner, loser) = (["First", "Second"][won], ["First", "Second"][lost]);
+    assert_eq!(title(pairs[won].0), winner);
+    assert_ne!(title(pairs[lost].0), loser);
+    assert_eq!(title(pairs[lost].1), loser);
+
+    // Waiting longer than the other call holds the lock lets both through.
+    fake.org().set_faults(Faults {
+        write_ms: 300,
+        lock_wait_ms: 2_000,
+        ..Faults::default()
+    });
+    let results = collide(&client, pairs).await;
+    for (r, (a, b)) in results.iter().zip(pairs) {
+        assert_eq!(r, &json!([ok(a), ok(b)]));
+    }
 }

@@ -66,6 +66,8 @@ pub struct Org {
     fault_counters: Counters,
     /// Validation rules per object (`POST /__admin/validation`).
     rules: Mutex<write::Rules>,
+    /// Parents locked by write calls in flight.
+    locks: write::RowLocks,
     org_id: String,
     user_id: String,
 }
@@ -102,6 +104,7 @@ impl Org {
             faults: Mutex::new(config.faults.clone()),
             fault_counters: Counters::default(),
             rules: Mutex::default(),
+            locks: write::RowLocks::default(),
             org_id: minted(b"00D", 1),
             user_id: minted(b"005", 2),
             config,

@@ -116,7 +116,7 @@ fn is_query_call(rest: &str) -> bool {
 }
 
 /// sObject Collections calls that write (`composite/sobjects`, any method but GET): the calls
-/// `commit_then_drop_every` applies to.
+/// `write_ms` and `commit_then_drop_every` apply to.
 fn is_write_call(rest: &str, method: &Method) -> bool {
     let mut segments = rest.split('/').filter(|s| !s.is_empty()).skip(1);
     method != Method::GET

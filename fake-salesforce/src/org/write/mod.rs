@@ -1,14 +1,18 @@
 //! Writes through sObject Collections: create, update, upsert on an external Id field and
 //! delete, up to 200 records a call, with Salesforce's per-record results.
 //!
-//! A call is read first (`prepare`: the checks that refuse it whole with a 400), then
-//! applied (`commit`: the per-record checks, validation rules from `rules`, `allOrNone`, one
-//! stamp for the whole call).
+//! A call is read first (`prepare`: the checks that refuse it whole with a 400), then takes
+//! the row locks of its records' parents (`locks`), holds them for
+//! [`Faults::write_ms`](crate::Faults::write_ms), and is applied (`commit`: the per-record
+//! checks, validation rules from `rules`, `allOrNone`, one stamp for the whole call).
 
 mod commit;
+mod locks;
 mod pending;
 mod prepare;
 mod rules;
+
+use std::time::Duration;
 
 use serde_json::{Map, Value as Json, json};
 
@@ -16,8 +20,10 @@ use super::Org;
 use crate::data::Value;
 use crate::error::ApiError;
 use common::sfid::SalesforceId;
+use prepare::Prepared;
 
 pub use commit::ROLLED_BACK;
+pub(crate) use locks::RowLocks;
 pub use prepare::MAX_RECORDS;
 pub(crate) use rules::Rules;
 pub use rules::{ValidationRequest, ValidationResponse};
@@ -96,14 +102,23 @@ impl RecordResult {
 
 impl Org {
     /// Applies one sObject Collections call and answers each record's result in request
-    /// order.
+    /// order. Waits for row locks and [`Faults::write_ms`](crate::Faults::write_ms).
     ///
     /// # Errors
     /// The 400 answers that refuse the whole call (see `prepare`); nothing is written then.
     pub async fn write(&self, call: &WriteCall) -> Result<Vec<RecordResult>, ApiError> {
         let prepared = prepare::prepare(&self.store.schema(), call)?;
-        let unlocked = vec![None; prepared.items.len()];
-        let results = self.commit(&prepared, unlocked, call.all_or_none);
+        let faults = self.faults();
+        let wanted = self.lock_keys(&prepared);
+        let (held, locked) = self
+            .locks
+            .acquire(&wanted, Duration::from_millis(faults.lock_wait_ms))
+            .await;
+        if faults.write_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(faults.write_ms)).await;
+        }
+        let results = self.commit(&prepared, locked, call.all_or_none);
+        drop(held);
         tracing::debug!(
             op = ?call.op,
             records = results.len(),
@@ -111,6 +126,44 @@ impl Org {
             "Applied a collections call."
         );
         Ok(results)
+    }
+
+    /// Per record, the parents a write locks: the Account a record's `AccountId` names (the
+    /// new value, else the current one) and an Account written itself.
+    fn lock_keys(&self, prepared: &Prepared) -> Vec<Vec<String>> {
+        let snapshot = self.store.snapshot();
+        prepared
+            .items
+            .iter()
+            .map(|item| {
+                let Some(obj) = item.obj else {
+                    return Vec::new();
+                };
+                let def = snapshot.schema.def(obj);
+                let mut keys = Vec::new();
+                if def.name == "Account"
+                    && let Some(id) = &item.id
+                {
+                    keys.push(id.to_string());
+                }
+                let parent = def
+                    .field_index("AccountId")
+                    .filter(|&f| def.fields[f].reference_to.contains(&"Account"));
+                if let Some(f) = parent {
+                    let given = item.values.iter().find(|(g, _)| *g == f).map(|(_, v)| v);
+                    let current = || {
+                        let view = self.store.view_in(&snapshot, obj);
+                        let index = view.index_of(item.id.as_ref()?)?;
+                        Some(view.value(index, f))
+                    };
+                    let value = given.cloned().or_else(current);
+                    if let Some(Value::Id(parent)) = value {
+                        keys.push(parent.to_string());
+                    }
+                }
+                keys
+            })
+            .collect()
     }
 
     /// The 18-character Ids of the live (not deleted) records of `object` whose external Id
