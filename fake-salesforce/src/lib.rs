@@ -19,7 +19,9 @@
 //!   (`results`) and the CSV rendering ([`bulk::csv`]).
 //! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators,
 //!   and real orgs' limits (query timeouts, NUL characters, Id limits, a trimmed delete log).
-//! - `org`: the org's state, its mutations, its field changes and the replication resources.
+//! - `org`: the org's state, its mutations, its field changes, the replication resources and
+//!   the writes through sObject Collections (`org::write`: reading a call, row locks,
+//!   validation rules, applying it).
 //!
 //! Tests start an org with [`spawn`] and inspect it through [`Org`]'s methods.
 //!
@@ -89,6 +91,19 @@
 //! from the integration user (describe omits them, SOQL naming them fails with
 //! `INVALID_FIELD`) and shows them again. It answers the object's field count and hidden
 //! fields.
+//!
+//! # Writes: sObject Collections
+//! `POST /composite/sobjects` (create), `PATCH` (update), `PATCH
+//! /composite/sobjects/{Object}/{Field}` (upsert on the external Id field that
+//! [`OrgConfig::external_id_field`] adds) and `DELETE ?ids=` (soft delete), in process
+//! [`Org::write`]. Up to [`MAX_RECORDS`] records a call, one API call each; results in request
+//! order with Salesforce's per-record errors, `allOrNone` rolling everything back. Writes stamp
+//! SystemModstamp like mutations do and show in query, queryAll, getUpdated, getDeleted and
+//! Bulk. `POST /__admin/validation` ([`Org::change_validation`]) adds or lifts validation
+//! rules; the faults `write_ms`, `lock_wait_ms` (row locks on a Contact's Account) and
+//! `commit_then_drop_every` (apply, then close the connection unanswered) make writes collide
+//! and lose their answers. [`Org::find_by_external_id`] and [`Org::record_by_id`] let tests
+//! check the org.
 //!
 //! # Keeping in sync: mutations, getUpdated/getDeleted, Bulk 2.0
 //! - `POST /__admin/mutate` (no auth, not counted toward API usage) or [`Org::mutate`]
