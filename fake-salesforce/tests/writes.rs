@@ -726,3 +726,114 @@ async fn concurrent_calls_on_one_account_lock_the_loser_records_only() {
         assert_eq!(r, &json!([ok(a), ok(b)]));
     }
 }
+
+#[tokio::test]
+async fn the_real_shape_refuses_what_its_describes_refuse_and_bulk_sees_writes() {
+    let (fake, client) = start(OrgConfig {
+        external_id_field: Some(EXT.to_owned()),
+        ..support::real(10, 20, &[("Lead", 5)])
+    })
+    .await;
+    let (status, body) = create(
+        &client,
+        false,
+        json!([
+            {"attributes": {"type": "Lead"}, "FirstName": "No", "Email": "no@example.com"},
+            {"attributes": {"type": "Account"}, "Name": "Formula", "npsp__Membership_Status__c": "x"},
+            {"attributes": {"type": "Lead"}, "LastName": "Lead", "Company": "Acme", EXT: "lead-1"},
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body[0],
+        failed(
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [LastName, Company]",
+            &["LastName", "Company"]
+        )
+    );
+    assert_eq!(
+        body[1]["errors"][0]["statusCode"],
+        "INVALID_FIELD_FOR_INSERT_UPDATE"
+    );
+    assert_eq!(
+        body[1]["errors"][0]["fields"],
+        json!(["npsp__Membership_Status__c"])
+    );
+    let lead = id_of(&body[2]);
+    assert_eq!(body[2], ok(&lead));
+    assert_eq!(
+        fake.org().find_by_external_id("Lead", "LEAD-1"),
+        vec![lead.clone()]
+    );
+
+    let (status, body) = upsert(
+        &client,
+        "Contact",
+        EXT,
+        json!([contact(
+            json!({EXT: "c-1", "LastName": "Bulk", "Email": "bulk@example.com"})
+        )]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let id = id_of(&body[0]);
+    let csv = client
+        .bulk_csv(&format!(
+            "SELECT Id, LastName, {EXT} FROM Contact WHERE {EXT} != null"
+        ))
+        .await;
+    assert_eq!(
+        csv,
+        format!("\"Id\",\"LastName\",\"{EXT}\"\n\"{id}\",\"Bulk\",\"c-1\"\n")
+    );
+}
+
+#[tokio::test]
+async fn later_records_of_a_call_see_the_earlier_ones() {
+    let (fake, client) = start(config()).await;
+    let (status, body) = create(
+        &client,
+        false,
+        json!([
+            contact(json!({EXT: "same", "LastName": "One"})),
+            contact(json!({EXT: "SAME", "LastName": "Two"})),
+        ]),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let first = id_of(&body[0]);
+    assert_eq!(
+        body,
+        json!([
+            ok(&first),
+            failed(
+                "DUPLICATE_VALUE",
+                &format!(
+                    "duplicate value found: {EXT} duplicates value on record with id: {first}"
+                ),
+                &[]
+            ),
+        ])
+    );
+    let (status, body) = delete(&client, &[&first, &first], false).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        json!([
+            ok(&first),
+            failed("ENTITY_IS_DELETED", "entity is deleted", &[])
+        ])
+    );
+    // A deleted record's external Id is free again.
+    let (_, body) = upsert(
+        &client,
+        "Contact",
+        EXT,
+        json!([contact(json!({EXT: "same", "LastName": "Three"}))]),
+    )
+    .await;
+    assert_eq!(body[0]["created"], true, "{body}");
+    assert_eq!(fake.org().find_by_external_id("Contact", "same").len(), 1);
+}

@@ -59,6 +59,10 @@ impl Org {
         all_or_none: bool,
     ) -> Vec<RecordResult> {
         let mut history = self.history();
+        // The org's clock, never before the latest stamp. Unlike `/__admin/mutate`, a write
+        // does not move it a second past the previous call: a push makes many calls a second,
+        // which would run the org's clock ahead of the wall clock, and real orgs give
+        // transactions of the same second the same SystemModstamp.
         let stamp = wall_clock_millis()
             .max(GENERATED_BEFORE_MS)
             .max(history.last_stamp.unwrap_or(0));
@@ -150,7 +154,7 @@ impl Org {
                 .map(|f| (f, Value::DateTime(stamp))),
         );
         pending.rehome(self, obj, index, None);
-        pending.steps.push(Step {
+        pending.push(Step {
             obj,
             index,
             changes,
@@ -326,7 +330,7 @@ impl Org {
             let value = external_value.as_ref().map(|(_, v)| v.as_ref());
             pending.rehome(self, obj, index, value);
         }
-        pending.steps.push(Step {
+        pending.push(Step {
             obj,
             index,
             changes,

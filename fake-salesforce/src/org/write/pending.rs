@@ -25,6 +25,9 @@ pub(super) struct Pending<'a> {
     pub(super) snapshot: Snapshot,
     pub(super) views: HashMap<ObjectKind, TableView<'a>>,
     pub(super) steps: Vec<Step>,
+    /// Positions in `steps` per record, so that reads through them cost the record's own
+    /// steps, not the whole call's (an index build reads every changed record).
+    by_record: HashMap<(ObjectKind, u32), Vec<usize>>,
     /// Per object: next create's index.
     pub(super) next: HashMap<ObjectKind, u32>,
     /// Per object: external Id value (lowercase) → live records holding it.
@@ -37,6 +40,7 @@ impl<'a> Pending<'a> {
             snapshot,
             views: HashMap::new(),
             steps: Vec::new(),
+            by_record: HashMap::new(),
             next: HashMap::new(),
             external: HashMap::new(),
         }
@@ -53,27 +57,37 @@ impl<'a> Pending<'a> {
         self.snapshot.schema.def_arc(obj)
     }
 
+    /// Accepts one write.
+    pub(super) fn push(&mut self, step: Step) {
+        self.by_record
+            .entry((step.obj, step.index))
+            .or_default()
+            .push(self.steps.len());
+        self.steps.push(step);
+    }
+
+    /// The call's steps on one record, oldest first.
+    fn steps_of(&self, obj: ObjectKind, index: u32) -> impl DoubleEndedIterator<Item = &Step> {
+        self.by_record
+            .get(&(obj, index))
+            .into_iter()
+            .flatten()
+            .map(|&at| &self.steps[at])
+    }
+
     pub(super) fn deleted(&mut self, org: &'a Org, obj: ObjectKind, index: u32) -> bool {
-        let planned = self
-            .steps
-            .iter()
-            .any(|s| s.obj == obj && s.index == index && s.delete);
+        let planned = self.steps_of(obj, index).any(|s| s.delete);
         planned || self.view(org, obj).is_deleted(index)
     }
 
     /// Field `f` of an existing record as the call leaves it so far.
     pub(super) fn read(&mut self, org: &'a Org, obj: ObjectKind, index: u32, f: usize) -> Value {
-        let planned = self
-            .steps
-            .iter()
-            .rev()
-            .filter(|s| s.obj == obj && s.index == index)
-            .find_map(|s| {
-                s.changes
-                    .iter()
-                    .find(|(g, _)| *g == f)
-                    .map(|(_, v)| v.clone())
-            });
+        let planned = self.steps_of(obj, index).rev().find_map(|s| {
+            s.changes
+                .iter()
+                .find(|(g, _)| *g == f)
+                .map(|(_, v)| v.clone())
+        });
         planned.unwrap_or_else(|| self.view(org, obj).value(index, f))
     }
 
