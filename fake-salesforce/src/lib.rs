@@ -1,7 +1,8 @@
 //! A deterministic fake Salesforce org over HTTP, faithful enough for real client libraries:
 //! OAuth token endpoint, REST query/queryAll with paging cursors, describe, limits,
-//! getUpdated/getDeleted and Bulk API 2.0 query jobs; in the shape of a real org on demand,
-//! with the behaviours of real orgs that integrations trip over.
+//! getUpdated/getDeleted, Bulk API 2.0 query jobs and sObject Collections writes; in the
+//! shape of a real org on demand, with the behaviours of real orgs that integrations trip
+//! over.
 //!
 //! # Layout
 //! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
@@ -65,7 +66,8 @@
 //! [`Faults`] in force: `{"fail_every":N,"fail_status":503|500|403,"truncate_every":N,
 //! "garble_every":N,"slow_ms":N,"token_ttl_ms":N|null,"query_timeout_above":N,
 //! "bulk_order_by_limit":N,"nul_every":N,"replication_id_limit":N,
-//! "delete_log_start":"2024-05-01T00:00:00Z"}` (every field optional, missing ones off or
+//! "delete_log_start":"2024-05-01T00:00:00Z","write_ms":N,"lock_wait_ms":N,
+//! "commit_then_drop_every":N}` (every field optional, missing ones off or
 //! Salesforce's default), plus the one-shot actions `"expire_tokens":true`
 //! ([`Org::expire_all_tokens`]) and `"expire_cursors":true` ([`Org::expire_all_cursors`]). It
 //! answers the faults now in force and the [`FaultStats`]; `GET /__admin/faults` answers the

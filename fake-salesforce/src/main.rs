@@ -10,7 +10,7 @@ use fake_salesforce::{FailStatus, Faults, Org, OrgConfig, Shape};
 use tokio_util::sync::CancellationToken;
 
 /// A deterministic fake Salesforce org (OAuth, REST query/queryAll, describe, limits,
-/// getUpdated/getDeleted, Bulk API 2.0 query jobs).
+/// getUpdated/getDeleted, Bulk API 2.0 query jobs, sObject Collections writes).
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = AFTER_HELP)]
 struct Args {
