@@ -78,10 +78,10 @@ fn field(f: &FieldDef) -> Json {
         "custom": f.custom,
     });
     let more = json!({
-        "unique": false,
+        "unique": f.external_id,
         "caseSensitive": false,
-        "externalId": false,
-        "idLookup": f.ty == FieldType::Id,
+        "externalId": f.external_id,
+        "idLookup": f.ty == FieldType::Id || f.external_id,
         "nameField": f.name_field,
         "autoNumber": false,
         "defaultedOnCreate": f.system || f.ty == FieldType::Boolean,

@@ -128,6 +128,18 @@ pub struct Faults {
     /// keeps the 15 days Salesforce keeps.
     #[serde(skip_serializing_if = "Option::is_none", with = "datetime_millis")]
     pub delete_log_start: Option<i64>,
+    /// Milliseconds every sObject Collections call takes while it holds its row locks (see
+    /// `org::write::locks`), so that concurrent calls can collide; 0 answers at once.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub write_ms: u64,
+    /// Milliseconds a record waits for a parent locked by another call in flight before it
+    /// fails with `UNABLE_TO_LOCK_ROW`; 0 fails at once (Salesforce waits about 10 s).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lock_wait_ms: u64,
+    /// Every Nth sObject Collections call (counted from 1) applies its writes and then closes
+    /// the connection without an answer, so the client cannot know it committed; 0 never.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub commit_then_drop_every: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -190,6 +202,12 @@ pub struct FaultStats {
     pub query_timeouts: u64,
     /// Bulk query jobs failed for ORDER BY over too many records.
     pub bulk_timeouts: u64,
+    /// sObject Collections calls seen (the counter `commit_then_drop_every` uses).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub write_calls: u64,
+    /// Write calls whose connection was dropped after they committed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
 }
 
 /// The counters behind [`FaultStats`].
@@ -203,6 +221,8 @@ pub(crate) struct Counters {
     pub locators_refused: AtomicU64,
     pub query_timeouts: AtomicU64,
     pub bulk_timeouts: AtomicU64,
+    pub write_calls: AtomicU64,
+    pub dropped: AtomicU64,
 }
 
 impl Counters {
@@ -217,6 +237,8 @@ impl Counters {
             locators_refused: get(&self.locators_refused),
             query_timeouts: get(&self.query_timeouts),
             bulk_timeouts: get(&self.bulk_timeouts),
+            write_calls: get(&self.write_calls),
+            dropped: get(&self.dropped),
         }
     }
 
@@ -272,6 +294,24 @@ pub async fn truncate(response: Response) -> Response {
     });
     let chunks = futures::stream::once(async move { Ok(half) }).chain(rest);
     Response::from_parts(parts, Body::from_stream(chunks))
+}
+
+/// Replaces `response` with one that sends nothing: its body fails before the first byte, so
+/// the server closes the connection without writing the status line (the head is only
+/// flushed with the body), and a `Content-Length` makes sure a client that did get a head
+/// still sees the body cut off.
+pub fn drop_connection(response: Response) -> Response {
+    let (mut parts, _) = response.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(1024));
+    let failed = futures::stream::once(async {
+        Err::<axum::body::Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "fault injection: committed, then dropped the connection",
+        ))
+    });
+    Response::from_parts(parts, Body::from_stream(failed))
 }
 
 /// Re-sends `response` whole, with its full length, but with the middle byte replaced by NUL:

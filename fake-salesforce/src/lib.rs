@@ -1,7 +1,8 @@
 //! A deterministic fake Salesforce org over HTTP, faithful enough for real client libraries:
 //! OAuth token endpoint, REST query/queryAll with paging cursors, describe, limits,
-//! getUpdated/getDeleted and Bulk API 2.0 query jobs; in the shape of a real org on demand,
-//! with the behaviours of real orgs that integrations trip over.
+//! getUpdated/getDeleted, Bulk API 2.0 query jobs and sObject Collections writes; in the
+//! shape of a real org on demand, with the behaviours of real orgs that integrations trip
+//! over.
 //!
 //! # Layout
 //! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
@@ -19,7 +20,9 @@
 //!   (`results`) and the CSV rendering ([`bulk::csv`]).
 //! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators,
 //!   and real orgs' limits (query timeouts, NUL characters, Id limits, a trimmed delete log).
-//! - `org`: the org's state, its mutations, its field changes and the replication resources.
+//! - `org`: the org's state, its mutations, its field changes, the replication resources and
+//!   the writes through sObject Collections (`org::write`: reading a call, row locks,
+//!   validation rules, applying it).
 //!
 //! Tests start an org with [`spawn`] and inspect it through [`Org`]'s methods.
 //!
@@ -63,7 +66,8 @@
 //! [`Faults`] in force: `{"fail_every":N,"fail_status":503|500|403,"truncate_every":N,
 //! "garble_every":N,"slow_ms":N,"token_ttl_ms":N|null,"query_timeout_above":N,
 //! "bulk_order_by_limit":N,"nul_every":N,"replication_id_limit":N,
-//! "delete_log_start":"2024-05-01T00:00:00Z"}` (every field optional, missing ones off or
+//! "delete_log_start":"2024-05-01T00:00:00Z","write_ms":N,"lock_wait_ms":N,
+//! "commit_then_drop_every":N}` (every field optional, missing ones off or
 //! Salesforce's default), plus the one-shot actions `"expire_tokens":true`
 //! ([`Org::expire_all_tokens`]) and `"expire_cursors":true` ([`Org::expire_all_cursors`]). It
 //! answers the faults now in force and the [`FaultStats`]; `GET /__admin/faults` answers the
@@ -89,6 +93,19 @@
 //! from the integration user (describe omits them, SOQL naming them fails with
 //! `INVALID_FIELD`) and shows them again. It answers the object's field count and hidden
 //! fields.
+//!
+//! # Writes: sObject Collections
+//! `POST /composite/sobjects` (create), `PATCH` (update), `PATCH
+//! /composite/sobjects/{Object}/{Field}` (upsert on the external Id field that
+//! [`OrgConfig::external_id_field`] adds) and `DELETE ?ids=` (soft delete), in process
+//! [`Org::write`]. Up to [`MAX_RECORDS`] records a call, one API call each; results in request
+//! order with Salesforce's per-record errors, `allOrNone` rolling everything back. Writes stamp
+//! SystemModstamp like mutations do and show in query, queryAll, getUpdated, getDeleted and
+//! Bulk. `POST /__admin/validation` ([`Org::change_validation`]) adds or lifts validation
+//! rules; the faults `write_ms`, `lock_wait_ms` (row locks on a Contact's Account) and
+//! `commit_then_drop_every` (apply, then close the connection unanswered) make writes collide
+//! and lose their answers. [`Org::find_by_external_id`] and [`Org::record_by_id`] let tests
+//! check the org.
 //!
 //! # Keeping in sync: mutations, getUpdated/getDeleted, Bulk 2.0
 //! - `POST /__admin/mutate` (no auth, not counted toward API usage) or [`Org::mutate`]
@@ -143,7 +160,9 @@ use tokio_util::sync::CancellationToken;
 pub use data::Shape;
 pub use faults::{FailStatus, FaultStats, Faults};
 pub use org::{
-    FieldChange, FieldsRequest, FieldsResponse, MutateRequest, MutateResponse, NewField, Org,
+    FieldChange, FieldsRequest, FieldsResponse, MAX_RECORDS, MutateRequest, MutateResponse,
+    NewField, Operation, Org, ROLLED_BACK, RecordError, RecordResult, ValidationRequest,
+    ValidationResponse, WriteCall,
 };
 
 /// Everything that shapes an org: its data and its credentials.
@@ -184,6 +203,10 @@ pub struct OrgConfig {
     /// many bytes get `414 URI Too Long`, as Salesforce's 16,384-byte limit does; 0 lets any
     /// length through.
     pub max_request_line: usize,
+    /// Adds this external Id field (custom text(36), unique, case-insensitive) to every
+    /// createable object, for upserts through sObject Collections; `None` (the default)
+    /// leaves every describe as it was.
+    pub external_id_field: Option<String>,
 }
 
 impl OrgConfig {
@@ -238,6 +261,7 @@ impl Default for OrgConfig {
             bulk_job_delay: Duration::from_millis(200),
             faults: Faults::default(),
             max_request_line: 16_384,
+            external_id_field: None,
         }
     }
 }

@@ -10,7 +10,7 @@ use fake_salesforce::{FailStatus, Faults, Org, OrgConfig, Shape};
 use tokio_util::sync::CancellationToken;
 
 /// A deterministic fake Salesforce org (OAuth, REST query/queryAll, describe, limits,
-/// getUpdated/getDeleted, Bulk API 2.0 query jobs).
+/// getUpdated/getDeleted, Bulk API 2.0 query jobs, sObject Collections writes).
 #[derive(Debug, Parser)]
 #[command(version, about, after_help = AFTER_HELP)]
 struct Args {
@@ -109,6 +109,22 @@ struct Args {
     /// bytes get 414 URI Too Long, as Salesforce's; 0 for no limit.
     #[arg(long, env = "FAKE_SF_MAX_REQUEST_LINE", default_value_t = 16_384)]
     max_request_line: usize,
+    /// Adds this external Id field (custom text(36), unique, case-insensitive) to every
+    /// createable object, for sObject Collections upserts; default none.
+    #[arg(long, env = "FAKE_SF_EXTERNAL_ID_FIELD")]
+    external_id_field: Option<String>,
+    /// Fault: milliseconds every sObject Collections call takes while it holds the row locks
+    /// of its records' parents (Contact.AccountId, an Account itself); 0 answers at once.
+    #[arg(long, env = "FAKE_SF_WRITE_MS", default_value_t = 0)]
+    write_ms: u64,
+    /// Fault: milliseconds a record waits for a parent locked by another write call before
+    /// it fails with UNABLE_TO_LOCK_ROW; 0 fails at once (Salesforce waits about 10 s).
+    #[arg(long, env = "FAKE_SF_LOCK_WAIT_MS", default_value_t = 0)]
+    lock_wait_ms: u64,
+    /// Fault: every Nth sObject Collections call (counted from 1) applies its writes, then
+    /// closes the connection without an answer; 0 never.
+    #[arg(long, env = "FAKE_SF_COMMIT_THEN_DROP_EVERY", default_value_t = 0)]
+    commit_then_drop_every: u64,
 }
 
 /// `Lead=1000,Wide__c=500` (empty: none).
@@ -141,6 +157,10 @@ Endpoints (under /services/data/vXX.X/ unless noted; bearer token required):
   sobjects/<Object>/updated/?start=&end=  getUpdated (SystemModstamp window, minute precision)
   sobjects/<Object>/deleted/?start=&end=  getDeleted (soft-deleted and purged records)
   jobs/query[/<id>[/results]]             Bulk API 2.0 query jobs (CSV results, Sforce-Locator)
+  composite/sobjects                      sObject Collections: POST create, PATCH update,
+                                          DELETE ?ids=a,b&allOrNone=false (<= 200 records,
+                                          one API call, per-record results)
+  composite/sobjects/<Object>/<Field>     PATCH upsert on --external-id-field
   limits                                  API usage
   /services/oauth2/token                  OAuth (client_credentials, password, refresh_token)
 A request line over --max-request-line bytes (16384) gets 414 URI Too Long first.
@@ -166,11 +186,13 @@ Test hooks (no auth, not counted):
                          \"query_timeout_above\":N,\"bulk_order_by_limit\":N,
                          \"nul_every\":N,\"replication_id_limit\":N,
                          \"delete_log_start\":\"2024-05-01T00:00:00Z\",
+                         \"write_ms\":N,\"lock_wait_ms\":N,\"commit_then_drop_every\":N,
                          \"expire_tokens\":true,\"expire_cursors\":true}
     Replaces the faults in force (missing fields: off or Salesforce's default; the same
     faults as the --fail-every, --fail-status, --truncate-every, --garble-every, --slow-ms,
     --token-ttl, --query-timeout-above, --bulk-order-by-limit, --nul-every,
-    --replication-id-limit and --delete-log-start flags).
+    --replication-id-limit, --delete-log-start, --write-ms, --lock-wait-ms and
+    --commit-then-drop-every flags).
     expire_tokens invalidates every access token now (401 INVALID_SESSION_ID); expire_cursors
     forgets every open query locator (queryMore then gets 400 INVALID_QUERY_LOCATOR). Answers the faults in
     force and counters of what they did; GET /__admin/faults answers the same.
@@ -179,7 +201,11 @@ Test hooks (no auth, not counted):
                          \"hide\":[\"Email\"],\"show\":[\"Title\"]}
     Adds a custom field (existing records null unless existing=generated; SystemModstamp
     unchanged), hides fields from the integration user (describe omits them, SOQL naming
-    them gets INVALID_FIELD) or shows them again.";
+    them gets INVALID_FIELD) or shows them again.
+  POST /__admin/validation  {\"object\":\"Contact\",\"field\":\"Email\",\"must_contain\":\"@\",
+                             \"message\":\"Email must contain @\"} | {\"object\":\"Contact\",\"clear\":true}
+    Adds a validation rule (writes leaving the field non-empty without the text fail with
+    FIELD_CUSTOM_VALIDATION_EXCEPTION and the message) or lifts the object's rules.";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -213,8 +239,12 @@ async fn main() -> anyhow::Result<()> {
             replication_id_limit: (args.replication_id_limit != 600_000)
                 .then_some(args.replication_id_limit),
             delete_log_start: args.delete_log_start,
+            write_ms: args.write_ms,
+            lock_wait_ms: args.lock_wait_ms,
+            commit_then_drop_every: args.commit_then_drop_every,
         },
         max_request_line: args.max_request_line,
+        external_id_field: args.external_id_field,
     };
     let unknown = config.unknown_objects();
     if !unknown.is_empty() {

@@ -303,6 +303,16 @@ impl TableView<'_> {
         }
     }
 
+    /// Records whose fields differ from the generator's (updated or created), in no order:
+    /// the only ones that can hold a value the generator never writes, such as an external Id.
+    pub fn changed(&self) -> impl Iterator<Item = u32> + '_ {
+        self.overlay
+            .changes
+            .keys()
+            .copied()
+            .filter(|&i| self.exists(i))
+    }
+
     pub fn is_deleted(&self, index: u32) -> bool {
         self.def
             .is_deleted_field()

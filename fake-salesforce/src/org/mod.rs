@@ -1,10 +1,12 @@
 //! The fake org's state: configuration, records, issued tokens, open cursors and the API
 //! usage counter, plus the inspection API that tests use to compare a database against it.
 //!
-//! [`mutate`] changes the org while it runs; [`replication`] answers getUpdated/getDeleted.
+//! [`mutate`] changes the org while it runs, [`write`] applies sObject Collections calls;
+//! [`replication`] answers getUpdated/getDeleted.
 
 mod mutate;
 mod replication;
+mod write;
 
 mod fields;
 
@@ -29,6 +31,10 @@ use common::sfid::SalesforceId;
 
 pub use fields::{FieldChange, FieldsRequest, FieldsResponse, NewField};
 pub use mutate::{MutateRequest, MutateResponse};
+pub use write::{
+    MAX_RECORDS, Operation, ROLLED_BACK, RecordError, RecordResult, ValidationRequest,
+    ValidationResponse, WriteCall,
+};
 
 /// What mutations leave behind besides the records themselves.
 #[derive(Debug, Default)]
@@ -58,6 +64,10 @@ pub struct Org {
     faults: Mutex<Faults>,
     /// What the faults did so far.
     fault_counters: Counters,
+    /// Validation rules per object (`POST /__admin/validation`).
+    rules: Mutex<write::Rules>,
+    /// Parents locked by write calls in flight.
+    locks: write::RowLocks,
     org_id: String,
     user_id: String,
 }
@@ -70,7 +80,10 @@ impl Org {
             base62_into(&mut core[5..], mix(config.seed ^ salt) % 62u64.pow(8));
             SalesforceId::from_core(core).to_string()
         };
-        let schema = Schema::new(config.shape);
+        let mut schema = Schema::new(config.shape);
+        if let Some(field) = &config.external_id_field {
+            schema = schema.with_external_id(field);
+        }
         for name in config.unknown_objects() {
             tracing::warn!(object = %name, shape = ?config.shape, "The record counts name an object this shape does not serve; ignored.");
         }
@@ -90,6 +103,8 @@ impl Org {
             api_used: AtomicU64::new(0),
             faults: Mutex::new(config.faults.clone()),
             fault_counters: Counters::default(),
+            rules: Mutex::default(),
+            locks: write::RowLocks::default(),
             org_id: minted(b"00D", 1),
             user_id: minted(b"005", 2),
             config,

@@ -1,5 +1,6 @@
 //! The unauthenticated test hooks under `/__admin/`: mutating the org, switching the faults in
-//! force and changing fields. None of them needs a token or counts toward API usage.
+//! force, changing fields and validation rules. None of them needs a token or counts toward
+//! API usage.
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use serde_json::json;
 
 use crate::error::{ApiError, json_response};
 use crate::faults::Faults;
-use crate::org::{FieldsRequest, MutateRequest, Org};
+use crate::org::{FieldsRequest, MutateRequest, Org, ValidationRequest};
 
 /// The JSON body of an admin request; 400 `JSON_PARSER_ERROR` when it does not parse.
 fn request<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -42,6 +43,19 @@ pub(super) async fn mutate(State(org): State<Arc<Org>>, body: Bytes) -> Result<R
 pub(super) async fn fields(State(org): State<Arc<Org>>, body: Bytes) -> Result<Response, ApiError> {
     let request: FieldsRequest = request(&body)?;
     match org.change_fields(&request) {
+        Ok(response) => Ok(json_response(StatusCode::OK, json!(response).to_string())),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message)),
+    }
+}
+
+/// `POST /__admin/validation`: adds a validation rule or lifts an object's rules (see
+/// [`Org::change_validation`]); no auth, not counted.
+pub(super) async fn validation(
+    State(org): State<Arc<Org>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: ValidationRequest = request(&body)?;
+    match org.change_validation(&request) {
         Ok(response) => Ok(json_response(StatusCode::OK, json!(response).to_string())),
         Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message)),
     }

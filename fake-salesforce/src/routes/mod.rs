@@ -1,15 +1,16 @@
 //! HTTP routing: the OAuth endpoint, the version list, and the versioned REST resources
 //! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter, and the
-//! unauthenticated test hooks `POST /__admin/mutate`, `/__admin/faults` and
-//! `/__admin/fields`. In front of everything, the request-line limit (414).
+//! unauthenticated test hooks `POST /__admin/mutate`, `/__admin/faults`, `/__admin/fields`
+//! and `/__admin/validation`. In front of everything, the request-line limit (414).
 //!
 //! This module owns the envelope every REST call goes through (authentication, the usage
 //! counter, injected faults, `Sforce-Limit-Info`) and the table from paths to resources; the
 //! resources answer in `query` (query, queryAll, queryMore), `sobjects` (describe and
-//! records), `limits`, `org::replication` (getUpdated, getDeleted), [`crate::bulk`] (Bulk
-//! 2.0 jobs) and `admin` (the test hooks).
+//! records), `collections` (sObject Collections writes), `limits`, `org::replication`
+//! (getUpdated, getDeleted), [`crate::bulk`] (Bulk 2.0 jobs) and `admin` (the test hooks).
 
 mod admin;
+mod collections;
 mod limits;
 mod query;
 mod sobjects;
@@ -49,6 +50,7 @@ pub fn router(org: Arc<Org>) -> Router {
             get(admin::faults).post(admin::set_faults),
         )
         .route("/__admin/fields", post(admin::fields))
+        .route("/__admin/validation", post(admin::validation))
         .fallback(|| async { ApiError::not_found() })
         .layer(middleware::from_fn_with_state(
             Arc::clone(&org),
@@ -113,6 +115,15 @@ fn is_query_call(rest: &str) -> bool {
     matches!(segments.next(), Some("query" | "queryAll"))
 }
 
+/// sObject Collections calls that write (`composite/sobjects`, any method but GET): the calls
+/// `write_ms` and `commit_then_drop_every` apply to.
+fn is_write_call(rest: &str, method: &Method) -> bool {
+    let mut segments = rest.split('/').filter(|s| !s.is_empty()).skip(1);
+    method != Method::GET
+        && segments.next() == Some("composite")
+        && segments.next() == Some("sobjects")
+}
+
 /// Everything under `/services/data/vXX.X/`: authenticate, count the call, apply the faults
 /// in force to query calls, dispatch, and stamp `Sforce-Limit-Info` on whatever comes back.
 async fn data_api(
@@ -156,6 +167,15 @@ async fn data_api(
                 tracing::debug!("Injected a garbled body.");
                 response = faults::garble(response).await;
             }
+            if is_write_call(&rest, &method) {
+                let n = Counters::bump(&org.fault_counters().write_calls);
+                let every = faults.commit_then_drop_every;
+                if every > 0 && n.is_multiple_of(every) && response.status() == StatusCode::OK {
+                    Counters::bump(&org.fault_counters().dropped);
+                    tracing::debug!("Committed a write call, then dropped its connection.");
+                    response = faults::drop_connection(response);
+                }
+            }
             (used, response)
         }
         (Err(used), _) => (used, ApiError::limit_exceeded().into_response()),
@@ -179,6 +199,7 @@ enum Resource<'a> {
     Updated(&'a str),
     Deleted(&'a str),
     Jobs(&'a [&'a str]),
+    Collections(&'a [&'a str]),
 }
 
 async fn dispatch(
@@ -209,10 +230,11 @@ async fn dispatch(
         ["queryAll"] => Resource::Query { all: true },
         ["query" | "queryAll", locator] => Resource::QueryMore(locator),
         ["jobs", "query", rest @ ..] => Resource::Jobs(rest),
+        ["composite", "sobjects", rest @ ..] => Resource::Collections(rest),
         _ => return Err(ApiError::not_found()),
     };
     let read_only = method == Method::GET || method == Method::HEAD;
-    if !read_only && !matches!(resource, Resource::Jobs(_)) {
+    if !read_only && !matches!(resource, Resource::Jobs(_) | Resource::Collections(_)) {
         return Err(ApiError::method_not_allowed(method.as_str()));
     }
     let params: Vec<(String, String)> = query
@@ -247,6 +269,9 @@ async fn dispatch(
             param("end").as_deref(),
         )?)),
         Resource::Jobs(path) => bulk::dispatch(org, method, version, path, &params, body).await,
+        Resource::Collections(path) => {
+            collections::collections(org, method, path, &params, body).await
+        }
         Resource::Query { all } => query::query(org, version, param("q"), headers, all).await,
         Resource::QueryMore(locator) => query::query_more(org, locator, version),
     }

@@ -205,6 +205,15 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
     }
 }
 
+/// Parses a whole string as a date, `YYYY-MM-DD`, into days since 1970-01-01: the form REST
+/// record bodies carry.
+pub fn parse_date(s: &str) -> Option<i32> {
+    match temporal_literal(s.as_bytes(), 0)? {
+        (Tok::Date(days), end) if end == s.len() => Some(days),
+        _ => None,
+    }
+}
+
 /// `YYYY-MM-DD` or `YYYY-MM-DDThh:mm:ss[.SSS](Z|±hh[:]mm)` at `i`.
 fn temporal_literal(bytes: &[u8], i: usize) -> Option<(Tok, usize)> {
     let year = digits(bytes, i, 4)?;

@@ -11,7 +11,7 @@ mod parser;
 
 use crate::data::{ObjectKind, Value};
 
-pub use lexer::parse_datetime;
+pub use lexer::{parse_date, parse_datetime};
 pub use parser::parse;
 
 /// A field the query reads: on the queried object, or on the parent a lookup points at.

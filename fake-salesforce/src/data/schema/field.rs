@@ -190,6 +190,9 @@ pub struct FieldDef {
     pub added: Option<Added>,
     /// Where NUL characters are injected when that fault is on (Description, Title).
     pub nul_target: bool,
+    /// An external Id (`externalId`, `unique`, `idLookup` in describe): upserts match on it
+    /// and no two records may hold the same value, ignoring case.
+    pub external_id: bool,
     /// The field's describe JSON as a real org sends it; `None` for the classic shape, whose
     /// describe is built from the fields above.
     pub describe: Option<Arc<Json>>,
@@ -222,8 +225,47 @@ impl FieldDef {
             hidden: false,
             added: None,
             nul_target: matches!(name, "Description" | "Title"),
+            external_id: false,
             describe: None,
         }
+    }
+
+    /// A describe flag: from the recorded describe JSON when the field has one, else what the
+    /// classic describe states (`classic`), so writes agree with describe in both shapes.
+    fn flag(&self, key: &str, classic: bool) -> bool {
+        self.describe
+            .as_deref()
+            .and_then(|d| d[key].as_bool())
+            .unwrap_or(classic)
+    }
+
+    /// Describe `createable`: a create may set it.
+    pub fn createable(&self) -> bool {
+        self.flag("createable", !self.system && !self.calculated)
+    }
+
+    /// Describe `updateable`: an update may set it.
+    pub fn updateable(&self) -> bool {
+        self.flag("updateable", !self.system && !self.calculated)
+    }
+
+    /// Describe `nillable`.
+    pub fn is_nillable(&self) -> bool {
+        self.flag("nillable", self.nillable)
+    }
+
+    /// Describe `defaultedOnCreate`: the org fills it when a create leaves it out.
+    pub fn defaulted_on_create(&self) -> bool {
+        self.flag(
+            "defaultedOnCreate",
+            self.system || self.ty == FieldType::Boolean,
+        )
+    }
+
+    /// A create must give it a value: createable, not nillable and not defaulted
+    /// (Contact.LastName, Account.Name, Lead.Company).
+    pub fn required_on_create(&self) -> bool {
+        self.createable() && !self.is_nillable() && !self.defaulted_on_create()
     }
 }
 

@@ -20,6 +20,7 @@
 //! by name or key prefix.
 
 pub mod classic;
+pub mod external;
 mod field;
 mod generated;
 mod object;

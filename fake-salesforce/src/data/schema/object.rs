@@ -113,6 +113,14 @@ impl ObjectDef {
         })
     }
 
+    /// Describe `createable`: the recorded value, else what the classic describe states.
+    pub fn createable(&self) -> bool {
+        self.describe
+            .as_deref()
+            .and_then(|d| d["createable"].as_bool())
+            .unwrap_or(true)
+    }
+
     pub fn is_deleted_field(&self) -> Option<usize> {
         self.any_field_index("IsDeleted")
     }
