@@ -113,7 +113,6 @@ impl Org {
 
     fn apply(&self, steps: &[Step], history: &mut History, stamp: i64) {
         let mut objects: Vec<ObjectKind> = steps.iter().map(|s| s.obj).collect();
-        objects.dedup();
         objects.sort_unstable();
         objects.dedup();
         for obj in objects {
