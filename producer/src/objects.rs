@@ -41,6 +41,9 @@ pub struct ObjectSettings {
     /// The fields the application may change and sfsync writes back to Salesforce (see
     /// [`crate::write`]); `None` keeps the table read-only.
     pub write: Option<crate::write::WriteFields>,
+    /// The External ID field write-back creates records under
+    /// ([`crate::write::DEFAULT_EXTERNAL_ID`] if not set).
+    pub external_id: Option<String>,
 }
 
 impl ObjectSettings {
@@ -110,6 +113,10 @@ impl ObjectsConfig {
                 .map_err(|e: toml::de::Error| error(key.clone(), e.message().trim().into()))?;
             if let Some(table) = &settings.table {
                 check_table_name(table).map_err(|e| error(format!("{key}.table"), e))?;
+            }
+            if let Some(field) = &settings.external_id {
+                check_api_name("field", field)
+                    .map_err(|e| error(format!("{key}.external_id"), e.to_string()))?;
             }
             if let Some(filter) = &settings.filter {
                 check_where(filter).map_err(|e| error(format!("{key}.where"), e))?;

@@ -259,6 +259,7 @@ pub(crate) mod tests {
                     sf_type: (*t).into(),
                     calculated: false,
                     updateable: false,
+                    external_id: false,
                 })
                 .collect(),
         }

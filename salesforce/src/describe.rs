@@ -19,6 +19,10 @@ pub struct DescribeField {
     /// formula or system field): what write-back needs.
     #[serde(default)]
     pub updateable: bool,
+    /// An External ID field: an upsert can find records by it (write-back creates records
+    /// under one, so that a retried create finds the record it made).
+    #[serde(rename = "externalId", default)]
+    pub external_id: bool,
 }
 
 /// The parts of `GET /sobjects/{Object}/describe` that sfsync uses.

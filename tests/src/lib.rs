@@ -163,6 +163,7 @@ pub async fn create_small_table(pool: &PgPool, object: &str, table: &str) -> any
             sf_type: (*t).into(),
             calculated: false,
             updateable: false,
+            external_id: false,
         })
         .collect(),
     };

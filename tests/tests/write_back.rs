@@ -15,11 +15,13 @@ const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 const LIMIT: Duration = Duration::from_secs(180);
 const WRITABLE: &str = "[objects.Contact]\nwrite = [\"Engagement_Score__c\", \"Email\"]\n";
 
+/// A fake org whose objects have the External ID field write-back creates records under.
 async fn org(contacts: u32) -> FakeOrg {
     fake_salesforce::spawn(OrgConfig {
         accounts: 10,
         contacts,
         seed: 18,
+        external_id_field: Some(producer::write::DEFAULT_EXTERNAL_ID.to_owned()),
         ..OrgConfig::default()
     })
     .await
@@ -216,6 +218,27 @@ async fn a_field_the_integration_user_cannot_update_is_refused_at_start() {
             "{line}"
         );
     }
+    // An org without the External ID field creates are made under: the setup step is named.
+    let bare = fake_salesforce::spawn(OrgConfig {
+        contacts: 20,
+        ..OrgConfig::default()
+    })
+    .await
+    .unwrap();
+    let dir = ConfigDir::new(&env, WRITABLE);
+    let out = producer(
+        &env,
+        &dir,
+        &bare,
+        &["sync", "--object", "Contact", "--no-progress"],
+    )
+    .await;
+    let (line, _) = e2e::binary::one_line_error("no external Id field", &out);
+    assert!(
+        line.contains("no field Sfsync_Key__c marked External ID")
+            && line.contains("`external_id` in [objects.Contact]"),
+        "{line}"
+    );
     let dir = ConfigDir::new(&env, "[objects.Contact]\nwrite = \"some\"\n");
     let out = producer(&env, &dir, &org, &["sync", "--object", "Contact"]).await;
     let (line, _) = e2e::binary::one_line_error("write = \"some\"", &out);

@@ -217,6 +217,7 @@ mod tests {
             sf_type: sf_type.into(),
             calculated,
             updateable: false,
+            external_id: false,
         };
         let describe = Describe {
             name: "Account".into(),

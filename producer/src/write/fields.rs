@@ -42,6 +42,10 @@ impl<'de> Deserialize<'de> for WriteFields {
     }
 }
 
+/// The External ID field write-back creates records under, unless `external_id` in the
+/// object's section names another.
+pub const DEFAULT_EXTERNAL_ID: &str = "Sfsync_Key__c";
+
 /// A `write` setting the org or the sync's field selection does not allow.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -65,6 +69,37 @@ pub enum WriteError {
         "objects.{object}.write = \"all\" finds no field the integration user may update among the synced ones"
     )]
     NothingWritable { object: String },
+    #[error(
+        "objects.{object}: write-back creates records under an External ID field, and {object} has no field {field} marked External ID that the integration user can update. Create it once in the org (Setup → Object Manager → {object} → Fields & Relationships → New → Text, length 36, Unique, External ID, field name {name}) and give the integration user edit access, or name another External ID field with `external_id` in [objects.{object}]"
+    )]
+    NoExternalId {
+        object: String,
+        field: String,
+        name: String,
+    },
+    #[error(
+        "objects.{object}.write names {field}, the External ID field sfsync fills itself for the records it creates; remove it from `write`"
+    )]
+    ExternalIdWritten { object: String, field: String },
+}
+
+/// The object's External ID field for creates: `external_id`, else [`DEFAULT_EXTERNAL_ID`],
+/// as the describe spells it.
+///
+/// # Errors
+/// The field is not in the describe, not an External ID, or not updateable.
+pub fn external_id_field(describe: &Describe, setting: Option<&str>) -> Result<String, WriteError> {
+    let wanted = setting.unwrap_or(DEFAULT_EXTERNAL_ID);
+    describe
+        .fields
+        .iter()
+        .find(|f| f.name.eq_ignore_ascii_case(wanted) && f.external_id && f.updateable)
+        .map(|f| f.name.clone())
+        .ok_or_else(|| WriteError::NoExternalId {
+            object: describe.name.clone(),
+            field: wanted.to_owned(),
+            name: wanted.trim_end_matches("__c").to_owned(),
+        })
 }
 
 /// The columns (lower-case, as the table names them) of the fields `setting` makes writable,
@@ -76,6 +111,7 @@ pub fn write_columns(
     describe: &Describe,
     selection: &FieldSelection,
     setting: &WriteFields,
+    external_id: &str,
 ) -> Result<Vec<String>, WriteError> {
     let object = || describe.name.clone();
     let synced = |name: &str| {
@@ -89,6 +125,7 @@ pub fn write_columns(
             .fields
             .iter()
             .filter(|f| f.updateable && !f.calculated && synced(&f.name))
+            .filter(|f| !f.name.eq_ignore_ascii_case(external_id))
             .collect(),
         WriteFields::Fields(names) => {
             let mut chosen = Vec::with_capacity(names.len());
@@ -101,6 +138,12 @@ pub fn write_columns(
                         object: object(),
                         field: name.clone(),
                     })?;
+                if field.name.eq_ignore_ascii_case(external_id) {
+                    return Err(WriteError::ExternalIdWritten {
+                        object: object(),
+                        field: field.name.clone(),
+                    });
+                }
                 if !field.updateable {
                     return Err(WriteError::NotUpdateable {
                         object: object(),
@@ -148,6 +191,7 @@ mod tests {
             sf_type: "string".into(),
             calculated,
             updateable,
+            external_id: name == "Key__c",
         }
     }
 
@@ -164,6 +208,7 @@ mod tests {
                 field("Grade__c", false, true),
                 field("SystemModstamp", false, false),
                 field("Hidden__c", true, false),
+                field("Key__c", true, false),
             ],
         };
         let selection = FieldSelection {
@@ -221,6 +266,7 @@ mod tests {
             &describe,
             &selection,
             &WriteFields::Fields(vec!["score__c".into(), "Email".into()]),
+            "Key__c",
         );
         assert_eq!(ok.unwrap(), ["email", "score__c"], "describe order");
         let check = |name: &str| {
@@ -228,6 +274,7 @@ mod tests {
                 &describe,
                 &selection,
                 &WriteFields::Fields(vec![name.into()]),
+                "Key__c",
             )
             .unwrap_err()
             .to_string()
@@ -243,20 +290,44 @@ mod tests {
         assert!(formula.contains("a formula field"), "{formula}");
         let hidden = check("Hidden__c");
         assert!(hidden.contains("which this sync leaves out"), "{hidden}");
+        let key = check("Key__c");
+        assert!(key.contains("the External ID field sfsync fills"), "{key}");
+    }
+
+    #[test]
+    fn creates_need_an_external_id_field_the_user_can_update() {
+        let (describe, _) = contact();
+        assert_eq!(
+            external_id_field(&describe, Some("key__c")).unwrap(),
+            "Key__c"
+        );
+        let missing = external_id_field(&describe, None).unwrap_err().to_string();
+        assert!(
+            missing.contains("no field Sfsync_Key__c marked External ID"),
+            "{missing}"
+        );
+        assert!(missing.contains("field name Sfsync_Key)"), "{missing}");
+        let not_external = external_id_field(&describe, Some("Email"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            not_external.contains("no field Email marked"),
+            "{not_external}"
+        );
     }
 
     #[test]
     fn all_means_every_synced_updateable_field() {
         let (describe, selection) = contact();
         assert_eq!(
-            write_columns(&describe, &selection, &WriteFields::All).unwrap(),
+            write_columns(&describe, &selection, &WriteFields::All, "Key__c").unwrap(),
             ["email", "score__c"]
         );
         let (mut describe, selection) = contact();
         for f in &mut describe.fields {
             f.updateable = false;
         }
-        let none = write_columns(&describe, &selection, &WriteFields::All).unwrap_err();
+        let none = write_columns(&describe, &selection, &WriteFields::All, "Key__c").unwrap_err();
         assert!(none.to_string().contains("finds no field"), "{none}");
     }
 }

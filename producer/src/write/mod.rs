@@ -10,7 +10,7 @@ pub mod coalesce;
 pub mod dispatch;
 mod fields;
 
-pub use fields::{WriteError, WriteFields, write_columns};
+pub use fields::{DEFAULT_EXTERNAL_ID, WriteError, WriteFields, external_id_field, write_columns};
 
 use anyhow::Context as _;
 use sqlx::PgPool;
@@ -33,11 +33,12 @@ pub async fn prepare(
     let object = &describe.name;
     match &settings.write {
         Some(setting) => {
-            let columns = write_columns(describe, selection, setting)?;
+            let external_id = external_id_field(describe, settings.external_id.as_deref())?;
+            let columns = write_columns(describe, selection, setting, &external_id)?;
             capture::install(pool, table, &columns)
                 .await
                 .with_context(|| format!("installing the capture trigger on salesforce.{table}"))?;
-            tracing::info!(object, table, columns = ?columns, "Changes the application makes to these columns are captured for write-back.");
+            tracing::info!(object, table, columns = ?columns, external_id, "Changes the application makes to these columns are captured for write-back.");
         }
         None if capture::installed(pool, table).await? => {
             capture::remove(pool, table).await?;
