@@ -27,6 +27,8 @@ CREATE TABLE sfsync.outbox (
     state       text        NOT NULL DEFAULT 'pending'
                             CHECK (state IN ('pending', 'in_flight', 'applied', 'merged', 'failed')),
     batch_id    uuid,
+    -- failed: Salesforce's answer for the record ({"statusCode", "message", "fields"})
+    error       jsonb,
     -- insert: the value of the org's external Id field for the new record, so that a create
     -- sent again after a lost answer is an upsert that finds the record, not a second record
     external_key uuid

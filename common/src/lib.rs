@@ -28,6 +28,7 @@ pub mod dead_letter;
 pub mod message;
 pub mod metrics;
 pub mod process;
+pub mod push;
 pub mod scan;
 pub mod schema;
 pub mod sfid;

@@ -449,3 +449,158 @@ async fn the_outbox_is_claimed_in_batches_of_one_coalesced_operation_per_record(
             .unwrap();
     assert_eq!(pending, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
+    use producer::write::dispatch::{claim, field_names};
+    let env = TestEnv::new().await.unwrap();
+    let org = org(300).await;
+    let worker = env.spawn_worker(4, 2);
+    let dir = ConfigDir::new(
+        &env,
+        "[objects.Contact]\nwrite = [\"LastName\", \"Email\", \"Engagement_Score__c\"]\n",
+    );
+    sync(&env, &dir, &org).await;
+
+    // 250 scores in one statement, 5 e-mails a validation rule refuses, 30 new Contacts,
+    // 10 deletes.
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET engagement_score__c = 42.5 WHERE id <= 250",
+    )
+    .await
+    .unwrap();
+    org.org()
+        .add_validation_rule("Contact", "Email", "@", "Email must contain @")
+        .unwrap();
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET email = 'broken-' || id WHERE id BETWEEN 251 AND 255",
+    )
+    .await
+    .unwrap();
+    execute(
+        &env,
+        "INSERT INTO salesforce.contact (lastname, email)
+         SELECT 'New ' || g, 'new' || g || '@example.com' FROM generate_series(1, 30) g",
+    )
+    .await
+    .unwrap();
+    let deleted: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM salesforce.contact WHERE id BETWEEN 281 AND 290 RETURNING sfid",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    // Every second write call commits and then drops the connection before answering.
+    org.org().set_faults(fake_salesforce::Faults {
+        commit_then_drop_every: 2,
+        ..fake_salesforce::Faults::default()
+    });
+
+    let sf = salesforce::SalesforceClient::<salesforce::NoMetrics>::connect(
+        salesforce::Credentials::ClientCredentials {
+            login_url: org.base_url().parse().unwrap(),
+            client_id: "demo".to_owned().into(),
+            client_secret: "demo".to_owned().into(),
+        },
+        "62.0",
+        salesforce::RetryPolicy::default(),
+    )
+    .await
+    .unwrap();
+    let fields = field_names(&sf.describe("Contact").await.unwrap());
+    let pool =
+        worker::pool::build(&secrecy::SecretString::from(env.database_url.clone()), 2).unwrap();
+    let claimed = claim(&env.pool, "contact", Some("accountid"), 10_000)
+        .await
+        .unwrap();
+    let (mut applied, mut calls, mut failed) = (0, 0, Vec::new());
+    for batch in &claimed.batches {
+        let message = batch.message("Contact", "Sfsync_Key__c", &fields);
+        let outcome = worker::push::apply(&pool, &sf, &message).await.unwrap();
+        applied += outcome.applied;
+        calls += outcome.calls;
+        failed.extend(outcome.failed);
+    }
+    let stats = org.org().fault_stats();
+    assert!(
+        stats.dropped >= 2,
+        "answers were lost and the calls sent again: {stats:?}"
+    );
+    assert_eq!(applied, 255 + 30 + 10 - 5);
+    assert_eq!(
+        calls, 4,
+        "two update calls (255 records), one create, one delete"
+    );
+    assert_eq!(failed.len(), 5, "{failed:?}");
+    assert!(
+        failed.iter().all(
+            |f| f.error.status_code == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+                && f.error.fields == ["Email"]
+        ),
+        "{failed:?}"
+    );
+
+    // The org holds the rows' values; each new row exists there exactly once, under its Id.
+    let by_id: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> = org
+        .org()
+        .records("Contact")
+        .map(|r| (r["Id"].as_str().unwrap().to_owned(), r))
+        .collect();
+    let rows: Vec<(String, String, Option<String>, Option<f64>)> = sqlx::query_as(
+        "SELECT sfid, lastname, email, engagement_score__c::float8 FROM salesforce.contact
+          WHERE id <= 250 OR id > 300",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 250 + 30);
+    for (sfid, lastname, email, score) in &rows {
+        let record = &by_id[sfid];
+        assert_eq!(
+            record["LastName"].as_str(),
+            Some(lastname.as_str()),
+            "{sfid}"
+        );
+        assert_eq!(record["Email"].as_str(), email.as_deref(), "{sfid}");
+        assert_eq!(record["Engagement_Score__c"].as_f64(), *score, "{sfid}");
+    }
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.sfid, o.external_key::text FROM sfsync.outbox o
+           JOIN salesforce.contact c ON c.id = o.row_id WHERE o.op = 'insert'",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(keys.len(), 30);
+    for (sfid, key) in &keys {
+        assert_eq!(
+            org.org().find_by_external_id("Contact", key),
+            std::slice::from_ref(sfid),
+            "created once, although every second call lost its answer"
+        );
+    }
+    for sfid in &deleted {
+        assert_eq!(by_id[sfid]["IsDeleted"], true, "{sfid} deleted in the org");
+    }
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM sfsync.outbox GROUP BY state ORDER BY state")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        [("applied".to_owned(), 290), ("failed".to_owned(), 5)]
+    );
+
+    // The pull that brings the pushed records back captures nothing.
+    org.org().set_faults(fake_salesforce::Faults::default());
+    sync(&env, &dir, &org).await;
+    let captured: i64 = sqlx::query_scalar("SELECT count(*) FROM sfsync.outbox")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(captured, 295);
+    worker.stop().await;
+}

@@ -15,6 +15,7 @@
 //! - [`error`] — transient vs permanent.
 //! - [`metrics`] — the worker's Prometheus metrics.
 //! - [`pool`] — the deadpool-postgres pool.
+//! - [`push`] — write-back: applying a push batch to Salesforce and recording each outcome.
 //! - [`tls`] — rustls for that pool, following `sslmode`.
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod decode;
 pub mod error;
 pub mod metrics;
 pub mod pool;
+pub mod push;
 pub mod session;
 pub mod step;
 pub mod store;

@@ -6,12 +6,14 @@
 //! children of one parent travel together: Salesforce locks the parent while it writes a child,
 //! and two calls writing children of one parent at once fail with `UNABLE_TO_LOCK_ROW`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use common::schema::qualified;
 use serde_json::{Map, Value};
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
+
+use common::push::{PushBatch, PushOp, PushRecord};
 
 use super::coalesce::{Change, Op, Operation, coalesce};
 
@@ -46,6 +48,55 @@ pub struct Batch {
     pub table: String,
     pub kind: BatchKind,
     pub records: Vec<Outgoing>,
+}
+
+impl Batch {
+    /// The message a worker applies: this batch of `object`, creates under
+    /// `external_id_field`, each column named by its field (`fields`, column to field).
+    pub fn message(
+        &self,
+        object: &str,
+        external_id_field: &str,
+        fields: &BTreeMap<String, String>,
+    ) -> PushBatch {
+        let records: Vec<PushRecord> = self
+            .records
+            .iter()
+            .map(|r| PushRecord {
+                row_id: r.row_id,
+                sfid: r.sfid.clone(),
+                external_key: r.external_key,
+                columns: r.values.keys().cloned().collect(),
+            })
+            .collect();
+        let used = |column: &String| records.iter().any(|r| r.columns.contains(column));
+        PushBatch {
+            batch_id: self.id,
+            object: object.to_owned(),
+            table: self.table.clone(),
+            op: match self.kind {
+                BatchKind::Create => PushOp::Create,
+                BatchKind::Update => PushOp::Update,
+                BatchKind::Delete => PushOp::Delete,
+            },
+            external_id_field: external_id_field.to_owned(),
+            fields: fields
+                .iter()
+                .filter(|(column, _)| used(column))
+                .map(|(c, f)| (c.clone(), f.clone()))
+                .collect(),
+            records,
+        }
+    }
+}
+
+/// Each column of the object's table and the field it holds, from the describe.
+pub fn field_names(describe: &crate::salesforce::Describe) -> BTreeMap<String, String> {
+    describe
+        .fields
+        .iter()
+        .map(|f| (common::schema::column_name(&f.name), f.name.clone()))
+        .collect()
 }
 
 /// What one claim did.

@@ -1,0 +1,51 @@
+//! The push message: one batch of one writable table's records and one operation, which a
+//! worker applies to Salesforce with one sObject Collections call. It names rows and columns,
+//! not values: the worker reads the row's values when it applies the batch, so that what
+//! reaches Salesforce is the row as it is then, never an older version of it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The `type` property of push messages.
+pub const MESSAGE_TYPE: &str = "sfsync.push.v1";
+
+/// What a batch asks of Salesforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushOp {
+    /// Records Salesforce does not have yet, upserted on the External ID field.
+    Create,
+    Update,
+    Delete,
+}
+
+/// One batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushBatch {
+    /// Marks the outbox rows of this batch (`sfsync.outbox.batch_id`).
+    pub batch_id: Uuid,
+    pub object: String,
+    /// The table in schema `salesforce`.
+    pub table: String,
+    pub op: PushOp,
+    /// The object's External ID field, which creates carry their `external_key` in.
+    pub external_id_field: String,
+    /// Salesforce's field name of each column the records name.
+    pub fields: BTreeMap<String, String>,
+    pub records: Vec<PushRecord>,
+}
+
+/// One record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushRecord {
+    /// The row's local id.
+    pub row_id: i64,
+    /// Update, delete: the record's Id.
+    pub sfid: Option<String>,
+    /// Create: the External ID value the record is created under.
+    pub external_key: Option<Uuid>,
+    /// Create, update: the columns whose values are sent.
+    pub columns: Vec<String>,
+}
