@@ -15,6 +15,10 @@ pub const EXCHANGE: &str = "sfsync";
 pub const ROUTING_KEY: &str = "records";
 /// Work queue the workers consume.
 pub const WORK_QUEUE: &str = "sfsync.records";
+/// Routing key of push messages (write-back batches).
+pub const PUSH_ROUTING_KEY: &str = "push";
+/// Queue of push messages, which workers with Salesforce credentials consume.
+pub const PUSH_QUEUE: &str = "sfsync.push";
 /// Fanout exchange for dead letters: the work queue's DLX, and where workers publish failed records.
 pub const DEAD_EXCHANGE: &str = "sfsync.dead";
 /// Queue holding dead letters until they are replayed or purged.
@@ -105,17 +109,28 @@ pub async fn declare(channel: &Channel) -> lapin::Result<()> {
     // to at-most-once (measured; `docs/architecture.md`, "The broker topology").
     work_args.insert("x-dead-letter-strategy".into(), long_str("at-least-once"));
     work_args.insert("x-overflow".into(), long_str("reject-publish"));
+    // The push queue has the same arguments: a batch that keeps crashing its workers is set
+    // aside in the dead-letter queue, never dropped.
+    channel
+        .queue_declare(
+            ShortString::from(PUSH_QUEUE),
+            queue_options,
+            work_args.clone(),
+        )
+        .await?;
     channel
         .queue_declare(ShortString::from(WORK_QUEUE), queue_options, work_args)
         .await?;
-    channel
-        .queue_bind(
-            ShortString::from(WORK_QUEUE),
-            ShortString::from(EXCHANGE),
-            ShortString::from(ROUTING_KEY),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    for (queue, key) in [(WORK_QUEUE, ROUTING_KEY), (PUSH_QUEUE, PUSH_ROUTING_KEY)] {
+        channel
+            .queue_bind(
+                ShortString::from(queue),
+                ShortString::from(EXCHANGE),
+                ShortString::from(key),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+    }
     Ok(())
 }

@@ -55,6 +55,35 @@ pub enum Command {
     /// re-pull missing and stale records, mark (or with --hard-delete remove) rows the org no
     /// longer has. Exit 0 when the table ends in step, 1 when differences remain.
     Reconcile(ReconcileArgs),
+    /// Write back: send the changes the application made to writable tables (objects with
+    /// `write` in sfsync.toml) to Salesforce through the workers, and wait until each is
+    /// applied or refused. Exit 0 when all were applied, 1 when Salesforce refused some
+    /// (their reasons are in sfsync.outbox.error). Workers need the SF_* settings to apply them.
+    Push(PushArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = file_help!("push"))]
+pub struct PushArgs {
+    /// Salesforce API name(s) of the object(s) to push; every object with `write` in
+    /// sfsync.toml if none is named.
+    #[arg(long = "object", value_delimiter = ',')]
+    pub objects: Vec<String>,
+    /// How long to wait for the workers to apply each round of batches.
+    #[arg(long, default_value = "10m", value_parser = common::config::parse_duration)]
+    pub wait: std::time::Duration,
+    /// Stop once the org's API usage reaches this percentage of its daily limit.
+    #[arg(long, default_value_t = 80.0, value_parser = parse_percent)]
+    pub max_api_usage: f64,
+    #[command(flatten)]
+    pub limit_retry: LimitRetryArgs,
+    #[command(flatten)]
+    pub salesforce: CredentialArgs,
+    #[command(flatten)]
+    pub services: ServiceArgs,
+    /// The `[objects.<Name>]` sections of `sfsync.toml`.
+    #[arg(skip)]
+    pub object_config: ObjectsConfig,
 }
 
 #[derive(Debug, Args)]
@@ -391,6 +420,17 @@ pub fn parse_from(argv: Vec<std::ffi::OsString>) -> Result<Cli, LoadError> {
         }
         Command::Reconcile(args) => {
             configured(args.all, &mut args.objects)?;
+            args.object_config = objects;
+        }
+        Command::Push(args) => {
+            if args.objects.is_empty() {
+                args.objects = objects.writable_objects();
+            }
+            if args.objects.is_empty() {
+                return Err(LoadError::File(ConfigError::Invalid(
+                    "push: no object has `write` in sfsync.toml; add `write = [\"Field__c\"]` to an [objects.<Name>] section, or name objects with --object".into(),
+                )));
+            }
             args.object_config = objects;
         }
         Command::Status(_) | Command::Dlq(_) => {}

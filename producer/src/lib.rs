@@ -49,6 +49,7 @@ use crate::cli::Command;
 pub use crate::commands::{
     run_dlq, run_reconcile, run_sync, run_sync_all, watch, watch_with_metrics,
 };
+pub use crate::write::push::run_push;
 
 /// Runs one producer command to completion; output for people goes to stdout.
 ///
@@ -70,6 +71,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
         Command::Reconcile(args) => {
             until_cancelled(&cancel, commands::reconcile_and_print(args)).await
         }
+        Command::Push(args) => until_cancelled(&cancel, write::push::push_and_print(&args)).await,
     }
 }
 

@@ -184,6 +184,15 @@ impl ObjectsConfig {
         self.get(object).cloned().unwrap_or_default()
     }
 
+    /// The objects whose section has `write`, in file order: what `push` sends by default.
+    pub fn writable_objects(&self) -> Vec<String> {
+        self.sections
+            .iter()
+            .filter(|(_, s)| s.write.is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// What `sync --all` syncs: `[sync] objects`, then each `[objects.*]` not listed there.
     pub fn all_objects(&self) -> Vec<String> {
         let mut all = self.listed.clone();

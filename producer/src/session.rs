@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     broker::Broker,
-    cli::{ReconcileArgs, SyncArgs},
+    cli::{PushArgs, ReconcileArgs, SyncArgs},
     metrics::ProducerMetrics,
     objects::{self, ObjectsConfig},
     salesforce::{CredentialArgs, Credentials, RetryPolicy, SalesforceClient},
@@ -47,7 +47,7 @@ macro_rules! settings_from {
     )+};
 }
 
-settings_from!(SyncArgs, ReconcileArgs);
+settings_from!(SyncArgs, ReconcileArgs, PushArgs);
 
 /// The connections a command works with, open until [`close`](Self::close).
 pub struct Session {

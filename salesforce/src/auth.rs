@@ -38,6 +38,30 @@ pub struct CredentialArgs {
 }
 
 impl CredentialArgs {
+    /// No Salesforce setting at all (the API version aside): a worker without them does not
+    /// apply write-back batches.
+    pub fn is_empty(&self) -> bool {
+        let args = self.without_empty_values();
+        args.sf_login_url.is_none()
+            && args.sf_client_id.is_none()
+            && args.sf_instance_url.is_none()
+            && args.sf_access_token.is_none()
+    }
+
+    /// None of the settings, API version 62.0: what a worker without Salesforce has.
+    pub fn none() -> Self {
+        Self {
+            sf_login_url: None,
+            sf_client_id: None,
+            sf_client_secret: None,
+            sf_username: None,
+            sf_password: None,
+            sf_instance_url: None,
+            sf_access_token: None,
+            sf_api_version: "62.0".into(),
+        }
+    }
+
     fn without_empty_values(&self) -> Self {
         let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         let secret =

@@ -23,6 +23,7 @@ impl TestEnv {
             confirm_timeout: Duration::from_secs(60),
             metrics: common::metrics::MetricsArgs::default(),
             services: self.services(),
+            salesforce: salesforce::CredentialArgs::none(),
         }
     }
 

@@ -17,8 +17,13 @@ const WRITABLE: &str = "[objects.Contact]\nwrite = [\"Engagement_Score__c\", \"E
 
 /// A fake org whose objects have the External ID field write-back creates records under.
 async fn org(contacts: u32) -> FakeOrg {
+    org_of(10, contacts).await
+}
+
+/// [`org`] with `accounts` parents for the Contacts.
+async fn org_of(accounts: u32, contacts: u32) -> FakeOrg {
     fake_salesforce::spawn(OrgConfig {
-        accounts: 10,
+        accounts,
         contacts,
         seed: 18,
         external_id_field: Some(producer::write::DEFAULT_EXTERNAL_ID.to_owned()),
@@ -603,4 +608,107 @@ async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
         .unwrap();
     assert_eq!(captured, 295);
     worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_push_sends_ten_thousand_updates_through_the_workers_in_fifty_calls() {
+    let env = TestEnv::new().await.unwrap();
+    // Six Contacts per Account, as in most orgs: the batches of concurrent workers then lock
+    // different Accounts.
+    let org = org_of(2_000, 12_000).await;
+    let mut args = env.worker_args(4, 2);
+    args.salesforce = salesforce::CredentialArgs {
+        sf_login_url: Some(org.base_url()),
+        sf_client_id: Some("demo".to_owned().into()),
+        sf_client_secret: Some("demo".to_owned().into()),
+        ..salesforce::CredentialArgs::none()
+    };
+    let workers: Vec<_> = (0..4)
+        .map(|_| TestEnv::spawn_worker_with(args.clone()))
+        .collect();
+    let dir = ConfigDir::new(
+        &env,
+        "[objects.Contact]\nwrite = [\"LastName\", \"Email\", \"Engagement_Score__c\"]\n",
+    );
+    sync(&env, &dir, &org).await;
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET engagement_score__c = 77.25 WHERE id <= 10000",
+    )
+    .await
+    .unwrap();
+    execute(
+        &env,
+        "INSERT INTO salesforce.contact (lastname, email)
+         SELECT 'Pushed ' || g, 'pushed' || g || '@example.com' FROM generate_series(1, 50) g",
+    )
+    .await
+    .unwrap();
+    let deleted: Vec<String> = sqlx::query_scalar(
+        "DELETE FROM salesforce.contact WHERE id BETWEEN 11901 AND 11920 RETURNING sfid",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+
+    let calls_before = org.org().api_usage();
+    let started = std::time::Instant::now();
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    let took = started.elapsed();
+    assert!(out.success, "producer push: {}", out.stderr);
+    assert!(
+        out.stdout.contains("Contact: 10070 applied, 0 refused"),
+        "{}",
+        out.stdout
+    );
+    let calls = org.org().api_usage() - calls_before;
+    println!(
+        "10,000 updates (one statement), 50 creates, 20 deletes pushed by 4 workers in {took:?} with {calls} API calls"
+    );
+    // 50 update calls, one create, one delete, and the producer's describe.
+    assert!(calls <= 55, "{calls} API calls");
+    let records: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> =
+        org.org()
+            .records("Contact")
+            .map(|r| (r["Id"].as_str().unwrap().to_owned(), r))
+            .collect();
+    let rows: Vec<(String, Option<f64>, String)> = sqlx::query_as(
+        "SELECT sfid, engagement_score__c::float8, lastname FROM salesforce.contact
+          WHERE id <= 10000 OR id > 12000",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 10_050);
+    for (sfid, score, lastname) in &rows {
+        assert_eq!(
+            records[sfid]["Engagement_Score__c"].as_f64(),
+            *score,
+            "{sfid}"
+        );
+        assert_eq!(records[sfid]["LastName"].as_str(), Some(lastname.as_str()));
+    }
+    assert!(deleted.iter().all(|id| records[id]["IsDeleted"] == true));
+
+    // A change the org refuses: exit 1, saying how many and where to look.
+    org.org()
+        .add_validation_rule("Contact", "Email", "@", "Email must contain @")
+        .unwrap();
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET email = 'nowhere' WHERE id IN (5, 6, 7)",
+    )
+    .await
+    .unwrap();
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    assert!(
+        out.stdout.contains("Contact: 0 applied, 3 refused"),
+        "{}",
+        out.stdout
+    );
+    let (line, _) = e2e::binary::one_line_error("refused changes", &out);
+    assert!(line.contains("Salesforce refused 3 changes"), "{line}");
+    for worker in workers {
+        worker.stop().await;
+    }
 }

@@ -40,6 +40,10 @@ pub struct WorkerArgs {
     pub metrics: MetricsArgs,
     #[command(flatten)]
     pub services: ServiceArgs,
+    /// Salesforce, for write-back: a worker with these settings also applies the push batches
+    /// of `producer push` (the `sfsync.push` queue); without them it only stores pages.
+    #[command(flatten)]
+    pub salesforce: salesforce::CredentialArgs,
 }
 
 /// Worker arguments from `argv`, the environment and the settings file (`[worker]`, then the

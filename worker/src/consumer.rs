@@ -74,6 +74,7 @@ pub async fn run_with_metrics(
         "Worker consuming."
     );
 
+    let push = start_push(&args, &pool, &cancel).await?;
     let dead_letters = DeadLetterPublisher::new(session.connection.clone(), args.confirm_timeout);
     let ctx = Arc::new(Context::new(pool, dead_letters, metrics));
     let permits = Arc::new(Semaphore::new(usize::from(args.concurrency)));
@@ -125,9 +126,44 @@ pub async fn run_with_metrics(
 
     session.stop_consuming().await;
     drain(&mut tasks, &args, &ctx).await;
+    if let Some(push) = push {
+        // It stops after the batch in hand (the same token).
+        let _ = push.await;
+    }
     session.close("worker stopping").await;
     tracing::info!("Worker stopped.");
     Ok(())
+}
+
+/// With Salesforce settings, logs in and starts applying write-back batches (see
+/// [`crate::push::consume`]); without them, write-back is left to other workers.
+///
+/// # Errors
+/// The Salesforce settings are incomplete or wrong, or the login failed.
+async fn start_push(
+    args: &WorkerArgs,
+    pool: &deadpool_postgres::Pool,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if args.salesforce.is_empty() {
+        tracing::info!(
+            "No Salesforce settings (SF_LOGIN_URL and the rest): this worker does not apply write-back batches."
+        );
+        return Ok(None);
+    }
+    let credentials = salesforce::Credentials::from_args(&args.salesforce)?;
+    let sf = salesforce::SalesforceClient::<salesforce::NoMetrics>::connect(
+        credentials,
+        &args.salesforce.sf_api_version,
+        salesforce::RetryPolicy::default(),
+    )
+    .await?;
+    Ok(Some(tokio::spawn(crate::push::consume::run(
+        args.services.amqp_url.clone(),
+        pool.clone(),
+        Arc::new(sf),
+        cancel.clone(),
+    ))))
 }
 
 /// Connects the hot-path pool after migrating with the control connection. One pooled

@@ -99,6 +99,36 @@ pub fn field_names(describe: &crate::salesforce::Describe) -> BTreeMap<String, S
         .collect()
 }
 
+/// Cuts `records` (sorted by parent) into batches of at most [`BATCH_SIZE`] without splitting
+/// a parent's children over two batches unless they are more than one batch holds: batches
+/// applied at once by different workers then never lock the same parent.
+fn pack_by_parent<T>(records: &[T], parent: impl Fn(&T) -> &str) -> Vec<&[T]> {
+    let mut batches = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < records.len() {
+        let mut end = i + 1;
+        while end < records.len() && parent(&records[end]) == parent(&records[i]) {
+            end += 1;
+        }
+        // records[i..end] are one parent's.
+        if end - start > BATCH_SIZE {
+            if i > start {
+                batches.push(&records[start..i]);
+                start = i;
+            }
+            while end - start > BATCH_SIZE {
+                batches.push(&records[start..start + BATCH_SIZE]);
+                start += BATCH_SIZE;
+            }
+        }
+        i = end;
+    }
+    if start < records.len() {
+        batches.push(&records[start..]);
+    }
+    batches
+}
+
 /// What one claim did.
 #[derive(Debug, Default)]
 pub struct Claimed {
@@ -147,9 +177,11 @@ pub async fn claim(
                 (array_agg(o.external_key ORDER BY o.id))[1] AS external_key
            FROM sfsync.outbox o
           WHERE o.table_name = $1 AND o.state = 'pending'
-            AND NOT EXISTS (SELECT 1 FROM sfsync.outbox f
-                             WHERE f.table_name = o.table_name AND f.row_id = o.row_id
-                               AND f.state = 'in_flight')
+            -- NOT IN over a subquery runs as one hashed lookup; a correlated NOT EXISTS let the
+            -- planner, with no statistics on a young outbox, scan the open changes once per
+            -- pending change (10,000 of each: 10 s instead of 10 ms)
+            AND o.row_id NOT IN (SELECT f.row_id FROM sfsync.outbox f
+                                  WHERE f.table_name = $1 AND f.state = 'in_flight')
           GROUP BY o.row_id
           ORDER BY min(o.id)
           LIMIT $2",
@@ -259,7 +291,7 @@ pub async fn claim(
     kinds.sort_by_key(|(kind, _)| *kind);
     for (kind, mut records) in kinds {
         records.sort_by(|a, b| (&a.2, &a.0.sfid, a.0.row_id).cmp(&(&b.2, &b.0.sfid, b.0.row_id)));
-        for chunk in records.chunks(BATCH_SIZE) {
+        for chunk in pack_by_parent(&records, |r| r.2.as_str()) {
             let batch = Batch {
                 id: Uuid::now_v7(),
                 table: table.to_owned(),
@@ -279,4 +311,31 @@ pub async fn claim(
     }
     tx.commit().await?;
     Ok(claimed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(parents: &[(&str, usize)]) -> Vec<usize> {
+        let records: Vec<&str> = parents
+            .iter()
+            .flat_map(|(p, n)| std::iter::repeat_n(*p, *n))
+            .collect();
+        pack_by_parent(&records, |r| r)
+            .iter()
+            .map(|b| b.len())
+            .collect()
+    }
+
+    #[test]
+    fn a_parents_children_stay_in_one_batch_when_they_fit() {
+        assert_eq!(sizes(&[("a", 150), ("b", 100)]), [150, 100]);
+        assert_eq!(sizes(&[("a", 50), ("b", 60), ("c", 90)]), [200]);
+        assert_eq!(sizes(&[("a", 50), ("b", 60), ("c", 91)]), [110, 91]);
+        assert_eq!(sizes(&[("a", 450), ("b", 10)]), [200, 200, 60]);
+        assert_eq!(sizes(&[("a", 20), ("b", 450)]), [20, 200, 200, 50]);
+        assert_eq!(sizes(&[("", 401)]), [200, 200, 1]);
+        assert!(sizes(&[]).is_empty());
+    }
 }

@@ -9,6 +9,7 @@ pub mod capture;
 pub mod coalesce;
 pub mod dispatch;
 mod fields;
+pub mod push;
 
 pub use fields::{DEFAULT_EXTERNAL_ID, WriteError, WriteFields, external_id_field, write_columns};
 

@@ -43,10 +43,14 @@ pub(super) async fn keep_local_changes(
     plan: &PagePlan<'_>,
 ) -> Result<(), PageError> {
     let open = "o.table_name = $1 AND o.state IN ('pending', 'in_flight')";
+    // IN over subqueries (one hashed lookup each), not joins: the staging table and a young
+    // outbox have no statistics, and a join planned on a guess of one row each can scan the
+    // outbox once per staged row.
     let deleted = tx
         .prepare_cached(&format!(
-            "DELETE FROM _sfsync_stage s USING sfsync.outbox o
-              WHERE {open} AND o.op = 'delete' AND o.sfid = s.sfid"
+            "DELETE FROM _sfsync_stage
+              WHERE sfid IN (SELECT o.sfid FROM sfsync.outbox o
+                              WHERE {open} AND o.op = 'delete' AND o.sfid IS NOT NULL)"
         ))
         .await?;
     tx.execute(&deleted, &[&table]).await?;
@@ -70,8 +74,8 @@ pub(super) async fn keep_local_changes(
                 "UPDATE _sfsync_stage s SET {name} = t.{name}::text
                    FROM {table} t
                   WHERE t.sfid = s.sfid
-                    AND EXISTS (SELECT 1 FROM sfsync.outbox o
-                                 WHERE {open} AND o.row_id = t.id AND $2 = ANY(o.columns))",
+                    AND t.id IN (SELECT o.row_id FROM sfsync.outbox o
+                                  WHERE {open} AND $2 = ANY(o.columns))",
                 table = qualified(table),
             ),
             &[&table, &column.name],

@@ -1,0 +1,121 @@
+//! Consuming the push queue: one batch at a time per worker (each is one sObject Collections
+//! call of up to 200 records; several workers give several calls at once). A batch is acked
+//! once its outcome is committed; a batch that cannot be applied now (Salesforce or the
+//! database unreachable) is held and tried again with backoff, as pages are. A message that is
+//! not a push batch is rejected to the dead-letter queue, kept whole. A lost broker connection
+//! is reconnected with backoff.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use common::{push::PushBatch, topology};
+use futures::StreamExt;
+use lapin::{
+    Connection,
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions},
+    types::FieldTable,
+};
+use salesforce::{ApiMetrics, SalesforceClient};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use super::apply;
+
+/// Longest pause between two tries of a batch, or two reconnects.
+const MAX_PAUSE: Duration = Duration::from_secs(30);
+
+/// Applies push batches until `cancel` fires (the batch in hand is finished first).
+pub async fn run<M: ApiMetrics>(
+    amqp_url: SecretString,
+    pool: deadpool_postgres::Pool,
+    sf: Arc<SalesforceClient<M>>,
+    cancel: CancellationToken,
+) {
+    let mut pause = Duration::from_millis(500);
+    while !cancel.is_cancelled() {
+        match consume(&amqp_url, &pool, &sf, &cancel).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = format!("{e:#}"), retry_in = ?pause, "The push consumer lost RabbitMQ; reconnecting.");
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(MAX_PAUSE);
+            }
+        }
+    }
+}
+
+/// One connection's life: consume until cancelled (`Ok`) or the connection is lost (`Err`).
+async fn consume<M: ApiMetrics>(
+    amqp_url: &SecretString,
+    pool: &deadpool_postgres::Pool,
+    sf: &SalesforceClient<M>,
+    cancel: &CancellationToken,
+) -> anyhow::Result<()> {
+    let connection: Connection = common::amqp::connect(amqp_url, "sfsync-worker-push").await?;
+    let channel = topology::declare_on(&connection).await?;
+    channel.basic_qos(1, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            topology::PUSH_QUEUE.into(),
+            "sfsync-push".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .context("consuming the push queue")?;
+    tracing::info!("Applying write-back batches from {}.", topology::PUSH_QUEUE);
+    loop {
+        let next = tokio::select! {
+            () = cancel.cancelled() => break,
+            next = consumer.next() => next,
+        };
+        let delivery = match next {
+            Some(Ok(delivery)) => delivery,
+            Some(Err(e)) => anyhow::bail!("lost the RabbitMQ connection: {e}"),
+            None => anyhow::bail!("the broker cancelled the push consumer"),
+        };
+        let batch: PushBatch = match serde_json::from_slice(&delivery.data) {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::error!(error = %e, message_id = ?delivery.properties.message_id(), "Not a push batch; set aside on the dead-letter queue as it came.");
+                delivery
+                    .reject(BasicRejectOptions { requeue: false })
+                    .await?;
+                continue;
+            }
+        };
+        let span = tracing::info_span!("push", batch = %batch.batch_id, object = %batch.object, op = ?batch.op);
+        let _entered = span.enter();
+        let mut pause = Duration::from_millis(500);
+        loop {
+            match apply(pool, sf, &batch).await {
+                Ok(outcome) => {
+                    tracing::info!(
+                        applied = outcome.applied,
+                        failed = outcome.failed.len(),
+                        superseded = outcome.superseded,
+                        "Push batch applied."
+                    );
+                    for failure in &outcome.failed {
+                        tracing::warn!(row_id = failure.row_id, code = %failure.error.status_code, message = %failure.error.message, fields = ?failure.error.fields, "Salesforce refused a change.");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?pause, "Applying the push batch failed; trying again.");
+                    // Held, not requeued: every return of a delivery counts toward the
+                    // queue's delivery limit.
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+            }
+        }
+        delivery.ack(BasicAckOptions::default()).await?;
+    }
+    let _ = channel.close(200, "push consumer stopping".into()).await;
+    let _ = connection.close(200, "push consumer stopping".into()).await;
+    Ok(())
+}
