@@ -611,7 +611,7 @@ async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn producer_push_sends_ten_thousand_updates_through_the_workers_in_fifty_calls() {
+async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_each_record_once() {
     let env = TestEnv::new().await.unwrap();
     // Six Contacts per Account, as in most orgs: the batches of concurrent workers then lock
     // different Accounts.
@@ -640,12 +640,12 @@ async fn producer_push_sends_ten_thousand_updates_through_the_workers_in_fifty_c
     execute(
         &env,
         "INSERT INTO salesforce.contact (lastname, email)
-         SELECT 'Pushed ' || g, 'pushed' || g || '@example.com' FROM generate_series(1, 50) g",
+         SELECT 'Pushed ' || g, 'pushed' || g || '@example.com' FROM generate_series(1, 1000) g",
     )
     .await
     .unwrap();
     let deleted: Vec<String> = sqlx::query_scalar(
-        "DELETE FROM salesforce.contact WHERE id BETWEEN 11901 AND 11920 RETURNING sfid",
+        "DELETE FROM salesforce.contact WHERE id BETWEEN 11801 AND 11900 RETURNING sfid",
     )
     .fetch_all(&env.pool)
     .await
@@ -657,16 +657,17 @@ async fn producer_push_sends_ten_thousand_updates_through_the_workers_in_fifty_c
     let took = started.elapsed();
     assert!(out.success, "producer push: {}", out.stderr);
     assert!(
-        out.stdout.contains("Contact: 10070 applied, 0 refused"),
+        out.stdout.contains("Contact: 11100 applied, 0 refused"),
         "{}",
         out.stdout
     );
     let calls = org.org().api_usage() - calls_before;
     println!(
-        "10,000 updates (one statement), 50 creates, 20 deletes pushed by 4 workers in {took:?} with {calls} API calls"
+        "10,000 updates (one statement), 1,000 creates, 100 deletes pushed by 4 workers in {took:?} with {calls} API calls"
     );
-    // 50 update calls, one create, one delete, and the producer's describe.
-    assert!(calls <= 55, "{calls} API calls");
+    // 50 update calls for the 10,000 updates (at most 55 is the bar), 5 create calls, one
+    // delete call, and the producer's describe.
+    assert!(calls <= 55 + 6, "{calls} API calls");
     let records: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> =
         org.org()
             .records("Contact")
@@ -679,7 +680,7 @@ async fn producer_push_sends_ten_thousand_updates_through_the_workers_in_fifty_c
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    assert_eq!(rows.len(), 10_050);
+    assert_eq!(rows.len(), 11_000);
     for (sfid, score, lastname) in &rows {
         assert_eq!(
             records[sfid]["Engagement_Score__c"].as_f64(),
@@ -688,7 +689,23 @@ async fn producer_push_sends_ten_thousand_updates_through_the_workers_in_fifty_c
         );
         assert_eq!(records[sfid]["LastName"].as_str(), Some(lastname.as_str()));
     }
+    assert_eq!(deleted.len(), 100);
     assert!(deleted.iter().all(|id| records[id]["IsDeleted"] == true));
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.sfid, o.external_key::text FROM sfsync.outbox o
+           JOIN salesforce.contact c ON c.id = o.row_id WHERE o.op = 'insert'",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(keys.len(), 1_000, "each new row has its Id");
+    for (sfid, key) in &keys {
+        assert_eq!(
+            org.org().find_by_external_id("Contact", key),
+            std::slice::from_ref(sfid),
+            "each new row exists once in the org"
+        );
+    }
 
     // A change the org refuses: exit 1, saying how many and where to look.
     org.org()
@@ -708,6 +725,54 @@ async fn producer_push_sends_ten_thousand_updates_through_the_workers_in_fifty_c
     );
     let (line, _) = e2e::binary::one_line_error("refused changes", &out);
     assert!(line.contains("Salesforce refused 3 changes"), "{line}");
+    for worker in workers {
+        worker.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn children_of_five_accounts_pushed_by_four_workers_all_apply() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org_of(5, 1_000).await;
+    let mut args = env.worker_args(4, 2);
+    args.salesforce = salesforce::CredentialArgs {
+        sf_login_url: Some(org.base_url()),
+        sf_client_id: Some("demo".to_owned().into()),
+        sf_client_secret: Some("demo".to_owned().into()),
+        ..salesforce::CredentialArgs::none()
+    };
+    let workers: Vec<_> = (0..4)
+        .map(|_| TestEnv::spawn_worker_with(args.clone()))
+        .collect();
+    let dir = ConfigDir::new(&env, WRITABLE);
+    sync(&env, &dir, &org).await;
+    // Each write call holds its Accounts' locks for 100 ms, and a record whose Account another
+    // call holds fails at once with UNABLE_TO_LOCK_ROW, as in an org under load.
+    org.org().set_faults(fake_salesforce::Faults {
+        write_ms: 100,
+        ..fake_salesforce::Faults::default()
+    });
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET engagement_score__c = 12.5",
+    )
+    .await
+    .unwrap();
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    assert!(out.success, "producer push: {}", out.stderr);
+    // Five Accounts, 1,000 Contacts in 200-record batches: some Accounts' Contacts span two
+    // batches, which concurrent workers write at once; the refused records are sent again.
+    assert!(
+        out.stdout.contains("Contact: 1000 applied, 0 refused"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        org.org()
+            .records("Contact")
+            .all(|r| r["Engagement_Score__c"].as_f64() == Some(12.5)),
+        "every Contact has the pushed score"
+    );
     for worker in workers {
         worker.stop().await;
     }
