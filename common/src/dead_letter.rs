@@ -47,17 +47,22 @@ pub enum ErrorClass {
     /// Dead-lettered by RabbitMQ itself: delivered too many times without an ack (a worker
     /// crashed on it repeatedly).
     Poison,
+    /// Salesforce refused a change written back (a validation rule, a required field, a
+    /// duplicate): the letter is a push batch of that one record, and a replay sends the row's
+    /// values as they are then.
+    Salesforce,
 }
 
 impl ErrorClass {
     /// Every class, in the order `--help` lists them.
-    pub const ALL: [ErrorClass; 6] = [
+    pub const ALL: [ErrorClass; 7] = [
         ErrorClass::Decode,
         ErrorClass::Mapping,
         ErrorClass::Value,
         ErrorClass::Constraint,
         ErrorClass::Schema,
         ErrorClass::Poison,
+        ErrorClass::Salesforce,
     ];
 
     /// The name in headers, in the database and on the command line.
@@ -69,6 +74,7 @@ impl ErrorClass {
             ErrorClass::Constraint => "constraint",
             ErrorClass::Schema => "schema",
             ErrorClass::Poison => "poison",
+            ErrorClass::Salesforce => "salesforce",
         }
     }
 

@@ -180,10 +180,22 @@ pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Resu
             if let Some(id) = delivery.properties.message_id() {
                 properties = properties.with_message_id(id.clone());
             }
+            // A refused write-back change goes back to the push queue, anything else to the
+            // work queue.
+            let is_push = delivery
+                .properties
+                .kind()
+                .as_ref()
+                .is_some_and(|t| t.as_str() == common::push::MESSAGE_TYPE);
+            let routing_key = if is_push {
+                topology::PUSH_ROUTING_KEY
+            } else {
+                topology::ROUTING_KEY
+            };
             common::confirm::publish_confirmed(
                 &publish,
                 topology::EXCHANGE,
-                topology::ROUTING_KEY,
+                routing_key,
                 &delivery.data,
                 properties,
                 REPLAY_CONFIRM_TIMEOUT,

@@ -725,6 +725,53 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     );
     let (line, _) = e2e::binary::one_line_error("refused changes", &out);
     assert!(line.contains("Salesforce refused 3 changes"), "{line}");
+    // Each refused change is on the dead-letter queue with Salesforce's answer ...
+    let letters = env.dead_letters_when(3).await.unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    for letter in &letters {
+        assert_eq!(
+            letter.info.error_class,
+            Some(common::dead_letter::ErrorClass::Salesforce)
+        );
+        let error = letter.info.error.as_deref().unwrap_or_default();
+        assert!(
+            error
+                .contains("FIELD_CUSTOM_VALIDATION_EXCEPTION: Email must contain @ (fields: Email"),
+            "{error}"
+        );
+    }
+    // ... and once the rule is lifted, a replay applies them and empties the queue.
+    org.org().clear_validation_rules("Contact").unwrap();
+    let out = producer(
+        &env,
+        &dir,
+        &org,
+        &["dlq", "replay", "--error-class", "salesforce"],
+    )
+    .await;
+    assert!(out.success, "dlq replay: {}", out.stderr);
+    env.wait_until("the replayed changes applied", LIMIT, || async {
+        let failed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sfsync.outbox WHERE state = 'failed'")
+                .fetch_one(&env.pool)
+                .await?;
+        Ok(failed == 0)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        env.queue_depth(common::topology::DEAD_QUEUE).await.unwrap(),
+        0
+    );
+    let emails: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT sfid FROM salesforce.contact WHERE id IN (5, 6, 7)")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    for sfid in emails.iter().flatten() {
+        let record = org.org().record_by_id(sfid).unwrap();
+        assert_eq!(record["Email"], "nowhere", "{sfid}");
+    }
     for worker in workers {
         worker.stop().await;
     }

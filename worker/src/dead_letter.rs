@@ -144,6 +144,45 @@ pub fn for_message(
     }
 }
 
+/// A dead letter for a change Salesforce refused: a push batch of that one record, so that
+/// `producer dlq replay` puts it back on the push queue and a worker applies it again with the
+/// row's values as they are then.
+pub fn for_push(
+    batch: &common::push::PushBatch,
+    failure: &crate::push::RecordFailure,
+    source_message_id: &str,
+) -> DeadLetter {
+    let record = batch.records.iter().find(|r| r.row_id == failure.row_id);
+    let single = common::push::PushBatch {
+        records: record.into_iter().cloned().collect(),
+        ..batch.clone()
+    };
+    let error = &failure.error;
+    DeadLetter {
+        message_id: format!("{}/{}", batch.batch_id, failure.row_id),
+        body: serde_json::to_vec(&single).unwrap_or_default(),
+        message_type: Some(common::push::MESSAGE_TYPE.into()),
+        info: DeadLetterInfo {
+            object: Some(batch.object.clone()),
+            run_id: Some(batch.batch_id.to_string()),
+            sfid: record.and_then(|r| r.sfid.clone()),
+            error_class: Some(ErrorClass::Salesforce),
+            error: Some(format!(
+                "{}: {} (fields: {}; row id {} of salesforce.{})",
+                error.status_code,
+                error.message,
+                error.fields.join(", "),
+                failure.row_id,
+                batch.table
+            )),
+            failed_at: Some(now()),
+            attempts: 1,
+            source_message_id: Some(source_message_id.into()),
+            ..Default::default()
+        },
+    }
+}
+
 /// A confirm-mode channel to the dead-letter exchange, reopened if it breaks, on whichever
 /// connection the consumer currently uses.
 pub struct DeadLetterPublisher {

@@ -5,6 +5,8 @@
 //! record's later outbox changes, and each change of the batch is marked applied or failed.
 //!
 //! A row gone since the batch was claimed is not sent: its delete, captured after, follows.
+//! A batch replayed from the dead-letter queue is applied the same way, and its failed changes
+//! become applied.
 //! A delete Salesforce answers with `ENTITY_IS_DELETED` or `INVALID_CROSS_REFERENCE_KEY` found
 //! the record already gone, which is what the delete asked for.
 
@@ -239,8 +241,8 @@ async fn record(
         .chain(superseded.iter().copied())
         .collect();
     tx.execute(
-        "UPDATE sfsync.outbox SET state = 'applied'
-          WHERE batch_id = $1 AND row_id = ANY($2) AND state = 'in_flight'",
+        "UPDATE sfsync.outbox SET state = 'applied', error = NULL
+          WHERE batch_id = $1 AND row_id = ANY($2) AND state IN ('in_flight', 'failed')",
         &[&batch.batch_id, &applied],
     )
     .await?;
@@ -252,7 +254,7 @@ async fn record(
         });
         tx.execute(
             "UPDATE sfsync.outbox SET state = 'failed', error = $3
-              WHERE batch_id = $1 AND row_id = $2 AND state = 'in_flight'",
+              WHERE batch_id = $1 AND row_id = $2 AND state IN ('in_flight', 'failed')",
             &[&batch.batch_id, &failure.row_id, &error],
         )
         .await?;

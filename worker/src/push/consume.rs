@@ -2,8 +2,9 @@
 //! call of up to 200 records; several workers give several calls at once). A batch is acked
 //! once its outcome is committed; a batch that cannot be applied now (Salesforce or the
 //! database unreachable) is held and tried again with backoff, as pages are. A message that is
-//! not a push batch is rejected to the dead-letter queue, kept whole. A lost broker connection
-//! is reconnected with backoff.
+//! not a push batch is rejected to the dead-letter queue, kept whole; each change Salesforce
+//! refuses goes there as a one-record batch (class `salesforce`) before the ack. A lost broker
+//! connection is reconnected with backoff.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,6 +21,10 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use super::apply;
+use crate::dead_letter::{self, DeadLetterPublisher};
+
+/// How long the broker may take to confirm a dead letter.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Longest pause between two tries of a batch, or two reconnects.
 const MAX_PAUSE: Duration = Duration::from_secs(30);
@@ -54,7 +59,9 @@ async fn consume<M: ApiMetrics>(
     sf: &SalesforceClient<M>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let connection: Connection = common::amqp::connect(amqp_url, "sfsync-worker-push").await?;
+    let connection: Arc<Connection> =
+        Arc::new(common::amqp::connect(amqp_url, "sfsync-worker-push").await?);
+    let dead_letters = DeadLetterPublisher::new(connection.clone(), CONFIRM_TIMEOUT);
     let channel = topology::declare_on(&connection).await?;
     channel.basic_qos(1, BasicQosOptions::default()).await?;
     let mut consumer = channel
@@ -100,8 +107,24 @@ async fn consume<M: ApiMetrics>(
                         "Push batch applied."
                     );
                     for failure in &outcome.failed {
-                        tracing::warn!(row_id = failure.row_id, code = %failure.error.status_code, message = %failure.error.message, fields = ?failure.error.fields, "Salesforce refused a change.");
+                        tracing::warn!(row_id = failure.row_id, code = %failure.error.status_code, message = %failure.error.message, fields = ?failure.error.fields, "Salesforce refused a change; it goes to the dead-letter queue.");
                     }
+                    let source = delivery
+                        .properties
+                        .message_id()
+                        .as_ref()
+                        .map_or_else(|| batch.batch_id.to_string(), ToString::to_string);
+                    let letters: Vec<_> = outcome
+                        .failed
+                        .iter()
+                        .map(|f| dead_letter::for_push(&batch, f, &source))
+                        .collect();
+                    // The batch is acked only once its letters are confirmed; if they are not,
+                    // it comes again and is applied again (every call of it may be repeated).
+                    dead_letters
+                        .send(&letters)
+                        .await
+                        .context("dead-lettering refused changes")?;
                     break;
                 }
                 Err(e) => {
