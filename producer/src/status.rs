@@ -1,5 +1,5 @@
 //! `producer status`: what each run published and what the workers did of it, from the
-//! database, then the columns no sync fills any more; with `--watch`, a live view that adds
+//! database, then the columns no sync fills any more and the write-back outbox per table; with `--watch`, a live view that adds
 //! records/s, an ETA and the broker's own queue depths.
 
 use std::{collections::HashMap, io::IsTerminal, time::Instant};
@@ -70,6 +70,7 @@ pub async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
         } else {
             print_table(&rows, &HashMap::new());
             print_stale_columns(&pool).await?;
+            print_write_back(&pool).await?;
         }
         return Ok(());
     }
@@ -115,11 +116,38 @@ pub async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
         }
         print_table(&rows, &rates);
         print_stale_columns(&pool).await?;
+        print_write_back(&pool).await?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Ok(()),
             () = tokio::time::sleep(args.interval) => {}
         }
     }
+}
+
+/// One line per writable table with changes to write back (`sfsync.outbox`), after the runs.
+async fn print_write_back(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let tables = crate::write::push::outbox_status(pool)
+        .await
+        .context("reading sfsync.outbox")?;
+    if !tables.is_empty() {
+        println!();
+    }
+    for t in &tables {
+        let oldest = t
+            .oldest_pending_secs
+            .map(|s| format!(" (oldest {s}s ago)"))
+            .unwrap_or_default();
+        println!(
+            "write-back {}.{}: {} pending{oldest}, {} in flight, {} applied, {} refused",
+            common::schema::TARGET_SCHEMA,
+            t.table_name,
+            t.pending,
+            t.in_flight,
+            t.applied,
+            t.failed
+        );
+    }
+    Ok(())
 }
 
 /// One line per column no sync fills any more (`sfsync.columns`), after the runs.

@@ -740,6 +740,14 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
             "{error}"
         );
     }
+    let status = producer(&env, &dir, &org, &["status"]).await;
+    assert!(
+        status.stdout.contains(
+            "write-back salesforce.contact: 0 pending, 0 in flight, 11100 applied, 3 refused"
+        ),
+        "{}",
+        status.stdout
+    );
     // ... and once the rule is lifted, a replay applies them and empties the queue.
     org.org().clear_validation_rules("Contact").unwrap();
     let out = producer(
@@ -762,6 +770,12 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     assert_eq!(
         env.queue_depth(common::topology::DEAD_QUEUE).await.unwrap(),
         0
+    );
+    let status = producer(&env, &dir, &org, &["status"]).await;
+    assert!(
+        status.stdout.contains("11103 applied, 0 refused"),
+        "{}",
+        status.stdout
     );
     let emails: Vec<Option<String>> =
         sqlx::query_scalar("SELECT sfid FROM salesforce.contact WHERE id IN (5, 6, 7)")

@@ -190,3 +190,34 @@ pub async fn push_and_print(args: &PushArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The outbox of one writable table, by state, as `producer status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxStatus {
+    pub table_name: String,
+    pub pending: i64,
+    pub in_flight: i64,
+    pub applied: i64,
+    pub failed: i64,
+    /// Seconds since the oldest pending change was made.
+    pub oldest_pending_secs: Option<i64>,
+}
+
+/// Each table with write-back changes, by state.
+///
+/// # Errors
+/// The database refused the query.
+pub async fn outbox_status(pool: &sqlx::PgPool) -> sqlx::Result<Vec<OutboxStatus>> {
+    sqlx::query_as(
+        "SELECT table_name,
+                count(*) FILTER (WHERE state = 'pending') AS pending,
+                count(*) FILTER (WHERE state = 'in_flight') AS in_flight,
+                count(*) FILTER (WHERE state = 'applied') AS applied,
+                count(*) FILTER (WHERE state = 'failed') AS failed,
+                extract(epoch FROM now() - min(captured_at) FILTER (WHERE state = 'pending'))::bigint
+                    AS oldest_pending_secs
+           FROM sfsync.outbox GROUP BY table_name ORDER BY table_name",
+    )
+    .fetch_all(pool)
+    .await
+}
