@@ -89,4 +89,20 @@ impl TestEnv {
                 .unwrap_or(0),
         )
     }
+
+    /// Waits until the workers have processed every page of every run recorded (as after a
+    /// `producer sync` binary, whose run ids the test does not see).
+    pub async fn wait_for_all_runs(&self, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_until("every page stored", timeout, || async {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT coalesce(sum(pages_published), 0)::bigint
+                        - (SELECT count(*) FROM sfsync.page_results)
+                   FROM sfsync.runs",
+            )
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(waiting == 0)
+        })
+        .await
+    }
 }

@@ -29,17 +29,7 @@ async fn sync(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, args: &[&str]) -> O
     all.extend_from_slice(args);
     let out = producer(env, dir, org, &all).await;
     assert!(out.success, "producer {all:?}: {}", out.stderr);
-    env.wait_until("every page stored", LIMIT, || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(r.pages_published), 0)::bigint - (SELECT count(*) FROM sfsync.page_results)
-               FROM sfsync.runs r",
-        )
-        .fetch_one(&env.pool)
-        .await?;
-        Ok(waiting == 0)
-    })
-    .await
-    .unwrap();
+    env.wait_for_all_runs(LIMIT).await.unwrap();
     out
 }
 

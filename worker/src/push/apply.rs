@@ -219,21 +219,29 @@ async fn record(
     tx.batch_execute("SELECT set_config('sfsync.writer', 'sfsync', true)")
         .await?;
     if batch.op == PushOp::Create {
-        let set_row = format!(
-            "UPDATE {} SET sfid = $2 WHERE id = $1 AND sfid IS NULL",
-            qualified(&batch.table)
-        );
-        for (row_id, sfid) in done {
-            let Some(sfid) = sfid else { continue };
-            tx.execute(&set_row, &[row_id, sfid]).await?;
-            // The record's later changes (an update, a delete) need its Id to be sent.
-            tx.execute(
-                "UPDATE sfsync.outbox SET sfid = $2
-                  WHERE table_name = $3 AND row_id = $1 AND sfid IS NULL",
-                &[row_id, sfid, &batch.table],
-            )
-            .await?;
-        }
+        // Two statements for the whole batch, not two per record.
+        let (rows, ids): (Vec<i64>, Vec<String>) = done
+            .iter()
+            .filter_map(|(row_id, sfid)| Some((*row_id, sfid.clone()?)))
+            .unzip();
+        tx.execute(
+            &format!(
+                "UPDATE {} t SET sfid = n.sfid
+                   FROM unnest($1::bigint[], $2::text[]) AS n(row_id, sfid)
+                  WHERE t.id = n.row_id AND t.sfid IS NULL",
+                qualified(&batch.table)
+            ),
+            &[&rows, &ids],
+        )
+        .await?;
+        // The record's later changes (an update, a delete) need its Id to be sent.
+        tx.execute(
+            "UPDATE sfsync.outbox o SET sfid = n.sfid
+               FROM unnest($1::bigint[], $2::text[]) AS n(row_id, sfid)
+              WHERE o.table_name = $3 AND o.row_id = n.row_id AND o.sfid IS NULL",
+            &[&rows, &ids, &batch.table],
+        )
+        .await?;
     }
     let applied: Vec<i64> = done
         .iter()
