@@ -1,15 +1,17 @@
-//! Write-back, capture: the changes the application makes to a writable table are recorded in
-//! `sfsync.outbox` in its own transaction, the pull's writes never are, TRUNCATE is refused, and
-//! a field the org does not let the integration user update is refused at start.
+//! Write-back: the changes the application makes to a writable table are recorded in
+//! `sfsync.outbox` in its own transaction (the pull's writes never are, TRUNCATE is refused, a
+//! field the org does not let the integration user update is refused at start), a pull keeps
+//! them, and `producer push` sends them through the workers to the org.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use e2e::{
-    TestEnv,
+    RunningWorker, TestEnv,
     binary::Output,
     config_dir::{ConfigDir, sf_env},
 };
 use fake_salesforce::{FakeOrg, MutateRequest, OrgConfig};
+use serde_json::{Map, Value};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 const LIMIT: Duration = Duration::from_secs(180);
@@ -42,17 +44,29 @@ async fn sync(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg) {
     let args = ["sync", "--object", "Contact", "--no-progress"];
     let out = producer(env, dir, org, &args).await;
     assert!(out.success, "producer {args:?}: {}", out.stderr);
-    env.wait_until("every page stored", LIMIT, || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT coalesce(sum(pages_published), 0)::bigint - (SELECT count(*) FROM sfsync.page_results)
-               FROM sfsync.runs",
-        )
-        .fetch_one(&env.pool)
-        .await?;
-        Ok(waiting == 0)
-    })
-    .await
-    .unwrap();
+    env.wait_for_all_runs(LIMIT).await.unwrap();
+}
+
+/// The org's Contacts (soft-deleted ones too) by Id.
+fn contacts_by_id(org: &FakeOrg) -> HashMap<String, Map<String, Value>> {
+    org.org()
+        .records("Contact")
+        .map(|r| (r["Id"].as_str().unwrap_or_default().to_owned(), r))
+        .collect()
+}
+
+/// `n` in-process workers that also apply push batches, with the fake org's credentials.
+fn pushing_workers(env: &TestEnv, org: &FakeOrg, n: usize) -> Vec<RunningWorker> {
+    let mut args = env.worker_args(4, 2);
+    args.salesforce = salesforce::CredentialArgs {
+        sf_login_url: Some(org.base_url()),
+        sf_client_id: Some("demo".to_owned().into()),
+        sf_client_secret: Some("demo".to_owned().into()),
+        ..salesforce::CredentialArgs::none()
+    };
+    (0..n)
+        .map(|_| TestEnv::spawn_worker_with(args.clone()))
+        .collect()
 }
 
 /// The outbox as (op, columns), oldest first.
@@ -288,11 +302,7 @@ async fn a_pull_keeps_local_changes_that_wait_to_be_written_back() {
             .await
             .unwrap();
     assert_eq!(rows.len(), 20);
-    let org_records: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> =
-        org.org()
-            .records("Contact")
-            .map(|r| (r["Id"].as_str().unwrap().to_owned(), r))
-            .collect();
+    let org_records = contacts_by_id(&org);
     for (sfid, email, lastname) in &rows {
         assert_eq!(
             email.as_deref(),
@@ -548,11 +558,7 @@ async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
     );
 
     // The org holds the rows' values; each new row exists there exactly once, under its Id.
-    let by_id: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> = org
-        .org()
-        .records("Contact")
-        .map(|r| (r["Id"].as_str().unwrap().to_owned(), r))
-        .collect();
+    let by_id = contacts_by_id(&org);
     let rows: Vec<(String, String, Option<String>, Option<f64>)> = sqlx::query_as(
         "SELECT sfid, lastname, email, engagement_score__c::float8 FROM salesforce.contact
           WHERE id <= 250 OR id > 300",
@@ -616,16 +622,7 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     // Six Contacts per Account, as in most orgs: the batches of concurrent workers then lock
     // different Accounts.
     let org = org_of(2_000, 12_000).await;
-    let mut args = env.worker_args(4, 2);
-    args.salesforce = salesforce::CredentialArgs {
-        sf_login_url: Some(org.base_url()),
-        sf_client_id: Some("demo".to_owned().into()),
-        sf_client_secret: Some("demo".to_owned().into()),
-        ..salesforce::CredentialArgs::none()
-    };
-    let workers: Vec<_> = (0..4)
-        .map(|_| TestEnv::spawn_worker_with(args.clone()))
-        .collect();
+    let workers = pushing_workers(&env, &org, 4);
     let dir = ConfigDir::new(
         &env,
         "[objects.Contact]\nwrite = [\"LastName\", \"Email\", \"Engagement_Score__c\"]\n",
@@ -668,11 +665,7 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     // 50 update calls for the 10,000 updates (at most 55 is the bar), 5 create calls, one
     // delete call, and the producer's describe.
     assert!(calls <= 55 + 6, "{calls} API calls");
-    let records: std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>> =
-        org.org()
-            .records("Contact")
-            .map(|r| (r["Id"].as_str().unwrap().to_owned(), r))
-            .collect();
+    let records = contacts_by_id(&org);
     let rows: Vec<(String, Option<f64>, String)> = sqlx::query_as(
         "SELECT sfid, engagement_score__c::float8, lastname FROM salesforce.contact
           WHERE id <= 10000 OR id > 12000",
@@ -728,6 +721,10 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     // Each refused change is on the dead-letter queue with Salesforce's answer ...
     let letters = env.dead_letters_when(3).await.unwrap();
     assert_eq!(letters.len(), 3, "{letters:?}");
+    assert!(
+        letters.iter().all(|l| l.info.sfid.is_some()),
+        "updates name their record"
+    );
     for letter in &letters {
         assert_eq!(
             letter.info.error_class,
@@ -747,6 +744,38 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
         ),
         "{}",
         status.stdout
+    );
+    // A new row the rule refuses, changed again after: its update waits for the create, and
+    // push says so instead of waiting for ever.
+    execute(
+        &env,
+        "INSERT INTO salesforce.contact (lastname, email) VALUES ('Refused', 'no-at-sign')",
+    )
+    .await
+    .unwrap();
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    assert!(
+        out.stdout.contains("0 applied, 1 refused"),
+        "{}",
+        out.stdout
+    );
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET engagement_score__c = 1 WHERE lastname = 'Refused'",
+    )
+    .await
+    .unwrap();
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    assert!(
+        out.stdout
+            .contains("0 applied, 0 refused, 0 merged, 0 batches, 1 waiting for a refused create"),
+        "{}",
+        out.stdout
+    );
+    let (line, _) = e2e::binary::one_line_error("waiting for a refused create", &out);
+    assert!(
+        line.contains("wait for a create Salesforce refused"),
+        "{line}"
     );
     // ... and once the rule is lifted, a replay applies them and empties the queue.
     org.org().clear_validation_rules("Contact").unwrap();
@@ -771,9 +800,14 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
         env.queue_depth(common::topology::DEAD_QUEUE).await.unwrap(),
         0
     );
+    // The update that waited for the create goes with the next push.
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    assert!(out.success, "push after the replay: {}", out.stderr);
     let status = producer(&env, &dir, &org, &["status"]).await;
     assert!(
-        status.stdout.contains("11103 applied, 0 refused"),
+        status.stdout.contains(
+            "write-back salesforce.contact: 0 pending, 0 in flight, 11105 applied, 0 refused"
+        ),
         "{}",
         status.stdout
     );
@@ -795,16 +829,7 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
 async fn children_of_five_accounts_pushed_by_four_workers_all_apply() {
     let env = TestEnv::new().await.unwrap();
     let org = org_of(5, 1_000).await;
-    let mut args = env.worker_args(4, 2);
-    args.salesforce = salesforce::CredentialArgs {
-        sf_login_url: Some(org.base_url()),
-        sf_client_id: Some("demo".to_owned().into()),
-        sf_client_secret: Some("demo".to_owned().into()),
-        ..salesforce::CredentialArgs::none()
-    };
-    let workers: Vec<_> = (0..4)
-        .map(|_| TestEnv::spawn_worker_with(args.clone()))
-        .collect();
+    let workers = pushing_workers(&env, &org, 4);
     let dir = ConfigDir::new(&env, WRITABLE);
     sync(&env, &dir, &org).await;
     // Each write call holds its Accounts' locks for 100 ms, and a record whose Account another

@@ -30,6 +30,9 @@ pub struct PushReport {
     pub merged: u64,
     /// Batches published (one sObject Collections call each, retries aside).
     pub batches: u64,
+    /// Records whose changes wait for a create that Salesforce refused (they need its Id):
+    /// they go once the create is replayed.
+    pub waiting: u64,
 }
 
 /// Pushes `object`'s pending changes; waits at most `wait` for the workers to apply each round.
@@ -74,7 +77,11 @@ pub async fn push_object(
         let claimed = dispatch::claim(&session.pool, &table, parent, CLAIM).await?;
         tracing::debug!(batches = claimed.batches.len(), took = ?started.elapsed(), "Claimed.");
         report.merged += claimed.merged;
-        if claimed.batches.is_empty() && claimed.waiting == 0 {
+        if claimed.batches.is_empty()
+            && (claimed.waiting == 0 || in_flight(&session.pool, &table).await? == 0)
+        {
+            // Records still waiting with no create in flight wait for one that was refused.
+            report.waiting = claimed.waiting;
             break;
         }
         let mut ids = Vec::with_capacity(claimed.batches.len());
@@ -99,7 +106,7 @@ pub async fn push_object(
             ids.push(batch.id);
         }
         report.batches += ids.len() as u64;
-        let (applied, failed) = wait_for(&session.pool, &ids, claimed.waiting, wait).await?;
+        let (applied, failed) = wait_for(&session.pool, &table, &ids, wait).await?;
         report.applied += applied;
         report.failed += failed;
         tracing::info!(object = %describe.name, batches = ids.len(), applied, failed, "Push round done.");
@@ -108,41 +115,42 @@ pub async fn push_object(
     Ok(report)
 }
 
-/// Waits until no change of batches `ids` is in flight (and, when records `waiting` for a
-/// create's Id were left pending, until every in-flight change of the table is settled);
-/// returns the changes applied and failed.
+/// Changes of `table` sent and not yet answered.
+async fn in_flight(pool: &sqlx::PgPool, table: &str) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM sfsync.outbox WHERE table_name = $1 AND state = 'in_flight'",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await
+}
+
+/// Waits until no change of `table` is in flight (those of batches `ids` among them, and the
+/// creates that records left waiting need); returns the changes of `ids` applied and failed.
 async fn wait_for(
     pool: &sqlx::PgPool,
+    table: &str,
     ids: &[Uuid],
-    waiting: u64,
     wait: Duration,
 ) -> anyhow::Result<(u64, u64)> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let (in_flight, applied, failed): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE state = 'in_flight'),
-                    count(*) FILTER (WHERE state = 'applied'),
-                    count(*) FILTER (WHERE state = 'failed')
-               FROM sfsync.outbox WHERE batch_id = ANY($1)",
-        )
-        .bind(ids)
-        .fetch_one(pool)
-        .await?;
-        let others: i64 = if waiting > 0 && ids.is_empty() {
-            sqlx::query_scalar("SELECT count(*) FROM sfsync.outbox WHERE state = 'in_flight'")
-                .fetch_one(pool)
-                .await?
-        } else {
-            0
-        };
-        if in_flight == 0 && others == 0 {
+        let pending = in_flight(pool, table).await?;
+        if pending == 0 {
+            let (applied, failed): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE state = 'applied'),
+                        count(*) FILTER (WHERE state = 'failed')
+                   FROM sfsync.outbox WHERE batch_id = ANY($1)",
+            )
+            .bind(ids)
+            .fetch_one(pool)
+            .await?;
             return Ok((applied as u64, failed as u64));
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "{} changes still in flight after {wait:?}: are workers running with Salesforce credentials (SF_LOGIN_URL and the rest)? \
-             Run producer push again later to wait for them; nothing is sent twice",
-            in_flight + others
+            "{pending} changes still in flight after {wait:?}: are workers running with Salesforce credentials (SF_LOGIN_URL and the rest)? \
+             Run producer push again later to wait for them; nothing is sent twice"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -154,20 +162,17 @@ async fn wait_for(
 /// A setting is wrong, a service is unreachable, or a push failed.
 pub async fn run_push(args: &PushArgs) -> anyhow::Result<Vec<PushReport>> {
     let session = Session::open(args.into(), None).await?;
-    let mut reports = Vec::with_capacity(args.objects.len());
-    let mut result = Ok(());
-    for object in &args.objects {
-        let settings = args.object_config.settings(object);
-        match push_object(&session, object, &settings, args.wait).await {
-            Ok(report) => reports.push(report),
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
+    let pushed = async {
+        let mut reports = Vec::with_capacity(args.objects.len());
+        for object in &args.objects {
+            let settings = args.object_config.settings(object);
+            reports.push(push_object(&session, object, &settings, args.wait).await?);
         }
+        anyhow::Ok(reports)
     }
+    .await;
     session.close().await;
-    result.map(|()| reports)
+    pushed
 }
 
 /// `producer push`, printed: one line per object; an error (exit 1) when Salesforce refused
@@ -178,8 +183,13 @@ pub async fn run_push(args: &PushArgs) -> anyhow::Result<Vec<PushReport>> {
 pub async fn push_and_print(args: &PushArgs) -> anyhow::Result<()> {
     let reports = run_push(args).await?;
     for r in &reports {
+        let waiting = if r.waiting > 0 {
+            format!(", {} waiting for a refused create", r.waiting)
+        } else {
+            String::new()
+        };
         println!(
-            "{}: {} applied, {} refused, {} merged, {} batches",
+            "{}: {} applied, {} refused, {} merged, {} batches{waiting}",
             r.object, r.applied, r.failed, r.merged, r.batches
         );
     }
@@ -187,6 +197,11 @@ pub async fn push_and_print(args: &PushArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         refused == 0,
         "Salesforce refused {refused} changes; their reasons: SELECT table_name, row_id, op, error FROM sfsync.outbox WHERE state = 'failed'"
+    );
+    let waiting: u64 = reports.iter().map(|r| r.waiting).sum();
+    anyhow::ensure!(
+        waiting == 0,
+        "{waiting} records' changes wait for a create Salesforce refused; fix it and run producer dlq replay --error-class salesforce, then push again"
     );
     Ok(())
 }
