@@ -6,10 +6,13 @@
 //! `REQUEST_LIMIT_EXCEEDED`) are retried by the client like any other call; every call here
 //! may be repeated safely: an upsert on the same external Id value finds the record it created,
 //! an update writes the same values, a delete of a deleted record answers `ENTITY_IS_DELETED`.
+//! The same requests, built here, also travel as a subrequest of a Composite call
+//! ([`crate::composite`]), which reads the written records back in the same call.
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::composite::Save;
 use crate::{SalesforceClient, SfError};
 
 /// Records per call: Salesforce's limit.
@@ -60,14 +63,12 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
         external_id_field: &str,
         records: Vec<Map<String, Value>>,
     ) -> Result<Vec<SaveResult>, SfError> {
-        let path = format!(
-            "{}/composite/sobjects/{object}/{external_id_field}",
-            self.data_path()
-        );
-        let count = records.len();
-        let body = body(object, records.into_iter());
-        self.collection_call(reqwest::Method::PATCH, &path, Some(&body), count)
-            .await
+        self.collection_call(Save::Upsert {
+            object: object.to_owned(),
+            external_id_field: external_id_field.to_owned(),
+            records,
+        })
+        .await
     }
 
     /// Updates records of `object`, each given by its Id: `PATCH /composite/sobjects`.
@@ -79,17 +80,11 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
         object: &str,
         records: Vec<(String, Map<String, Value>)>,
     ) -> Result<Vec<SaveResult>, SfError> {
-        let path = format!("{}/composite/sobjects", self.data_path());
-        let count = records.len();
-        let body = body(
-            object,
-            records.into_iter().map(|(id, mut fields)| {
-                fields.insert("id".to_owned(), Value::String(id));
-                fields
-            }),
-        );
-        self.collection_call(reqwest::Method::PATCH, &path, Some(&body), count)
-            .await
+        self.collection_call(Save::Update {
+            object: object.to_owned(),
+            records,
+        })
+        .await
     }
 
     /// Deletes records by Id: `DELETE /composite/sobjects?ids=…&allOrNone=false`.
@@ -97,29 +92,91 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
     /// # Errors
     /// As for [`Self::upsert_records`].
     pub async fn delete_records(&self, ids: &[String]) -> Result<Vec<SaveResult>, SfError> {
-        let path = format!(
-            "{}/composite/sobjects?ids={}&allOrNone=false",
-            self.data_path(),
-            ids.join(",")
-        );
-        self.collection_call(reqwest::Method::DELETE, &path, None, ids.len())
+        self.collection_call(Save::Delete { ids: ids.to_vec() })
             .await
     }
 
-    async fn collection_call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-        count: usize,
-    ) -> Result<Vec<SaveResult>, SfError> {
+    async fn collection_call(&self, save: Save) -> Result<Vec<SaveResult>, SfError> {
+        let request = CollectionRequest::new(&self.data_path(), save)?;
+        let (_, answer) = self
+            .send(
+                request.method.clone(),
+                &request.path,
+                &[],
+                request.body.as_ref(),
+            )
+            .await?;
+        results(&request.path, &answer, request.count)
+    }
+}
+
+/// One sObject Collections request as sfsync sends it, on its own or as a Composite
+/// subrequest: the same method, path and body either way.
+pub(crate) struct CollectionRequest {
+    pub method: reqwest::Method,
+    /// Under the instance (`/services/data/vXX.X/composite/sobjects…`), with a delete's query
+    /// string.
+    pub path: String,
+    /// `None` for a delete.
+    pub body: Option<Value>,
+    /// Records sent: one result is expected for each.
+    pub count: usize,
+}
+
+impl CollectionRequest {
+    /// The request for `save` under `data_path` (`/services/data/v62.0`).
+    ///
+    /// # Errors
+    /// More than [`MAX_RECORDS`] records.
+    pub(crate) fn new(data_path: &str, save: Save) -> Result<Self, SfError> {
+        let (method, path, body, count) = match save {
+            Save::Upsert {
+                object,
+                external_id_field,
+                records,
+            } => {
+                let count = records.len();
+                (
+                    reqwest::Method::PATCH,
+                    format!("{data_path}/composite/sobjects/{object}/{external_id_field}"),
+                    Some(body(&object, records.into_iter())),
+                    count,
+                )
+            }
+            Save::Update { object, records } => {
+                let count = records.len();
+                let records = records.into_iter().map(|(id, mut fields)| {
+                    fields.insert("id".to_owned(), Value::String(id));
+                    fields
+                });
+                (
+                    reqwest::Method::PATCH,
+                    format!("{data_path}/composite/sobjects"),
+                    Some(body(&object, records)),
+                    count,
+                )
+            }
+            Save::Delete { ids } => (
+                reqwest::Method::DELETE,
+                format!(
+                    "{data_path}/composite/sobjects?ids={}&allOrNone=false",
+                    ids.join(",")
+                ),
+                None,
+                ids.len(),
+            ),
+        };
         if count > MAX_RECORDS {
             return Err(SfError::Config(format!(
                 "{count} records in one sObject Collections call; Salesforce takes at most {MAX_RECORDS}"
             )));
         }
-        let (_, answer) = self.send(method, path, &[], body).await?;
-        results(path, &answer, count)
+        Ok(Self {
+            method,
+            path,
+            body,
+            count,
+        })
     }
 }
 
@@ -135,7 +192,7 @@ fn body(object: &str, records: impl Iterator<Item = Map<String, Value>>) -> Valu
 }
 
 /// The per-record results of a collection call, one per record sent.
-fn results(path: &str, answer: &[u8], sent: usize) -> Result<Vec<SaveResult>, SfError> {
+pub(crate) fn results(path: &str, answer: &[u8], sent: usize) -> Result<Vec<SaveResult>, SfError> {
     let protocol = |detail: String| SfError::Protocol {
         url: path.split('?').next().unwrap_or(path).to_owned(),
         detail,

@@ -1,5 +1,6 @@
-//! Talking to Salesforce: login, describe, paged queries over the REST API, getDeleted, and
-//! Bulk API 2.0 query jobs. The producer reads through it; the workers will write through it
+//! Talking to Salesforce: login, describe, paged queries over the REST API, getDeleted,
+//! Bulk API 2.0 query jobs, and writes through sObject Collections, alone or with a read-back
+//! in one Composite call. The producer reads through it; the workers write through it
 //! (write-back), which is why it is a crate of its own.
 
 pub mod auth;
@@ -7,6 +8,7 @@ pub mod buffers;
 pub mod bulk;
 pub mod client;
 pub mod collections;
+pub mod composite;
 pub mod deleted;
 mod describe;
 pub mod error;

@@ -72,6 +72,32 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
             .await
     }
 
+    /// Like [`send`](Self::send), with `check` run on every 2xx body inside the retries: what
+    /// it returns is the answer, and an error it finds transient is sent again, as a transient
+    /// answer of the whole call would be (a Composite call reads its subrequests' statuses
+    /// here).
+    pub(crate) async fn send_checked<T>(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        json: Option<&serde_json::Value>,
+        check: impl Fn(&[u8]) -> Result<T, SfError>,
+    ) -> Result<T, SfError> {
+        let request = Request {
+            method: &method,
+            path_and_query,
+            headers: &[],
+            json,
+        };
+        self.retrying(|| async {
+            let (_, body) = self.refreshing(|| self.send_once(request)).await?;
+            let checked = check(&body);
+            self.recycle_body(body);
+            checked
+        })
+        .await
+    }
+
     /// One GET, refreshing an expired session once; an expired token that cannot be refreshed
     /// is a setting to fix.
     async fn get_once_refreshing(
