@@ -128,16 +128,18 @@ pub struct Faults {
     /// keeps the 15 days Salesforce keeps.
     #[serde(skip_serializing_if = "Option::is_none", with = "datetime_millis")]
     pub delete_log_start: Option<i64>,
-    /// Milliseconds every sObject Collections call takes while it holds its row locks (see
-    /// `org::write::locks`), so that concurrent calls can collide; 0 answers at once.
+    /// Milliseconds every sObject Collections write (a direct call or a Composite subrequest)
+    /// takes while it holds its row locks (see `org::write::locks`), so that concurrent calls
+    /// can collide; 0 answers at once.
     #[serde(skip_serializing_if = "is_zero")]
     pub write_ms: u64,
     /// Milliseconds a record waits for a parent locked by another call in flight before it
     /// fails with `UNABLE_TO_LOCK_ROW`; 0 fails at once (Salesforce waits about 10 s).
     #[serde(skip_serializing_if = "is_zero")]
     pub lock_wait_ms: u64,
-    /// Every Nth sObject Collections call (counted from 1) applies its writes and then closes
-    /// the connection without an answer, so the client cannot know it committed; 0 never.
+    /// Every Nth write call (sObject Collections or Composite, counted from 1) applies its
+    /// writes and then closes the connection without an answer, so the client cannot know it
+    /// committed; 0 never.
     #[serde(skip_serializing_if = "is_zero")]
     pub commit_then_drop_every: u64,
 }
@@ -202,7 +204,8 @@ pub struct FaultStats {
     pub query_timeouts: u64,
     /// Bulk query jobs failed for ORDER BY over too many records.
     pub bulk_timeouts: u64,
-    /// sObject Collections calls seen (the counter `commit_then_drop_every` uses).
+    /// Write calls seen, sObject Collections and Composite (the counter
+    /// `commit_then_drop_every` uses).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub write_calls: u64,
     /// Write calls whose connection was dropped after they committed.

@@ -1,8 +1,8 @@
 //! A deterministic fake Salesforce org over HTTP, faithful enough for real client libraries:
 //! OAuth token endpoint, REST query/queryAll with paging cursors, describe, limits,
-//! getUpdated/getDeleted, Bulk API 2.0 query jobs and sObject Collections writes; in the
-//! shape of a real org on demand, with the behaviours of real orgs that integrations trip
-//! over.
+//! getUpdated/getDeleted, Bulk API 2.0 query jobs, sObject Collections writes and the
+//! Composite resource around them; in the shape of a real org on demand, with the behaviours
+//! of real orgs that integrations trip over.
 //!
 //! # Layout
 //! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
@@ -12,8 +12,9 @@
 //!   `parser::resolve` and literal checks in `parser::literal`) and the evaluator.
 //! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface. `routes`
 //!   holds the envelope of every REST call and the table from paths to resources; its files
-//!   answer query/queryAll/queryMore (`query`), describe and records (`sobjects`), `limits`
-//!   and the `/__admin/` hooks (`admin`). `base64` serves Basic credentials and Bulk locators.
+//!   answer query/queryAll/queryMore (`query`), describe and records (`sobjects`), sObject
+//!   Collections (`collections`), Composite (`composite`), `limits` and the `/__admin/` hooks
+//!   (`admin`). `base64` serves Basic credentials and Bulk locators.
 //! - [`render`]: JSON page rendering, the hot path.
 //! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results: the job store (`store`), a job's
 //!   creation, state and info (`lifecycle`), the result chunks and their locators
@@ -52,8 +53,8 @@
 //! - A request line (method, target, HTTP version) over [`OrgConfig::max_request_line`] bytes
 //!   (16,384 by default, `--max-request-line`) answers `414 URI Too Long` with the HTML body
 //!   Salesforce's front end sends, before authentication: the full SELECT of Wide__c does not
-//!   fit. (Salesforce's POST-able alternatives are the Bulk 2.0 job body and the Composite
-//!   API; this fake serves the first.)
+//!   fit. (Salesforce's POST-able alternatives are the Bulk 2.0 job body and a Composite
+//!   query subrequest, whose url travels in the POST body; this fake serves both.)
 //! - SOQL naming a field an object lacks (SystemModstamp on AccountHistory) fails with 400
 //!   `INVALID_FIELD` "No such column …"; ContentDocumentLink without its filter fails with 400
 //!   `MALFORMED_QUERY` "Implementation restriction: …"; getUpdated/getDeleted on an object that
@@ -106,6 +107,22 @@
 //! `commit_then_drop_every` (apply, then close the connection unanswered) make writes collide
 //! and lose their answers. [`Org::find_by_external_id`] and [`Org::record_by_id`] let tests
 //! check the org.
+//!
+//! # Composite: a write and a read in one call
+//! `POST /composite` `{"allOrNone":false,"compositeRequest":[{"method","url","referenceId",
+//! "body"},…]}` runs up to 25 subrequests in order, each through the same dispatch as the
+//! same request made directly (a collections write takes the same row locks, waits the same
+//! `write_ms`; a query sees the writes before it), and answers HTTP 200
+//! `{"compositeResponse":[{"body","httpHeaders":{},"httpStatusCode","referenceId"},…]}`, a
+//! failed subrequest with its own status and error array while the others still run. The
+//! whole call is one API call, and one write call for `commit_then_drop_every`. Subrequests
+//! may name the sObject resources, query/queryAll/queryMore and sObject Collections (other
+//! urls answer their subrequest 404 `NOT_FOUND`). More than 25 subrequests, or more than 5
+//! collections and query ones, run nothing: 200 with one subresponse, 400 `LIMIT_EXCEEDED`,
+//! `referenceId` null. A subrequest lacking `method`, `url` or `referenceId` refuses the call
+//! with 400 `JSON_PARSER_ERROR`. Not supported, refused whole with 400 `UNSUPPORTED_BY_FAKE`
+//! before anything runs: reference notation (`@{refId.field}`) and `allOrNone: true`;
+//! `collateSubrequests` is ignored (subrequests always run in order).
 //!
 //! # Keeping in sync: mutations, getUpdated/getDeleted, Bulk 2.0
 //! - `POST /__admin/mutate` (no auth, not counted toward API usage) or [`Org::mutate`]

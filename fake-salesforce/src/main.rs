@@ -113,16 +113,17 @@ struct Args {
     /// createable object, for sObject Collections upserts; default none.
     #[arg(long, env = "FAKE_SF_EXTERNAL_ID_FIELD")]
     external_id_field: Option<String>,
-    /// Fault: milliseconds every sObject Collections call takes while it holds the row locks
-    /// of its records' parents (Contact.AccountId, an Account itself); 0 answers at once.
+    /// Fault: milliseconds every sObject Collections write (direct or a Composite subrequest)
+    /// takes while it holds the row locks of its records' parents (Contact.AccountId, an
+    /// Account itself); 0 answers at once.
     #[arg(long, env = "FAKE_SF_WRITE_MS", default_value_t = 0)]
     write_ms: u64,
     /// Fault: milliseconds a record waits for a parent locked by another write call before
     /// it fails with UNABLE_TO_LOCK_ROW; 0 fails at once (Salesforce waits about 10 s).
     #[arg(long, env = "FAKE_SF_LOCK_WAIT_MS", default_value_t = 0)]
     lock_wait_ms: u64,
-    /// Fault: every Nth sObject Collections call (counted from 1) applies its writes, then
-    /// closes the connection without an answer; 0 never.
+    /// Fault: every Nth write call (sObject Collections or Composite, counted from 1) applies
+    /// its writes, then closes the connection without an answer; 0 never.
     #[arg(long, env = "FAKE_SF_COMMIT_THEN_DROP_EVERY", default_value_t = 0)]
     commit_then_drop_every: u64,
 }
@@ -161,6 +162,12 @@ Endpoints (under /services/data/vXX.X/ unless noted; bearer token required):
                                           DELETE ?ids=a,b&allOrNone=false (<= 200 records,
                                           one API call, per-record results)
   composite/sobjects/<Object>/<Field>     PATCH upsert on --external-id-field
+  composite                               Composite: POST {\"allOrNone\":false,
+                                          \"compositeRequest\":[{\"method\",\"url\",
+                                          \"referenceId\",\"body\"},...]}: <= 25 subrequests
+                                          (<= 5 collections/queries) to sobjects, query and
+                                          composite/sobjects, run in order, one API call;
+                                          no allOrNone true, no @{ref} notation (400)
   limits                                  API usage
   /services/oauth2/token                  OAuth (client_credentials, password, refresh_token)
 A request line over --max-request-line bytes (16384) gets 414 URI Too Long first.

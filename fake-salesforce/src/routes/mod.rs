@@ -6,11 +6,14 @@
 //! This module owns the envelope every REST call goes through (authentication, the usage
 //! counter, injected faults, `Sforce-Limit-Info`) and the table from paths to resources; the
 //! resources answer in `query` (query, queryAll, queryMore), `sobjects` (describe and
-//! records), `collections` (sObject Collections writes), `limits`, `org::replication`
-//! (getUpdated, getDeleted), [`crate::bulk`] (Bulk 2.0 jobs) and `admin` (the test hooks).
+//! records), `collections` (sObject Collections writes), `composite` (the Composite resource,
+//! whose subrequests go through the same table as direct calls), `limits`,
+//! `org::replication` (getUpdated, getDeleted), [`crate::bulk`] (Bulk 2.0 jobs) and `admin`
+//! (the test hooks).
 
 mod admin;
 mod collections;
+mod composite;
 mod limits;
 mod query;
 mod sobjects;
@@ -115,13 +118,14 @@ fn is_query_call(rest: &str) -> bool {
     matches!(segments.next(), Some("query" | "queryAll"))
 }
 
-/// sObject Collections calls that write (`composite/sobjects`, any method but GET): the calls
-/// `write_ms` and `commit_then_drop_every` apply to.
+/// Calls that write: sObject Collections (`composite/sobjects`) and Composite (`composite`,
+/// whose subrequests may write), any method but GET. `commit_then_drop_every` counts them;
+/// `write_ms` applies to each collections write, direct or a composite subrequest.
 fn is_write_call(rest: &str, method: &Method) -> bool {
     let mut segments = rest.split('/').filter(|s| !s.is_empty()).skip(1);
     method != Method::GET
         && segments.next() == Some("composite")
-        && segments.next() == Some("sobjects")
+        && matches!(segments.next(), None | Some("sobjects"))
 }
 
 /// Everything under `/services/data/vXX.X/`: authenticate, count the call, apply the faults
@@ -200,17 +204,34 @@ enum Resource<'a> {
     Deleted(&'a str),
     Jobs(&'a [&'a str]),
     Collections(&'a [&'a str]),
+    Composite,
 }
 
-async fn dispatch(
-    org: &Arc<Org>,
-    method: &Method,
-    rest: &str,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: &Bytes,
-) -> Result<Response, ApiError> {
-    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+impl Resource<'_> {
+    /// The resources a Composite subrequest may name (of those this org serves): the sObject
+    /// resources, the query resources and sObject Collections.
+    fn in_composite(&self) -> bool {
+        matches!(
+            self,
+            Resource::SObject(_)
+                | Resource::Describe(_)
+                | Resource::Record(..)
+                | Resource::Updated(_)
+                | Resource::Deleted(_)
+                | Resource::Query { .. }
+                | Resource::QueryMore(_)
+                | Resource::Collections(_)
+        )
+    }
+}
+
+/// The path segments of `rest` (what follows `/services/data/`).
+fn segments(rest: &str) -> Vec<&str> {
+    rest.split('/').filter(|s| !s.is_empty()).collect()
+}
+
+/// The API version and the resource `segments` name; 404 for anything else.
+fn resource<'a>(segments: &'a [&'a str]) -> Result<(&'a str, Resource<'a>), ApiError> {
     let Some((&version, path)) = segments.split_first() else {
         return Err(ApiError::not_found());
     };
@@ -230,9 +251,57 @@ async fn dispatch(
         ["queryAll"] => Resource::Query { all: true },
         ["query" | "queryAll", locator] => Resource::QueryMore(locator),
         ["jobs", "query", rest @ ..] => Resource::Jobs(rest),
+        ["composite"] => Resource::Composite,
         ["composite", "sobjects", rest @ ..] => Resource::Collections(rest),
         _ => return Err(ApiError::not_found()),
     };
+    Ok((version, resource))
+}
+
+/// Answers one REST call (after `data_api`'s envelope).
+async fn dispatch(
+    org: &Arc<Org>,
+    method: &Method,
+    rest: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let segments = segments(rest);
+    match resource(&segments)? {
+        (_, Resource::Composite) => composite::composite(org, method, body).await,
+        (version, resource) => answer(org, method, version, resource, headers, query, body).await,
+    }
+}
+
+/// Answers one subrequest of a Composite call as [`dispatch`] answers the same request made
+/// on its own; a resource the Composite resource does not serve (a nested composite call,
+/// limits, Bulk jobs) is 404 `NOT_FOUND`.
+async fn subrequest(
+    org: &Arc<Org>,
+    method: &Method,
+    rest: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
+    let segments = segments(rest);
+    let (version, resource) = resource(&segments)?;
+    if !resource.in_composite() {
+        return Err(ApiError::not_found());
+    }
+    answer(org, method, version, resource, headers, query, body).await
+}
+
+async fn answer(
+    org: &Arc<Org>,
+    method: &Method,
+    version: &str,
+    resource: Resource<'_>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<Response, ApiError> {
     let read_only = method == Method::GET || method == Method::HEAD;
     if !read_only && !matches!(resource, Resource::Jobs(_) | Resource::Collections(_)) {
         return Err(ApiError::method_not_allowed(method.as_str()));
@@ -274,6 +343,8 @@ async fn dispatch(
         }
         Resource::Query { all } => query::query(org, version, param("q"), headers, all).await,
         Resource::QueryMore(locator) => query::query_more(org, locator, version),
+        // `dispatch` answers it, and `subrequest` refuses it.
+        Resource::Composite => Err(ApiError::not_found()),
     }
 }
 
@@ -305,6 +376,20 @@ mod tests {
         assert!(is_query_call("v62.0/query/01gxx-2000"));
         assert!(!is_query_call("v62.0/sobjects/Contact/describe"));
         assert!(!is_query_call("v62.0/jobs/query"));
+    }
+
+    #[test]
+    fn write_calls_are_recognised() {
+        assert!(is_write_call("v62.0/composite/sobjects", &Method::PATCH));
+        assert!(is_write_call(
+            "v62.0/composite/sobjects/Contact/Ext__c",
+            &Method::PATCH
+        ));
+        assert!(is_write_call("v62.0/composite", &Method::POST));
+        assert!(is_write_call("v62.0/composite/", &Method::POST));
+        assert!(!is_write_call("v62.0/composite", &Method::GET));
+        assert!(!is_write_call("v62.0/composite/batch", &Method::POST));
+        assert!(!is_write_call("v62.0/query", &Method::GET));
     }
 
     #[test]
