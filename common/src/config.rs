@@ -26,6 +26,14 @@ pub fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_owned()))
 }
 
+/// Parses a percentage between 1 and 100, with or without `%` (clap value parser).
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if (1.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage between 1 and 100")),
+    }
+}
+
 /// Parses `30s`, `500ms`, `5m`, `2h` or a bare number of seconds (clap value parser).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();

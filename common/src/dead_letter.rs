@@ -51,11 +51,16 @@ pub enum ErrorClass {
     /// duplicate): the letter is a push batch of that one record, and a replay sends the row's
     /// values as they are then.
     Salesforce,
+    /// Salesforce changed a field that also had a local change waiting to be written back, and
+    /// the object's `conflict` policy is `reject`: the local change was not sent. The letter is
+    /// a push batch of that one record; a replay sends the row's values as they are then (the
+    /// local value, unless it was changed since).
+    Conflict,
 }
 
 impl ErrorClass {
     /// Every class, in the order `--help` lists them.
-    pub const ALL: [ErrorClass; 7] = [
+    pub const ALL: [ErrorClass; 8] = [
         ErrorClass::Decode,
         ErrorClass::Mapping,
         ErrorClass::Value,
@@ -63,6 +68,7 @@ impl ErrorClass {
         ErrorClass::Schema,
         ErrorClass::Poison,
         ErrorClass::Salesforce,
+        ErrorClass::Conflict,
     ];
 
     /// The name in headers, in the database and on the command line.
@@ -75,6 +81,7 @@ impl ErrorClass {
             ErrorClass::Schema => "schema",
             ErrorClass::Poison => "poison",
             ErrorClass::Salesforce => "salesforce",
+            ErrorClass::Conflict => "conflict",
         }
     }
 

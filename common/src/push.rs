@@ -21,6 +21,46 @@ pub enum PushOp {
     Delete,
 }
 
+/// What a pull does when Salesforce changed a field that also has a local change waiting to
+/// be written back (`conflict` in the object's section of `sfsync.toml`). A conflict is told
+/// from the echo of sfsync's own change by the value the field had before the local change,
+/// which the outbox keeps: no API call is spent on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictPolicy {
+    /// The local value stays and is sent.
+    #[default]
+    LocalWins,
+    /// Salesforce's value is taken and the local change of that field is dropped.
+    SalesforceWins,
+    /// The local value stays but is not sent: the change is dead-lettered (class `conflict`)
+    /// for someone to decide.
+    Reject,
+}
+
+impl ConflictPolicy {
+    /// Every policy, as `sfsync.toml` names them.
+    pub const ALL: [ConflictPolicy; 3] = [
+        ConflictPolicy::LocalWins,
+        ConflictPolicy::SalesforceWins,
+        ConflictPolicy::Reject,
+    ];
+
+    /// The name in `sfsync.toml` and in `sfsync.writable.conflict`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConflictPolicy::LocalWins => "local-wins",
+            ConflictPolicy::SalesforceWins => "salesforce-wins",
+            ConflictPolicy::Reject => "reject",
+        }
+    }
+
+    /// The policy named `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
 /// One batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushBatch {

@@ -72,8 +72,19 @@ pub struct PushArgs {
     /// How long to wait for the workers to apply each round of batches.
     #[arg(long, default_value = "10m", value_parser = common::config::parse_duration)]
     pub wait: std::time::Duration,
+    /// Keep pushing: woken by the capture trigger's notification (LISTEN sfsync_outbox) as soon
+    /// as the application commits a change, and every --poll-interval in case a notification
+    /// was lost. Refused changes are logged and dead-lettered, and the push goes on; a signal
+    /// lets the push in progress finish, then exits 0.
+    #[arg(long)]
+    pub watch: bool,
+    /// With --watch: how often to look at the outbox without a notification.
+    #[arg(long, default_value = "60s", value_parser = common::config::parse_duration, requires = "watch")]
+    pub poll_interval: std::time::Duration,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Stop once the org's API usage reaches this percentage of its daily limit.
-    #[arg(long, default_value_t = 80.0, value_parser = parse_percent)]
+    #[arg(long, default_value_t = 80.0, value_parser = common::config::parse_percent)]
     pub max_api_usage: f64,
     #[command(flatten)]
     pub limit_retry: LimitRetryArgs,
@@ -121,7 +132,7 @@ pub struct ReconcileArgs {
     #[arg(long, default_value = "10m", value_parser = common::config::parse_duration)]
     pub wait: std::time::Duration,
     /// Stop once the org's API usage reaches this percentage of its daily limit.
-    #[arg(long, default_value_t = 80.0, value_parser = parse_percent)]
+    #[arg(long, default_value_t = 80.0, value_parser = common::config::parse_percent)]
     pub max_api_usage: f64,
     #[command(flatten)]
     pub limit_retry: LimitRetryArgs,
@@ -215,7 +226,7 @@ pub struct SyncArgs {
     pub formula_refresh: Option<std::time::Duration>,
     /// Stop (with an error) once the org's API usage, as Salesforce reports it, reaches this
     /// percentage of its daily limit, leaving the rest to other integrations. 100 disables it.
-    #[arg(long, env = "SFSYNC_MAX_API_USAGE", default_value_t = 80.0, value_parser = parse_percent)]
+    #[arg(long, env = "SFSYNC_MAX_API_USAGE", default_value_t = 80.0, value_parser = common::config::parse_percent)]
     pub max_api_usage: f64,
     /// Which Salesforce API reads the records: rest, bulk (Bulk API 2.0) or auto (Bulk above
     /// --bulk-threshold records, counted first with one COUNT() query).
@@ -280,13 +291,6 @@ impl LimitRetryArgs {
             limit_min_delay: self.sf_limit_backoff,
             ..crate::salesforce::RetryPolicy::default()
         }
-    }
-}
-
-fn parse_percent(s: &str) -> Result<f64, String> {
-    match s.trim_end_matches('%').parse::<f64>() {
-        Ok(p) if (1.0..=100.0).contains(&p) => Ok(p),
-        _ => Err(format!("{s:?} is not a percentage between 1 and 100")),
     }
 }
 

@@ -2,6 +2,7 @@
 //! does its work, closes what it opened, and returns its reports or prints them through
 //! [`crate::output`].
 
+use anyhow::Context as _;
 use common::metrics::MetricsListener;
 use tokio_util::sync::CancellationToken;
 
@@ -304,6 +305,21 @@ pub async fn reconcile_and_print(args: ReconcileArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Marks purged write-back changes discarded in the outbox.
+async fn discard(
+    services: &common::config::ServiceArgs,
+    changes: &[(uuid::Uuid, i64)],
+) -> anyhow::Result<()> {
+    let pool = common::db::connect_control(&services.database_url)
+        .await
+        .context("the letters are purged, but their write-back changes are still marked refused in sfsync.outbox: connecting to the database to mark them discarded")?;
+    let discarded = dlq::discard_changes(&pool, changes).await;
+    pool.close().await;
+    let discarded = discarded.context("marking purged write-back changes discarded")?;
+    println!("{discarded} write-back changes given up (sfsync.outbox state discarded)");
+    Ok(())
+}
+
 /// `producer dlq …`
 ///
 /// # Errors
@@ -333,9 +349,13 @@ pub async fn run_dlq(args: &DlqArgs) -> anyhow::Result<()> {
             ))
         }
         DlqCommand::Purge { filter, yes: true } => {
-            let removed = dlq::purge(&connection, filter).await?;
-            println!("purged {removed} dead letters");
-            Ok(())
+            let purged = dlq::purge(&connection, filter).await?;
+            println!("purged {} dead letters", purged.removed);
+            if purged.changes.is_empty() {
+                Ok(())
+            } else {
+                discard(&args.services, &purged.changes).await
+            }
         }
     };
     common::amqp::close_connection(&connection, "dlq done").await;

@@ -212,18 +212,41 @@ pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Resu
     Ok(moved)
 }
 
-/// Deletes matching letters; returns how many.
+/// What a purge removed.
+#[derive(Debug, Default)]
+pub struct Purged {
+    pub removed: usize,
+    /// The write-back changes among them, as (batch, row id): given up for good, so their
+    /// outbox rows are marked discarded (see [`discard_changes`]).
+    pub changes: Vec<(uuid::Uuid, i64)>,
+}
+
+/// Deletes matching letters.
 ///
 /// # Errors
 /// The broker failed.
-pub async fn purge(connection: &Connection, filter: &DlqFilter) -> anyhow::Result<usize> {
+pub async fn purge(connection: &Connection, filter: &DlqFilter) -> anyhow::Result<Purged> {
     let take = connection.create_channel().await?;
-    let mut removed = 0usize;
+    let mut purged = Purged::default();
     let limit = filter.limit.unwrap_or(usize::MAX);
     for_each_letter(&take, |message, info| {
-        let wanted = removed < limit && filter.matches(&info);
+        let wanted = purged.removed < limit && filter.matches(&info);
         if wanted {
-            removed += 1;
+            purged.removed += 1;
+            let is_push = message
+                .delivery
+                .properties
+                .kind()
+                .as_ref()
+                .is_some_and(|t| t.as_str() == common::push::MESSAGE_TYPE);
+            if is_push
+                && let Ok(batch) =
+                    serde_json::from_slice::<common::push::PushBatch>(&message.delivery.data)
+            {
+                purged
+                    .changes
+                    .extend(batch.records.iter().map(|r| (batch.batch_id, r.row_id)));
+            }
         }
         async move {
             if wanted {
@@ -238,5 +261,27 @@ pub async fn purge(connection: &Connection, filter: &DlqFilter) -> anyhow::Resul
     })
     .await?;
     common::amqp::close_channel(&take, "dlq purge done").await;
-    Ok(removed)
+    Ok(purged)
+}
+
+/// Marks the outbox rows of purged write-back changes discarded: their local values no longer
+/// hold off the pull, and `producer status` no longer counts them as refused.
+///
+/// # Errors
+/// The database refused the statement.
+pub async fn discard_changes(
+    pool: &sqlx::PgPool,
+    changes: &[(uuid::Uuid, i64)],
+) -> sqlx::Result<u64> {
+    let (batches, rows): (Vec<uuid::Uuid>, Vec<i64>) = changes.iter().copied().unzip();
+    let done = sqlx::query(
+        "UPDATE sfsync.outbox o SET state = 'discarded'
+           FROM unnest($1::uuid[], $2::bigint[]) AS p(batch_id, row_id)
+          WHERE o.batch_id = p.batch_id AND o.row_id = p.row_id AND o.state = 'failed'",
+    )
+    .bind(&batches)
+    .bind(&rows)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -71,6 +71,7 @@ pub async fn run(command: Command, cancel: CancellationToken) -> anyhow::Result<
         Command::Reconcile(args) => {
             until_cancelled(&cancel, commands::reconcile_and_print(args)).await
         }
+        Command::Push(args) if args.watch => write::push::watch_push(&args, &cancel).await,
         Command::Push(args) => until_cancelled(&cancel, write::push::push_and_print(&args)).await,
     }
 }

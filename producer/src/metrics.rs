@@ -28,6 +28,8 @@ pub struct ProducerMetrics {
     api_calls_remaining: Gauge,
     watermark_lag: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
     last_sync: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
+    push_pending: Family<ObjectLabels, Gauge>,
+    push_oldest_pending: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
     /// Each object's confirmed watermark; the lag is computed from it at each scrape, so it
     /// keeps growing while nothing moves it.
     watermarks: Mutex<HashMap<String, DateTime<Utc>>>,
@@ -97,6 +99,19 @@ impl ProducerMetrics {
             Unit::Seconds,
             last_sync.clone(),
         );
+        let push_pending = Family::default();
+        registry.register(
+            "sfsync_push_pending_changes",
+            "Changes of a writable object waiting in sfsync.outbox to be sent to Salesforce, as producer push --watch last saw them",
+            push_pending.clone(),
+        );
+        let push_oldest_pending = Family::default();
+        registry.register_with_unit(
+            "sfsync_push_oldest_pending_age",
+            "How long the oldest change waiting in sfsync.outbox has waited (0 when none waits), as producer push --watch last saw it",
+            Unit::Seconds,
+            push_oldest_pending.clone(),
+        );
         Self {
             registry,
             records_published,
@@ -107,8 +122,20 @@ impl ProducerMetrics {
             api_calls_remaining,
             watermark_lag,
             last_sync,
+            push_pending,
+            push_oldest_pending,
             watermarks: Mutex::default(),
         }
+    }
+
+    /// The write-back outbox of `object` as `producer push --watch` last saw it: changes
+    /// waiting to be sent, and how old the oldest of them is (0 when none waits).
+    pub fn outbox(&self, object: &str, pending: i64, oldest_pending_secs: f64) {
+        let labels = Self::labels(object);
+        self.push_pending.get_or_create(&labels).set(pending);
+        self.push_oldest_pending
+            .get_or_create(&labels)
+            .set(oldest_pending_secs);
     }
 
     fn labels(object: &str) -> ObjectLabels {
@@ -194,7 +221,20 @@ mod tests {
         m.api_usage(120, 15000);
         m.watermark("Contact", Utc::now() - chrono::Duration::seconds(60));
         m.watermark("Contact", Utc::now() - chrono::Duration::seconds(3600));
+        m.outbox("Contact", 12, 4.5);
         let text = m.render();
+        assert_eq!(
+            sample(&text, r#"sfsync_push_pending_changes{object="Contact"}"#),
+            Some(12.0),
+            "{text}"
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"sfsync_push_oldest_pending_age_seconds{object="Contact"}"#
+            ),
+            Some(4.5)
+        );
         assert_eq!(
             sample(&text, r#"sfsync_records_published_total{object="Contact"}"#),
             Some(4000.0),

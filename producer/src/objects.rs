@@ -44,6 +44,9 @@ pub struct ObjectSettings {
     /// The External ID field write-back creates records under
     /// ([`crate::write::DEFAULT_EXTERNAL_ID`] if not set).
     pub external_id: Option<String>,
+    /// What a pull does when Salesforce changed a field that also has a local change waiting
+    /// to be written back (`local-wins` if not set).
+    pub conflict: Option<common::push::ConflictPolicy>,
 }
 
 impl ObjectSettings {
@@ -117,6 +120,21 @@ impl ObjectsConfig {
             if let Some(field) = &settings.external_id {
                 check_api_name("field", field)
                     .map_err(|e| error(format!("{key}.external_id"), e.to_string()))?;
+            }
+            if settings.write.is_none() {
+                for (set, what) in [
+                    (settings.external_id.is_some(), "external_id"),
+                    (settings.conflict.is_some(), "conflict"),
+                ] {
+                    if set {
+                        return Err(error(
+                            format!("{key}.{what}"),
+                            format!(
+                                "{what} is a write-back setting, and the section has no `write`: add `write = [\"Field__c\"]` (or `write = \"all\"`), or remove {what}"
+                            ),
+                        ));
+                    }
+                }
             }
             if let Some(filter) = &settings.filter {
                 check_where(filter).map_err(|e| error(format!("{key}.where"), e))?;
@@ -419,6 +437,17 @@ mod tests {
     }
 
     #[test]
+    fn a_writable_object_names_its_conflict_policy() {
+        let c = config("[objects.Contact]\nwrite = [\"Email\"]\nconflict = \"salesforce-wins\"\n[objects.Lead]\nwrite = \"all\"")
+            .unwrap();
+        assert_eq!(
+            c.settings("Contact").conflict,
+            Some(common::push::ConflictPolicy::SalesforceWins)
+        );
+        assert_eq!(c.settings("Lead").conflict, None);
+    }
+
+    #[test]
     fn bad_names_are_refused_with_their_key() {
         for (toml, want) in [
             (
@@ -448,6 +477,14 @@ mod tests {
             (
                 "[objects.Contact]\ninclude_fields = [\"Id\"]\nexclude_fields = [\"Email\"]",
                 "sfsync.toml: objects.Contact: include_fields and exclude_fields cannot both be set",
+            ),
+            (
+                "[objects.Contact]\nconflict = \"reject\"",
+                "sfsync.toml: objects.Contact.conflict: conflict is a write-back setting, and the section has no `write`",
+            ),
+            (
+                "[objects.Contact]\nwrite = \"all\"\nconflict = \"remote-wins\"",
+                "sfsync.toml: objects.Contact: unknown variant `remote-wins`, expected one of `local-wins`, `salesforce-wins`, `reject`",
             ),
             (
                 "[objects.Contact]\nexclude_fields = [\"systemmodstamp\"]",

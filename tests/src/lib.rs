@@ -16,6 +16,7 @@ pub mod proxy;
 mod runs;
 pub mod scrape;
 mod workers;
+pub mod write_back;
 
 use std::{process::Command, time::Duration};
 

@@ -24,6 +24,7 @@ impl TestEnv {
             metrics: common::metrics::MetricsArgs::default(),
             services: self.services(),
             salesforce: salesforce::CredentialArgs::none(),
+            max_api_usage: 80.0,
         }
     }
 

@@ -3,15 +3,15 @@
 //! field the org does not let the integration user update is refused at start), a pull keeps
 //! them, and `producer push` sends them through the workers to the org.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use e2e::{
-    RunningWorker, TestEnv,
+    TestEnv,
     binary::Output,
     config_dir::{ConfigDir, sf_env},
+    write_back::{client, contacts_by_id, org_of, pushing_workers},
 };
 use fake_salesforce::{FakeOrg, MutateRequest, OrgConfig};
-use serde_json::{Map, Value};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 const LIMIT: Duration = Duration::from_secs(180);
@@ -20,19 +20,6 @@ const WRITABLE: &str = "[objects.Contact]\nwrite = [\"Engagement_Score__c\", \"E
 /// A fake org whose objects have the External ID field write-back creates records under.
 async fn org(contacts: u32) -> FakeOrg {
     org_of(10, contacts).await
-}
-
-/// [`org`] with `accounts` parents for the Contacts.
-async fn org_of(accounts: u32, contacts: u32) -> FakeOrg {
-    fake_salesforce::spawn(OrgConfig {
-        accounts,
-        contacts,
-        seed: 18,
-        external_id_field: Some(producer::write::DEFAULT_EXTERNAL_ID.to_owned()),
-        ..OrgConfig::default()
-    })
-    .await
-    .expect("fake org starts")
 }
 
 async fn producer(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, args: &[&str]) -> Output {
@@ -45,28 +32,6 @@ async fn sync(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg) {
     let out = producer(env, dir, org, &args).await;
     assert!(out.success, "producer {args:?}: {}", out.stderr);
     env.wait_for_all_runs(LIMIT).await.unwrap();
-}
-
-/// The org's Contacts (soft-deleted ones too) by Id.
-fn contacts_by_id(org: &FakeOrg) -> HashMap<String, Map<String, Value>> {
-    org.org()
-        .records("Contact")
-        .map(|r| (r["Id"].as_str().unwrap_or_default().to_owned(), r))
-        .collect()
-}
-
-/// `n` in-process workers that also apply push batches, with the fake org's credentials.
-fn pushing_workers(env: &TestEnv, org: &FakeOrg, n: usize) -> Vec<RunningWorker> {
-    let mut args = env.worker_args(4, 2);
-    args.salesforce = salesforce::CredentialArgs {
-        sf_login_url: Some(org.base_url()),
-        sf_client_id: Some("demo".to_owned().into()),
-        sf_client_secret: Some("demo".to_owned().into()),
-        ..salesforce::CredentialArgs::none()
-    };
-    (0..n)
-        .map(|_| TestEnv::spawn_worker_with(args.clone()))
-        .collect()
 }
 
 /// The outbox as (op, columns), oldest first.
@@ -513,17 +478,7 @@ async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
         ..fake_salesforce::Faults::default()
     });
 
-    let sf = salesforce::SalesforceClient::<salesforce::NoMetrics>::connect(
-        salesforce::Credentials::ClientCredentials {
-            login_url: org.base_url().parse().unwrap(),
-            client_id: "demo".to_owned().into(),
-            client_secret: "demo".to_owned().into(),
-        },
-        "62.0",
-        salesforce::RetryPolicy::default(),
-    )
-    .await
-    .unwrap();
+    let sf = client(&org).await;
     let fields = field_names(&sf.describe("Contact").await.unwrap());
     let pool =
         worker::pool::build(&secrecy::SecretString::from(env.database_url.clone()), 2).unwrap();

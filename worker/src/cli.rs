@@ -44,6 +44,11 @@ pub struct WorkerArgs {
     /// of `producer push` (the `sfsync.push` queue); without them it only stores pages.
     #[command(flatten)]
     pub salesforce: salesforce::CredentialArgs,
+    /// Write-back pauses once the org's API usage reaches this percentage of its daily limit:
+    /// push batches wait (held, then on the queue) and go on by themselves once the usage,
+    /// which every answer reports, falls below it. 100 never pauses.
+    #[arg(long, env = "SFSYNC_MAX_API_USAGE", default_value_t = 80.0, value_parser = common::config::parse_percent)]
+    pub max_api_usage: f64,
 }
 
 /// Worker arguments from `argv`, the environment and the settings file (`[worker]`, then the

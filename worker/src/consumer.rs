@@ -74,7 +74,7 @@ pub async fn run_with_metrics(
         "Worker consuming."
     );
 
-    let push = start_push(&args, &pool, &cancel).await?;
+    let push = start_push(&args, &pool, &metrics, &cancel).await?;
     let dead_letters = DeadLetterPublisher::new(session.connection.clone(), args.confirm_timeout);
     let ctx = Arc::new(Context::new(pool, dead_letters, metrics));
     let permits = Arc::new(Semaphore::new(usize::from(args.concurrency)));
@@ -143,6 +143,7 @@ pub async fn run_with_metrics(
 async fn start_push(
     args: &WorkerArgs,
     pool: &deadpool_postgres::Pool,
+    metrics: &Arc<WorkerMetrics>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
     if args.salesforce.is_empty() {
@@ -152,12 +153,15 @@ async fn start_push(
         return Ok(None);
     }
     let credentials = salesforce::Credentials::from_args(&args.salesforce)?;
-    let sf = salesforce::SalesforceClient::<salesforce::NoMetrics>::connect(
+    let max_usage = (args.max_api_usage < 100.0).then_some(args.max_api_usage);
+    let sf = salesforce::SalesforceClient::<WorkerMetrics>::connect(
         credentials,
         &args.salesforce.sf_api_version,
         salesforce::RetryPolicy::default(),
     )
-    .await?;
+    .await?
+    .with_max_api_usage(max_usage)
+    .with_metrics(metrics.clone());
     Ok(Some(tokio::spawn(crate::push::consume::run(
         args.services.amqp_url.clone(),
         pool.clone(),

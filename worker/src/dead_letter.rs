@@ -183,6 +183,39 @@ pub fn for_push(
     }
 }
 
+/// The dead letter of a local change a pull found in conflict with Salesforce (the `reject`
+/// policy): a push batch of the one record, as [`for_push`] makes for a refused change, so that
+/// `producer dlq replay` sends it to the push queue.
+pub fn for_conflict(conflict: &crate::store::Conflict, source_message_id: &str) -> DeadLetter {
+    let batch = &conflict.batch;
+    let record = batch.records.first();
+    DeadLetter {
+        message_id: format!(
+            "{}/{}",
+            batch.batch_id,
+            record.map(|r| r.row_id).unwrap_or_default()
+        ),
+        body: serde_json::to_vec(batch).unwrap_or_default(),
+        message_type: Some(common::push::MESSAGE_TYPE.into()),
+        info: DeadLetterInfo {
+            object: Some(batch.object.clone()),
+            run_id: Some(batch.batch_id.to_string()),
+            sfid: record.and_then(|r| r.sfid.clone()),
+            error_class: Some(ErrorClass::Conflict),
+            error: Some(format!(
+                "{} (row id {} of salesforce.{})",
+                conflict.message,
+                record.map(|r| r.row_id).unwrap_or_default(),
+                batch.table
+            )),
+            failed_at: Some(now()),
+            attempts: 1,
+            source_message_id: Some(source_message_id.into()),
+            ..Default::default()
+        },
+    }
+}
+
 /// A confirm-mode channel to the dead-letter exchange, reopened if it breaks, on whichever
 /// connection the consumer currently uses.
 pub struct DeadLetterPublisher {

@@ -31,6 +31,16 @@ fn upsert_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 14))
 }
 
+/// The labels of `sfsync_push_records_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PushLabels {
+    object: String,
+    /// create, update or delete
+    op: &'static str,
+    /// applied, refused or superseded
+    outcome: &'static str,
+}
+
 /// The labels of `sfsync_values_sanitized_total`: the object and the field (API names).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FieldLabels {
@@ -49,6 +59,9 @@ pub struct WorkerMetrics {
     upsert_duration: Family<ObjectLabels, Histogram, fn() -> Histogram>,
     retries: Family<CauseLabels, Counter>,
     pages_in_flight: Gauge,
+    push_records: Family<PushLabels, Counter>,
+    api_calls_used: Gauge,
+    api_calls_remaining: Gauge,
     /// Each object's handles, made once: a page costs one read lock and no allocation.
     objects: RwLock<HashMap<String, Arc<ObjectMetrics>>>,
 }
@@ -130,7 +143,28 @@ impl WorkerMetrics {
             "Pages this worker is storing right now (at most --concurrency)",
             pages_in_flight.clone(),
         );
+        let push_records = Family::default();
+        registry.register(
+            "sfsync_push_records",
+            "Write-back changes this worker finished, by object, op (create, update, delete) and outcome (applied; refused by Salesforce and dead-lettered; superseded: the row was gone, its delete follows)",
+            push_records.clone(),
+        );
+        let api_calls_used = Gauge::default();
+        registry.register(
+            "sfsync_api_calls_used",
+            "The org's API calls used today, as the last write-back answer reported",
+            api_calls_used.clone(),
+        );
+        let api_calls_remaining = Gauge::default();
+        registry.register(
+            "sfsync_api_calls_remaining",
+            "The org's API calls left today, as the last write-back answer reported",
+            api_calls_remaining.clone(),
+        );
         Self {
+            push_records,
+            api_calls_used,
+            api_calls_remaining,
             values_sanitized,
             registry,
             records_stored,
@@ -179,11 +213,51 @@ impl WorkerMetrics {
         count_retry(&self.retries, cause);
     }
 
+    /// A push batch of `object` was applied: `op` (create, update, delete) and how many of its
+    /// records ended each way.
+    pub fn pushed(
+        &self,
+        object: &str,
+        op: &'static str,
+        applied: u64,
+        refused: u64,
+        superseded: u64,
+    ) {
+        for (outcome, n) in [
+            ("applied", applied),
+            ("refused", refused),
+            ("superseded", superseded),
+        ] {
+            if n > 0 {
+                self.push_records
+                    .get_or_create(&PushLabels {
+                        object: object.to_owned(),
+                        op,
+                        outcome,
+                    })
+                    .inc_by(n);
+            }
+        }
+    }
+
     /// Counts a page as in work until the returned guard is dropped (also when its task is
     /// aborted).
     pub fn page_started(&self) -> InFlight {
         self.pages_in_flight.inc();
         InFlight(self.pages_in_flight.clone())
+    }
+}
+
+/// The write-back client reports here.
+impl salesforce::ApiMetrics for WorkerMetrics {
+    fn retry(&self, cause: RetryCause) {
+        WorkerMetrics::retry(self, cause);
+    }
+
+    fn api_usage(&self, used: u64, max: u64) {
+        self.api_calls_used.set(used as i64);
+        self.api_calls_remaining
+            .set(max.saturating_sub(used) as i64);
     }
 }
 

@@ -221,13 +221,23 @@ async fn store(
                     error_class = %f.class, error = %f.message, "Record cannot be stored; dead-lettering it."
                 );
             }
-            let letters = dead_letter::for_records(
+            let mut letters = dead_letter::for_records(
                 page,
                 &outcome.failed,
                 incoming.message_id,
                 replayed.map(|r| r.record_index),
                 attempts,
             );
+            for conflict in &outcome.conflicts {
+                let record = conflict.batch.records.first();
+                tracing::error!(
+                    sfid = record.and_then(|r| r.sfid.as_deref()).unwrap_or(""),
+                    row_id = record.map(|r| r.row_id).unwrap_or_default(),
+                    error_class = %ErrorClass::Conflict,
+                    "A local change conflicts with Salesforce and the object's policy is reject; dead-lettering it."
+                );
+                letters.push(dead_letter::for_conflict(conflict, incoming.message_id));
+            }
             Ok((letters, stored))
         }
         Err(PageError::Transient(e)) => {

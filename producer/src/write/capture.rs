@@ -6,7 +6,10 @@
 //! may be null until the push assigns it, and `systemmodstamp` defaults to -infinity so that the
 //! first pull of the record wins the modstamp guard.
 
-use common::schema::{qualified, quote_ident};
+use common::{
+    push::ConflictPolicy,
+    schema::{qualified, quote_ident},
+};
 use sqlx::{AssertSqlSafe, PgPool};
 
 /// The trigger that records changes.
@@ -60,6 +63,67 @@ pub async fn install(pool: &PgPool, table: &str, columns: &[String]) -> sqlx::Re
     tx.commit().await
 }
 
+/// What the workers need to know about a writable table (`sfsync.writable`), and the view of
+/// each of its rows' last push operation (`sfsync.<table>_push`).
+pub struct Registration<'a> {
+    pub table: &'a str,
+    pub object: &'a str,
+    pub conflict: ConflictPolicy,
+    /// The External ID field's API name.
+    pub external_id_field: &'a str,
+}
+
+/// The view of `table`'s rows' last push operation.
+pub fn view_name(table: &str) -> String {
+    format!("{table}_push")
+}
+
+/// Records `registration` for the workers and makes the table's push view. Called with
+/// [`install`], each time a sync starts: the settings may have changed since.
+///
+/// # Errors
+/// The database refused a statement.
+pub async fn register(pool: &PgPool, registration: &Registration<'_>) -> sqlx::Result<()> {
+    let Registration {
+        table,
+        object,
+        conflict,
+        external_id_field,
+    } = registration;
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO sfsync.writable (table_name, object, conflict, external_id_field, external_id_column)
+         VALUES ($1, $2, $3, $4, lower($4))
+         ON CONFLICT (table_name) DO UPDATE
+            SET object = EXCLUDED.object, conflict = EXCLUDED.conflict,
+                external_id_field = EXCLUDED.external_id_field,
+                external_id_column = EXCLUDED.external_id_column, updated_at = now()
+          WHERE (sfsync.writable.object, sfsync.writable.conflict, sfsync.writable.external_id_field)
+                IS DISTINCT FROM (EXCLUDED.object, EXCLUDED.conflict, EXCLUDED.external_id_field)",
+    )
+    .bind(table)
+    .bind(object)
+    .bind(conflict.as_str())
+    .bind(external_id_field)
+    .execute(&mut *tx)
+    .await?;
+    // Merged changes were folded into a later one of the same row, which the view shows.
+    sqlx::query(AssertSqlSafe(format!(
+        "CREATE OR REPLACE VIEW sfsync.{view} AS
+         SELECT DISTINCT ON (o.row_id)
+                o.row_id AS id, o.sfid, o.op AS last_op, o.state, o.error, o.captured_at, o.batch_id
+           FROM sfsync.outbox o
+          WHERE o.table_name = '{literal}' AND o.state <> 'merged'
+          ORDER BY o.row_id, o.id DESC",
+        view = quote_ident(&view_name(table)),
+        // A plain lower-case table name (checked when the settings were read).
+        literal = table.replace('\'', "''"),
+    )))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
 /// Makes `salesforce.<table>` read-only again (its object no longer has `write`): changes are
 /// no longer captured. What the outbox holds stays there. `sfid` stays nullable, since rows
 /// without one may exist.
@@ -69,6 +133,16 @@ pub async fn install(pool: &PgPool, table: &str, columns: &[String]) -> sqlx::Re
 pub async fn remove(pool: &PgPool, table: &str) -> sqlx::Result<()> {
     let qualified = qualified(table);
     let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM sfsync.writable WHERE table_name = $1")
+        .bind(table)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "DROP VIEW IF EXISTS sfsync.{}",
+        quote_ident(&view_name(table))
+    )))
+    .execute(&mut *tx)
+    .await?;
     for trigger in [CAPTURE_TRIGGER, TRUNCATE_TRIGGER] {
         sqlx::query(AssertSqlSafe(format!(
             "DROP TRIGGER IF EXISTS {} ON {qualified}",

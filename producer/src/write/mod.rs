@@ -3,7 +3,7 @@
 //! against the describe when a sync starts ([`write_columns`]), and its table gets the capture
 //! trigger that records each change in `sfsync.outbox` in the application's own transaction
 //! ([`capture`]). [`dispatch`] claims the outbox in batches of coalesced operations; sending
-//! them to Salesforce is not built yet (docs/write-back.md).
+//! [`push`] sends them to the workers, which apply them (docs/write-back.md).
 
 pub mod capture;
 pub mod coalesce;
@@ -39,6 +39,17 @@ pub async fn prepare(
             capture::install(pool, table, &columns)
                 .await
                 .with_context(|| format!("installing the capture trigger on salesforce.{table}"))?;
+            capture::register(
+                pool,
+                &capture::Registration {
+                    table,
+                    object,
+                    conflict: settings.conflict.unwrap_or_default(),
+                    external_id_field: &external_id,
+                },
+            )
+            .await
+            .with_context(|| format!("registering salesforce.{table} for write-back"))?;
             tracing::info!(object, table, columns = ?columns, external_id, "Changes the application makes to these columns are captured for write-back.");
         }
         None if capture::installed(pool, table).await? => {

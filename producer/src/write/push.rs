@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
 use common::{push::MESSAGE_TYPE, topology};
 use lapin::{BasicProperties, options::ConfirmSelectOptions};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{dispatch, external_id_field};
@@ -36,49 +39,92 @@ pub struct PushReport {
 }
 
 /// Pushes `object`'s pending changes; waits at most `wait` for the workers to apply each round.
+/// An object with nothing pending costs no API call. A push that loses the broker goes on
+/// over a new connection (see [`crate::broker::Broker::with_reconnects`]); changes it claimed
+/// but could not publish are put back first.
 ///
 /// # Errors
 /// The object has no `write`, a service failed, or the workers did not apply a round in time.
 pub async fn push_object(
-    session: &Session,
+    session: &mut Session,
     object: &str,
     settings: &ObjectSettings,
     wait: Duration,
+    cancel: &CancellationToken,
 ) -> anyhow::Result<PushReport> {
-    let describe = session.sf.describe(object).await?;
     if settings.write.is_none() {
         anyhow::bail!(
-            "{} has no `write` in its [objects.{}] section of sfsync.toml: nothing of it is written back",
-            describe.name,
-            describe.name
+            "{object} has no `write` in its [objects.{object}] section of sfsync.toml: nothing of it is written back"
         );
     }
-    let table = settings.table(&describe.name);
+    let table = settings.table(object);
+    if !has_work(&session.pool, &table).await? {
+        return Ok(PushReport {
+            object: object.to_owned(),
+            ..PushReport::default()
+        });
+    }
+    // The describe names the fields, and tells whether the org's API usage allows a push.
+    let describe = session.sf.describe(object).await?;
     let external_id = external_id_field(&describe, settings.external_id.as_deref())?;
     let fields = dispatch::field_names(&describe);
     // Children of one parent in one batch: Salesforce locks the parent while writing a child.
     let parent = fields.contains_key("accountid").then_some("accountid");
-    let channel = session
+    let target = Target {
+        pool: &session.pool,
+        object: &describe.name,
+        table: &table,
+        external_id: &external_id,
+        fields: &fields,
+        parent,
+        wait,
+    };
+    let metrics = session.sf.metrics();
+    session
         .broker
-        .connection()
-        .create_channel()
+        .with_reconnects(&describe.name, metrics, cancel, |channel| {
+            push_rounds(&target, channel)
+        })
         .await
-        .context("opening a channel to publish push batches")?;
+}
+
+/// What [`push_rounds`] pushes.
+struct Target<'a> {
+    pool: &'a sqlx::PgPool,
+    object: &'a str,
+    table: &'a str,
+    external_id: &'a str,
+    fields: &'a BTreeMap<String, String>,
+    parent: Option<&'static str>,
+    wait: Duration,
+}
+
+/// Rounds of claim → publish → wait on `channel` until nothing is pending.
+async fn push_rounds(target: &Target<'_>, channel: lapin::Channel) -> anyhow::Result<PushReport> {
+    let Target { pool, table, .. } = *target;
+    let unsent = requeue_unsent(pool, table).await?;
+    if unsent > 0 {
+        tracing::warn!(
+            object = target.object,
+            changes = unsent,
+            "Changes claimed by a push that stopped before publishing them are pending again."
+        );
+    }
     topology::declare(&channel).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
     let mut report = PushReport {
-        object: describe.name.clone(),
+        object: target.object.to_owned(),
         ..PushReport::default()
     };
     loop {
         let started = std::time::Instant::now();
-        let claimed = dispatch::claim(&session.pool, &table, parent, CLAIM).await?;
+        let claimed = dispatch::claim(pool, table, target.parent, CLAIM).await?;
         tracing::debug!(batches = claimed.batches.len(), took = ?started.elapsed(), "Claimed.");
         report.merged += claimed.merged;
         if claimed.batches.is_empty()
-            && (claimed.waiting == 0 || in_flight(&session.pool, &table).await? == 0)
+            && (claimed.waiting == 0 || in_flight(pool, table).await? == 0)
         {
             // Records still waiting with no create in flight wait for one that was refused.
             report.waiting = claimed.waiting;
@@ -86,7 +132,7 @@ pub async fn push_object(
         }
         let mut ids = Vec::with_capacity(claimed.batches.len());
         for batch in &claimed.batches {
-            let message = batch.message(&describe.name, &external_id, &fields);
+            let message = batch.message(target.object, target.external_id, target.fields);
             let body = serde_json::to_vec(&message)?;
             let properties = BasicProperties::default()
                 .with_type(MESSAGE_TYPE.into())
@@ -105,14 +151,56 @@ pub async fn push_object(
             .with_context(|| format!("publishing push batch {}", batch.id))?;
             ids.push(batch.id);
         }
+        mark_sent(pool, &ids).await?;
         report.batches += ids.len() as u64;
-        let (applied, failed) = wait_for(&session.pool, &table, &ids, wait).await?;
+        let (applied, failed) = wait_for(pool, table, &ids, target.wait).await?;
         report.applied += applied;
         report.failed += failed;
-        tracing::info!(object = %describe.name, batches = ids.len(), applied, failed, "Push round done.");
+        tracing::info!(
+            object = target.object,
+            batches = ids.len(),
+            applied,
+            failed,
+            "Push round done."
+        );
     }
-    let _ = channel.close(200, "push done".into()).await;
     Ok(report)
+}
+
+/// Whether `table` has changes to send: pending ones, or in-flight ones never published.
+async fn has_work(pool: &sqlx::PgPool, table: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM sfsync.outbox
+                         WHERE table_name = $1
+                           AND (state = 'pending' OR (state = 'in_flight' AND sent_at IS NULL)))",
+    )
+    .bind(table)
+    .fetch_one(pool)
+    .await
+}
+
+/// Puts back to pending the changes of `table` that were claimed but whose batch was never
+/// confirmed by the broker (the push that claimed them stopped first); returns how many.
+/// Should the batch have reached the queue after all, applying it finds its changes pending
+/// and leaves them so: they are sent once more, which is harmless (see the worker's apply).
+async fn requeue_unsent(pool: &sqlx::PgPool, table: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE sfsync.outbox SET state = 'pending', batch_id = NULL
+          WHERE table_name = $1 AND state = 'in_flight' AND sent_at IS NULL",
+    )
+    .bind(table)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// Records that batches `ids` are on the queue.
+async fn mark_sent(pool: &sqlx::PgPool, ids: &[Uuid]) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sfsync.outbox SET sent_at = now() WHERE batch_id = ANY($1)")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// Changes of `table` sent and not yet answered.
@@ -161,18 +249,32 @@ async fn wait_for(
 /// # Errors
 /// A setting is wrong, a service is unreachable, or a push failed.
 pub async fn run_push(args: &PushArgs) -> anyhow::Result<Vec<PushReport>> {
-    let session = Session::open(args.into(), None).await?;
+    let mut session = Session::open(args.into(), None).await?;
     let pushed = async {
         let mut reports = Vec::with_capacity(args.objects.len());
         for object in &args.objects {
             let settings = args.object_config.settings(object);
-            reports.push(push_object(&session, object, &settings, args.wait).await?);
+            let cancel = CancellationToken::new();
+            reports.push(push_object(&mut session, object, &settings, args.wait, &cancel).await?);
         }
         anyhow::Ok(reports)
     }
     .await;
     session.close().await;
     pushed
+}
+
+/// One line per object: what its push did.
+fn report_line(r: &PushReport) -> String {
+    let waiting = if r.waiting > 0 {
+        format!(", {} waiting for a refused create", r.waiting)
+    } else {
+        String::new()
+    };
+    format!(
+        "{}: {} applied, {} refused, {} merged, {} batches{waiting}",
+        r.object, r.applied, r.failed, r.merged, r.batches
+    )
 }
 
 /// `producer push`, printed: one line per object; an error (exit 1) when Salesforce refused
@@ -183,15 +285,7 @@ pub async fn run_push(args: &PushArgs) -> anyhow::Result<Vec<PushReport>> {
 pub async fn push_and_print(args: &PushArgs) -> anyhow::Result<()> {
     let reports = run_push(args).await?;
     for r in &reports {
-        let waiting = if r.waiting > 0 {
-            format!(", {} waiting for a refused create", r.waiting)
-        } else {
-            String::new()
-        };
-        println!(
-            "{}: {} applied, {} refused, {} merged, {} batches{waiting}",
-            r.object, r.applied, r.failed, r.merged, r.batches
-        );
+        println!("{}", report_line(r));
     }
     let refused: u64 = reports.iter().map(|r| r.failed).sum();
     anyhow::ensure!(
@@ -203,6 +297,88 @@ pub async fn push_and_print(args: &PushArgs) -> anyhow::Result<()> {
         waiting == 0,
         "{waiting} records' changes wait for a create Salesforce refused; fix it and run producer dlq replay --error-class salesforce, then push again"
     );
+    Ok(())
+}
+
+/// The channel the capture trigger notifies (the payload is the table).
+pub const NOTIFY_CHANNEL: &str = "sfsync_outbox";
+
+/// `producer push --watch`: pushes every object, then sleeps until the capture trigger
+/// notifies a change, `--poll-interval` passes, or a signal comes (which lets the push in
+/// progress finish, then returns `Ok`). An object whose push fails is logged and tried again
+/// at the next wake-up; refused changes are on the dead-letter queue and do not stop it.
+/// Each wake-up with nothing pending costs no API call.
+///
+/// # Errors
+/// Connecting failed at the start.
+pub async fn watch_push(args: &PushArgs, cancel: &CancellationToken) -> anyhow::Result<()> {
+    let listener = args.metrics.bind().await?;
+    let mut session = Session::open(args.into(), listener).await?;
+    let result = async {
+        let mut changes = sqlx::postgres::PgListener::connect_with(&session.pool).await?;
+        changes.listen(NOTIFY_CHANNEL).await?;
+        tracing::info!(objects = ?args.objects, poll = ?args.poll_interval, "Watching the write-back outbox.");
+        while !cancel.is_cancelled() {
+            for object in &args.objects {
+                let settings = args.object_config.settings(object);
+                // Not the signal's token: a push that has started is finished.
+                let pushed =
+                    push_object(&mut session, object, &settings, args.wait, &CancellationToken::new())
+                        .await;
+                match pushed {
+                    Ok(r) if r.batches > 0 || r.merged > 0 => {
+                        println!("{}", report_line(&r));
+                        if r.failed > 0 {
+                            tracing::warn!(object, refused = r.failed, "Salesforce refused changes; they are on the dead-letter queue (producer dlq list).");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(object, error = format!("{error:#}"), "Push failed; tried again at the next wake-up.");
+                    }
+                }
+                if let Err(error) = export_outbox(&session, object, &settings).await {
+                    tracing::warn!(object, error = %error, "Could not read the outbox for the metrics.");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = tokio::time::sleep(args.poll_interval) => {}
+                woken = changes.recv() => {
+                    if let Err(error) = woken {
+                        // The listener reconnects on the next recv; notifications sent
+                        // meanwhile are lost, which the poll covers.
+                        tracing::warn!(error = %error, "Lost the database notifications; listening again.");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    // Changes of one burst wake once.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    while changes.next_buffered().is_some() {}
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    session.close().await;
+    result
+}
+
+/// Sets the outbox gauges of `object` from the table.
+async fn export_outbox(
+    session: &Session,
+    object: &str,
+    settings: &ObjectSettings,
+) -> sqlx::Result<()> {
+    let (pending, oldest): (i64, f64) = sqlx::query_as(
+        "SELECT count(*),
+                coalesce(extract(epoch FROM now() - min(captured_at))::float8, 0)
+           FROM sfsync.outbox WHERE table_name = $1 AND state = 'pending'",
+    )
+    .bind(settings.table(object))
+    .fetch_one(&session.pool)
+    .await?;
+    session.sf.metrics().outbox(object, pending, oldest);
     Ok(())
 }
 

@@ -42,6 +42,14 @@ impl Quota {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// Forgets the last reported usage, so that the next call is made (and reports it again)
+    /// even if the last report was past the limit: how a paused client learns that the usage
+    /// fell, at the cost of one call.
+    pub fn forget(&self) {
+        self.max.store(0, Ordering::Relaxed);
+        self.used.store(0, Ordering::Relaxed);
+    }
+
     /// Last reported (used, max), if any call reported it.
     pub fn last(&self) -> Option<(u64, u64)> {
         let max = self.max.load(Ordering::Relaxed);

@@ -16,24 +16,40 @@ use lapin::{
     options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions},
     types::FieldTable,
 };
-use salesforce::{ApiMetrics, SalesforceClient};
+use salesforce::SalesforceClient;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-use super::apply;
-use crate::dead_letter::{self, DeadLetterPublisher};
+use super::apply::{self, apply};
+use crate::{
+    dead_letter::{self, DeadLetterPublisher},
+    metrics::WorkerMetrics,
+};
+
+/// The `op` label of `sfsync_push_records_total`.
+fn op_name(op: common::push::PushOp) -> &'static str {
+    match op {
+        common::push::PushOp::Create => "create",
+        common::push::PushOp::Update => "update",
+        common::push::PushOp::Delete => "delete",
+    }
+}
 
 /// How long the broker may take to confirm a dead letter.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long write-back pauses when the org's API usage is past `--max-api-usage`, before one
+/// call finds out whether it still is.
+const QUOTA_PAUSE: Duration = Duration::from_secs(300);
 
 /// Longest pause between two tries of a batch, or two reconnects.
 const MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// Applies push batches until `cancel` fires (the batch in hand is finished first).
-pub async fn run<M: ApiMetrics>(
+pub async fn run(
     amqp_url: SecretString,
     pool: deadpool_postgres::Pool,
-    sf: Arc<SalesforceClient<M>>,
+    sf: Arc<SalesforceClient<WorkerMetrics>>,
     cancel: CancellationToken,
 ) {
     let mut pause = Duration::from_millis(500);
@@ -53,10 +69,10 @@ pub async fn run<M: ApiMetrics>(
 }
 
 /// One connection's life: consume until cancelled (`Ok`) or the connection is lost (`Err`).
-async fn consume<M: ApiMetrics>(
+async fn consume(
     amqp_url: &SecretString,
     pool: &deadpool_postgres::Pool,
-    sf: &SalesforceClient<M>,
+    sf: &SalesforceClient<WorkerMetrics>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
     let connection: Arc<Connection> =
@@ -106,6 +122,13 @@ async fn consume<M: ApiMetrics>(
                         superseded = outcome.superseded,
                         "Push batch applied."
                     );
+                    sf.metrics().pushed(
+                        &batch.object,
+                        op_name(batch.op),
+                        outcome.applied,
+                        outcome.failed.len() as u64,
+                        outcome.superseded,
+                    );
                     for failure in &outcome.failed {
                         tracing::warn!(row_id = failure.row_id, code = %failure.error.status_code, message = %failure.error.message, fields = ?failure.error.fields, "Salesforce refused a change; it goes to the dead-letter queue.");
                     }
@@ -126,6 +149,15 @@ async fn consume<M: ApiMetrics>(
                         .await
                         .context("dead-lettering refused changes")?;
                     break;
+                }
+                Err(apply::ApplyError::Salesforce(e @ salesforce::SfError::Quota { .. })) => {
+                    // Paused, not failing: one call each QUOTA_PAUSE tells when usage fell.
+                    tracing::warn!(error = %e, retry_in = ?QUOTA_PAUSE, "Write-back paused: API quota.");
+                    tokio::select! {
+                        () = cancel.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(QUOTA_PAUSE) => {}
+                    }
+                    sf.usage().forget();
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?pause, "Applying the push batch failed; trying again.");

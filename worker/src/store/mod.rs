@@ -23,6 +23,7 @@ pub use copy::Sanitized;
 mod deletes;
 pub mod direct;
 mod pending;
+pub use pending::Conflict;
 mod plan;
 mod sql;
 mod staged;
@@ -73,6 +74,9 @@ pub struct PageOutcome {
     pub failed: Vec<FailedRecord>,
     /// Values stored with their NUL characters left out, by field.
     pub sanitized: Sanitized,
+    /// Local changes in conflict with Salesforce, set aside for the dead-letter queue (the
+    /// `reject` policy; see [`pending`]).
+    pub conflicts: Vec<Conflict>,
 }
 
 /// How a page's outcome is booked.
@@ -130,6 +134,7 @@ pub async fn store_page(
                 rows_written: 0,
                 failed: all,
                 sanitized: Sanitized::default(),
+                conflicts: Vec::new(),
             })
         }
         other => other,
@@ -162,6 +167,7 @@ async fn store_valid(
     // sfsync's own writes are never captured for write-back; and local changes still waiting
     // to be written back are kept (see `pending`).
     let keep_local = pending::mark_and_check(&tx, &table).await?;
+    let mut conflicts = Vec::new();
     let (rows_written, refused, sanitized) = match page.kind {
         PageKind::Records | PageKind::Refresh => {
             // In Id order (byte order, as the upsert sorts with COLLATE "C"), so that when a
@@ -191,8 +197,11 @@ async fn store_valid(
             let (written, refused, sanitized) = match direct {
                 Some((written, sanitized)) => (written, Vec::new(), sanitized),
                 None => {
-                    staged::stage_and_upsert(&tx, page, valid, order, &page_plan, keep_local)
-                        .await?
+                    let staged =
+                        staged::stage_and_upsert(&tx, page, valid, order, &page_plan, keep_local)
+                            .await?;
+                    conflicts = staged.conflicts;
+                    (staged.written, staged.refused, staged.sanitized)
                 }
             };
             if page.hard_delete {
@@ -235,6 +244,7 @@ async fn store_valid(
         rows_written,
         failed,
         sanitized,
+        conflicts,
     })
 }
 

@@ -21,10 +21,19 @@ use crate::{
     error::{ErrorClass, PageError},
 };
 
+/// What staging and upserting a page did.
+pub(super) struct Staged {
+    pub written: u64,
+    /// Records the database refused, or that could not be written as COPY text.
+    pub refused: Vec<FailedRecord>,
+    pub sanitized: Sanitized,
+    /// Local changes set aside by the `reject` conflict policy.
+    pub conflicts: Vec<super::pending::Conflict>,
+}
+
 /// Stages the valid records (in `order`, Id order) and upserts them, splitting around records
 /// the database refuses; with `keep_local`, the staged rows first give way to local changes
-/// still waiting to be written back (see [`super::pending`]). Returns rows written, the refused
-/// records and the values sanitized.
+/// still waiting to be written back (see [`super::pending`]).
 ///
 /// # Errors
 /// A page-level error (a missing table or column) or a transient one.
@@ -35,7 +44,7 @@ pub(super) async fn stage_and_upsert(
     order: Vec<usize>,
     plan: &PagePlan<'_>,
     keep_local: bool,
-) -> Result<(u64, Vec<FailedRecord>, Sanitized), PageError> {
+) -> Result<Staged, PageError> {
     let mut rows = Vec::with_capacity(valid.len() * 512);
     let mut sanitized = Sanitized::default();
     let mut staged: Vec<usize> = Vec::with_capacity(valid.len()); // position -> index in `valid`
@@ -67,14 +76,21 @@ pub(super) async fn stage_and_upsert(
         }
     }
     if staged.is_empty() {
-        return Ok((0, failed, sanitized));
+        return Ok(Staged {
+            written: 0,
+            refused: failed,
+            sanitized,
+            conflicts: Vec::new(),
+        });
     }
     tx.batch_execute(&sql::create_stage(plan)).await?;
     copy::copy_in(tx, &sql::copy_into_stage(plan), rows).await?;
     let table = page.target_table();
-    if keep_local {
-        super::pending::keep_local_changes(tx, &table, plan).await?;
-    }
+    let conflicts = if keep_local {
+        super::pending::keep_local_changes(tx, &table, plan).await?
+    } else {
+        Vec::new()
+    };
 
     let positions: HashMap<&str, usize> = staged
         .iter()
@@ -149,7 +165,12 @@ pub(super) async fn stage_and_upsert(
             }
         }
     }
-    Ok((written, failed, sanitized))
+    Ok(Staged {
+        written,
+        refused: failed,
+        sanitized,
+        conflicts,
+    })
 }
 
 /// The staged row a failed statement names, when its error detail names exactly one of the
