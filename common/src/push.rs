@@ -75,6 +75,12 @@ pub struct PushBatch {
     /// Salesforce's field name of each column the records name.
     pub fields: BTreeMap<String, String>,
     pub records: Vec<PushRecord>,
+    /// Every column of the table that holds a field, with that field: what the worker reads
+    /// back in the same API call as the write, and stores in the rows it applied, so that the
+    /// pull that later brings the same record has nothing to rewrite. Empty (as in batches of
+    /// an older producer, or dead letters of conflicts): nothing is read back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub read_back: BTreeMap<String, String>,
 }
 
 /// One record of a batch.

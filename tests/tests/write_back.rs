@@ -480,6 +480,9 @@ async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
 
     let sf = client(&org).await;
     let fields = field_names(&sf.describe("Contact").await.unwrap());
+    let read_back = producer::write::dispatch::read_back(&env.pool, "contact", &fields)
+        .await
+        .unwrap();
     let pool =
         worker::pool::build(&secrecy::SecretString::from(env.database_url.clone()), 2).unwrap();
     let claimed = claim(&env.pool, "contact", Some("accountid"), 10_000)
@@ -487,7 +490,7 @@ async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
         .unwrap();
     let (mut applied, mut calls, mut failed) = (0, 0, Vec::new());
     for batch in &claimed.batches {
-        let message = batch.message("Contact", "Sfsync_Key__c", &fields);
+        let message = batch.message("Contact", "Sfsync_Key__c", &fields, &read_back);
         let outcome = worker::push::apply(&pool, &sf, &message).await.unwrap();
         applied += outcome.applied;
         calls += outcome.calls;

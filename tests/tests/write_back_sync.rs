@@ -402,3 +402,167 @@ async fn a_purged_refused_change_is_discarded_and_no_longer_holds_its_row() {
     }
     worker.stop().await;
 }
+
+/// Each row's local id and row version (`xmin`: a rewritten row gets a new one).
+async fn row_versions(env: &TestEnv) -> Vec<(i64, String)> {
+    sqlx::query_as("SELECT id, xmin::text FROM salesforce.contact ORDER BY id")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+}
+
+async fn outbox_len(env: &TestEnv) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM sfsync.outbox")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_after_a_push_rewrites_no_row_and_rapid_updates_end_with_the_last() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org_of(5, 200).await;
+    let worker = env.spawn_worker(4, 2);
+    let workers = pushing_workers(&env, &org, 2);
+    let dir = ConfigDir::new(
+        &env,
+        "[objects.Contact]\nwrite = [\"LastName\", \"Email\", \"Engagement_Score__c\"]\n",
+    );
+    sync(&env, &dir, &org).await;
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET engagement_score__c = 5 WHERE id <= 100",
+    )
+    .await;
+    execute(
+        &env,
+        "INSERT INTO salesforce.contact (lastname, email)
+         SELECT 'New ' || g, 'new' || g || '@example.com' FROM generate_series(1, 10) g",
+    )
+    .await;
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    assert!(out.success, "push: {}", out.stderr);
+    assert!(
+        out.stdout.contains("Contact: 110 applied"),
+        "{}",
+        out.stdout
+    );
+
+    // The pull brings the 110 records Salesforce changed: same values, newer stamps, which the
+    // push already stored.
+    let (versions, changes) = (row_versions(&env).await, outbox_len(&env).await);
+    sync(&env, &dir, &org).await;
+    assert_eq!(outbox_len(&env).await, changes, "the pull captured nothing");
+    let after = row_versions(&env).await;
+    let rewritten: Vec<i64> = versions
+        .iter()
+        .zip(&after)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| a.0)
+        .collect();
+    assert_eq!(after.len(), 210);
+    assert!(
+        rewritten.is_empty(),
+        "rows rewritten by the pull: {rewritten:?}"
+    );
+    let diffs = e2e::compare::table_differences(
+        &env.pool,
+        "contact",
+        org.org().records("Contact"),
+        e2e::compare::Others::AreIgnored,
+    )
+    .await
+    .unwrap();
+    assert!(diffs.is_empty(), "{diffs:?}");
+
+    // Twenty quick changes of one field, with pushes and a pull running meanwhile: the org ends
+    // with the last value, and keeps it.
+    let pushing = async {
+        for _ in 0..3 {
+            let out = producer(&env, &dir, &org, &["push"]).await;
+            assert!(out.success, "push: {}", out.stderr);
+        }
+    };
+    let changing = async {
+        for i in 1..=20 {
+            execute(
+                &env,
+                &format!(
+                    "UPDATE salesforce.contact SET email = 'rapid{i}@example.com' WHERE id = 1"
+                ),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    };
+    tokio::join!(pushing, changing);
+    sync(&env, &dir, &org).await;
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    assert!(out.success, "push: {}", out.stderr);
+    sync(&env, &dir, &org).await;
+    let id = sfid(&env, 1).await;
+    assert_eq!(
+        org.org().record_by_id(&id).unwrap()["Email"],
+        "rapid20@example.com"
+    );
+    assert_eq!(email(&env, 1).await.as_deref(), Some("rapid20@example.com"));
+    for w in workers {
+        w.stop().await;
+    }
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_wait_in_the_outbox_over_the_api_quota_and_after_a_push_that_stopped() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org_of(5, 100).await;
+    let worker = env.spawn_worker(4, 2);
+    let dir = ConfigDir::new(&env, "[objects.Contact]\nwrite = [\"Email\"]\n");
+    sync(&env, &dir, &org).await;
+    execute(
+        &env,
+        "UPDATE salesforce.contact SET email = 'quota' || id || '@example.com' WHERE id <= 20",
+    )
+    .await;
+    // Over --max-api-usage, push sends nothing and says why.
+    let limit = org.org().config().api_limit;
+    org.org().set_api_usage(limit * 85 / 100);
+    let out = producer(&env, &dir, &org, &["push", "--max-api-usage", "80"]).await;
+    let (line, _) = e2e::binary::one_line_error("over the quota", &out);
+    assert!(
+        line.contains("changes wait in sfsync.outbox until the org's API usage falls")
+            && line.contains("at or past --max-api-usage 80%"),
+        "{line}"
+    );
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sfsync.outbox WHERE state = 'pending'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(pending, 20);
+    org.org().set_api_usage(0);
+
+    // A push that claimed the changes and stopped before publishing them (as after a signal
+    // or a lost broker): the next push puts them back and sends them.
+    let claimed = producer::write::dispatch::claim(&env.pool, "contact", None, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(claimed.batches.len(), 1);
+    let workers = pushing_workers(&env, &org, 1);
+    let out = producer(&env, &dir, &org, &["push", "--wait", "1m"]).await;
+    assert!(out.success, "push: {}", out.stderr);
+    assert!(out.stdout.contains("Contact: 20 applied"), "{}", out.stdout);
+    let records = contacts_by_id(&org);
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT sfid, email FROM salesforce.contact WHERE id <= 20")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    for (sfid, email) in rows {
+        assert_eq!(records[&sfid]["Email"], email.as_str());
+    }
+    for w in workers {
+        w.stop().await;
+    }
+    worker.stop().await;
+}

@@ -52,12 +52,14 @@ pub struct Batch {
 
 impl Batch {
     /// The message a worker applies: this batch of `object`, creates under
-    /// `external_id_field`, each column named by its field (`fields`, column to field).
+    /// `external_id_field`, each column named by its field (`fields`, column to field), the
+    /// columns `read_back` read back after the write.
     pub fn message(
         &self,
         object: &str,
         external_id_field: &str,
         fields: &BTreeMap<String, String>,
+        read_back: &BTreeMap<String, String>,
     ) -> PushBatch {
         let records: Vec<PushRecord> = self
             .records
@@ -86,6 +88,7 @@ impl Batch {
                 .map(|(c, f)| (c.clone(), f.clone()))
                 .collect(),
             records,
+            read_back: read_back.clone(),
         }
     }
 }
@@ -97,6 +100,30 @@ pub fn field_names(describe: &crate::salesforce::Describe) -> BTreeMap<String, S
         .iter()
         .map(|f| (common::schema::column_name(&f.name), f.name.clone()))
         .collect()
+}
+
+/// The columns of `salesforce.<table>` that hold a field of the object (`fields`, column to
+/// field, from the describe): what a worker reads back after applying a batch.
+///
+/// # Errors
+/// The database refused the query.
+pub async fn read_back(
+    pool: &PgPool,
+    table: &str,
+    fields: &BTreeMap<String, String>,
+) -> sqlx::Result<BTreeMap<String, String>> {
+    let columns: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+          WHERE table_schema = 'salesforce' AND table_name = $1",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await?;
+    Ok(fields
+        .iter()
+        .filter(|(column, _)| columns.contains(column))
+        .map(|(c, f)| (c.clone(), f.clone()))
+        .collect())
 }
 
 /// Cuts `records` (sorted by parent) into batches of at most [`BATCH_SIZE`] without splitting

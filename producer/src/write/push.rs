@@ -66,8 +66,13 @@ pub async fn push_object(
     }
     // The describe names the fields, and tells whether the org's API usage allows a push.
     let describe = session.sf.describe(object).await?;
+    // Over --max-api-usage, nothing is claimed: the changes wait in the outbox.
+    session.sf.usage().check().with_context(|| {
+        format!("{object}: changes wait in sfsync.outbox until the org's API usage falls")
+    })?;
     let external_id = external_id_field(&describe, settings.external_id.as_deref())?;
     let fields = dispatch::field_names(&describe);
+    let read_back = dispatch::read_back(&session.pool, &table, &fields).await?;
     // Children of one parent in one batch: Salesforce locks the parent while writing a child.
     let parent = fields.contains_key("accountid").then_some("accountid");
     let target = Target {
@@ -76,6 +81,7 @@ pub async fn push_object(
         table: &table,
         external_id: &external_id,
         fields: &fields,
+        read_back: &read_back,
         parent,
         wait,
     };
@@ -95,6 +101,7 @@ struct Target<'a> {
     table: &'a str,
     external_id: &'a str,
     fields: &'a BTreeMap<String, String>,
+    read_back: &'a BTreeMap<String, String>,
     parent: Option<&'static str>,
     wait: Duration,
 }
@@ -132,7 +139,12 @@ async fn push_rounds(target: &Target<'_>, channel: lapin::Channel) -> anyhow::Re
         }
         let mut ids = Vec::with_capacity(claimed.batches.len());
         for batch in &claimed.batches {
-            let message = batch.message(target.object, target.external_id, target.fields);
+            let message = batch.message(
+                target.object,
+                target.external_id,
+                target.fields,
+                target.read_back,
+            );
             let body = serde_json::to_vec(&message)?;
             let properties = BasicProperties::default()
                 .with_type(MESSAGE_TYPE.into())

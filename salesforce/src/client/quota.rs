@@ -57,7 +57,10 @@ impl Quota {
     }
 
     /// An error once the last reported usage reaches the limit set.
-    pub(super) fn check(&self) -> Result<(), SfError> {
+    ///
+    /// # Errors
+    /// [`SfError::Quota`]: the last answer reported usage at or past the limit.
+    pub fn check(&self) -> Result<(), SfError> {
         let (Some(limit), Some((used, max))) = (self.stop_at_percent, self.last()) else {
             return Ok(());
         };

@@ -373,6 +373,7 @@ async fn reject(
                 external_key: None,
                 columns: record_columns.into_iter().collect(),
             }],
+            read_back: BTreeMap::new(),
         };
         conflicts.push(Conflict { batch, message });
     }
