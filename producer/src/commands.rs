@@ -333,10 +333,7 @@ pub async fn run_dlq(args: &DlqArgs) -> anyhow::Result<()> {
         }
         DlqCommand::Replay { filter } => {
             let moved = dlq::replay(&connection, filter).await?;
-            println!(
-                "replayed {moved} dead letters onto {}",
-                common::topology::WORK_QUEUE
-            );
+            println!("{}", output::replayed_line(moved));
             Ok(())
         }
         DlqCommand::Purge { filter, yes: false } => {

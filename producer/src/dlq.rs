@@ -137,11 +137,37 @@ pub fn summarize(letters: &[Letter]) -> BTreeMap<(String, String), usize> {
     counts
 }
 
-/// Moves matching letters back onto the work queue; returns how many were moved.
+/// How many letters a replay moved, by the queue they went back to.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Replayed {
+    /// Pages and records, onto the work queue.
+    pub records: usize,
+    /// Refused write-back changes, onto the push queue.
+    pub push: usize,
+}
+
+impl Replayed {
+    pub fn total(self) -> usize {
+        self.records + self.push
+    }
+}
+
+/// Whether a letter is a write-back change (a push batch), which goes back to the push queue.
+fn is_push_letter(message: &BasicGetMessage) -> bool {
+    message
+        .delivery
+        .properties
+        .kind()
+        .as_ref()
+        .is_some_and(|t| t.as_str() == common::push::MESSAGE_TYPE)
+}
+
+/// Moves matching letters back onto the queue they came from: pages and records onto the work
+/// queue, write-back changes onto the push queue.
 ///
 /// # Errors
-/// The broker failed; letters not yet confirmed on the work queue stay on the DLQ.
-pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Result<usize> {
+/// The broker failed; letters not yet confirmed on their queue stay on the DLQ.
+pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Result<Replayed> {
     let take = connection.create_channel().await?;
     let publish = connection.create_channel().await?;
     publish
@@ -150,13 +176,16 @@ pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Resu
     topology::declare(&publish)
         .await
         .context("declaring the sfsync exchanges and queues")?;
-    let mut moved = 0usize;
+    let mut moved = Replayed::default();
     let limit = filter.limit.unwrap_or(usize::MAX);
     for_each_letter(&take, |message, info| {
         let publish = publish.clone();
-        let wanted = moved < limit && filter.matches(&info);
-        if wanted {
-            moved += 1;
+        let wanted = moved.total() < limit && filter.matches(&info);
+        let is_push = is_push_letter(&message);
+        if wanted && is_push {
+            moved.push += 1;
+        } else if wanted {
+            moved.records += 1;
         }
         async move {
             if !wanted {
@@ -182,11 +211,6 @@ pub async fn replay(connection: &Connection, filter: &DlqFilter) -> anyhow::Resu
             }
             // A refused write-back change goes back to the push queue, anything else to the
             // work queue.
-            let is_push = delivery
-                .properties
-                .kind()
-                .as_ref()
-                .is_some_and(|t| t.as_str() == common::push::MESSAGE_TYPE);
             let routing_key = if is_push {
                 topology::PUSH_ROUTING_KEY
             } else {
@@ -233,13 +257,7 @@ pub async fn purge(connection: &Connection, filter: &DlqFilter) -> anyhow::Resul
         let wanted = purged.removed < limit && filter.matches(&info);
         if wanted {
             purged.removed += 1;
-            let is_push = message
-                .delivery
-                .properties
-                .kind()
-                .as_ref()
-                .is_some_and(|t| t.as_str() == common::push::MESSAGE_TYPE);
-            if is_push
+            if is_push_letter(&message)
                 && let Ok(batch) =
                     serde_json::from_slice::<common::push::PushBatch>(&message.delivery.data)
             {

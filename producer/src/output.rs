@@ -7,6 +7,26 @@ use crate::{
     sync::{Api, SyncMode, SyncReport},
 };
 
+/// What `dlq replay` moved, and where to.
+pub fn replayed_line(moved: dlq::Replayed) -> String {
+    match (moved.records, moved.push) {
+        (records, 0) => format!(
+            "replayed {records} dead letters onto {}",
+            common::topology::WORK_QUEUE
+        ),
+        (0, push) => format!(
+            "replayed {push} dead letters onto {}",
+            common::topology::PUSH_QUEUE
+        ),
+        (records, push) => format!(
+            "replayed {} dead letters: {records} onto {}, {push} onto {}",
+            records + push,
+            common::topology::WORK_QUEUE,
+            common::topology::PUSH_QUEUE
+        ),
+    }
+}
+
 /// One line per finished sync.
 pub fn print_report(r: &SyncReport) {
     let mode = match r.mode {
@@ -135,5 +155,21 @@ fn one_line(text: &str, max: usize) -> String {
         flat
     } else {
         format!("{}…", flat.chars().take(max).collect::<String>())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replay_says_which_queue_its_letters_went_to() {
+        let line = |records, push| replayed_line(dlq::Replayed { records, push });
+        assert_eq!(line(3, 0), "replayed 3 dead letters onto sfsync.records");
+        assert_eq!(line(0, 2), "replayed 2 dead letters onto sfsync.push");
+        assert_eq!(
+            line(3, 2),
+            "replayed 5 dead letters: 3 onto sfsync.records, 2 onto sfsync.push"
+        );
     }
 }

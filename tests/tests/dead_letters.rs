@@ -40,7 +40,8 @@ async fn replay(env: &TestEnv, filter: producer::dlq::DlqFilter) -> usize {
     let conn = env.amqp().await.unwrap();
     let moved = producer::dlq::replay(&conn, &filter).await.unwrap();
     let _ = conn.close(200, "".into()).await;
-    moved
+    assert_eq!(moved.push, 0, "no write-back letters here");
+    moved.records
 }
 
 async fn status(env: &TestEnv, run_id: Uuid) -> producer::runs::RunStatus {

@@ -90,7 +90,7 @@ async fn consume(
         .await
         .context("consuming the push queue")?;
     tracing::info!("Applying write-back batches from {}.", topology::PUSH_QUEUE);
-    loop {
+    'batches: loop {
         let next = tokio::select! {
             () = cancel.cancelled() => break,
             next = consumer.next() => next,
@@ -154,7 +154,7 @@ async fn consume(
                     // Paused, not failing: one call each QUOTA_PAUSE tells when usage fell.
                     tracing::warn!(error = %e, retry_in = ?QUOTA_PAUSE, "Write-back paused: API quota.");
                     tokio::select! {
-                        () = cancel.cancelled() => return Ok(()),
+                        () = cancel.cancelled() => break 'batches,
                         () = tokio::time::sleep(QUOTA_PAUSE) => {}
                     }
                     sf.usage().forget();
@@ -162,8 +162,12 @@ async fn consume(
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?pause, "Applying the push batch failed; trying again.");
                     // Held, not requeued: every return of a delivery counts toward the
-                    // queue's delivery limit.
-                    tokio::time::sleep(pause).await;
+                    // queue's delivery limit. At shutdown it is left unacked: the broker
+                    // gives it to another worker (applying it again is safe).
+                    tokio::select! {
+                        () = cancel.cancelled() => break 'batches,
+                        () = tokio::time::sleep(pause) => {}
+                    }
                     pause = (pause * 2).min(MAX_PAUSE);
                 }
             }
