@@ -260,6 +260,7 @@ pub(crate) mod tests {
                     calculated: false,
                     updateable: false,
                     external_id: false,
+                    reference_to: Vec::new(),
                 })
                 .collect(),
         }

@@ -23,6 +23,10 @@ pub struct DescribeField {
     /// under one, so that a retried create finds the record it made).
     #[serde(rename = "externalId", default)]
     pub external_id: bool,
+    /// A lookup or master-detail field: the objects its Id may point to (one, unless the
+    /// field is polymorphic, such as a Task's WhoId).
+    #[serde(rename = "referenceTo", default)]
+    pub reference_to: Vec<String>,
 }
 
 /// The parts of `GET /sobjects/{Object}/describe` that sfsync uses.

@@ -165,6 +165,7 @@ pub async fn create_small_table(pool: &PgPool, object: &str, table: &str) -> any
             calculated: false,
             updateable: false,
             external_id: false,
+            reference_to: Vec::new(),
         })
         .collect(),
     };

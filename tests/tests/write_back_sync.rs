@@ -566,3 +566,58 @@ async fn changes_wait_in_the_outbox_over_the_api_quota_and_after_a_push_that_sto
     }
     worker.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_child_of_a_new_parent_waits_for_the_parents_id() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org_of(5, 50).await;
+    let worker = env.spawn_worker(4, 2);
+    // Contact first: its push meets the child before the parent exists in Salesforce.
+    let dir = ConfigDir::new(
+        &env,
+        "[objects.Contact]\nwrite = [\"LastName\", \"AccountId\"]\n[objects.Account]\nwrite = [\"Name\"]\n",
+    );
+    let args = ["sync", "--object", "Account,Contact", "--no-progress"];
+    let out = producer(&env, &dir, &org, &args).await;
+    assert!(out.success, "producer {args:?}: {}", out.stderr);
+    env.wait_for_all_runs(LIMIT).await.unwrap();
+    // The application creates an Account and a Contact under it, in one transaction: the
+    // Contact names its parent by the parent's local row.
+    execute(
+        &env,
+        "WITH parent AS (INSERT INTO salesforce.account (name) VALUES ('New Parent') RETURNING id)
+         INSERT INTO salesforce.contact (lastname, accountid_row) SELECT 'New Child', id FROM parent",
+    )
+    .await;
+    let workers = pushing_workers(&env, &org, 1);
+    let out = producer(&env, &dir, &org, &["push"]).await;
+    assert!(out.success, "push: {}", out.stderr);
+    assert!(
+        out.stdout.contains("Contact: 1 applied") && out.stdout.contains("Account: 1 applied"),
+        "{}",
+        out.stdout
+    );
+    let (account, contact, parent): (String, String, Option<String>) = sqlx::query_as(
+        "SELECT a.sfid, c.sfid, c.accountid FROM salesforce.contact c
+           JOIN salesforce.account a ON a.id = c.accountid_row
+          WHERE c.lastname = 'New Child'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        parent.as_deref(),
+        Some(account.as_str()),
+        "the row has its parent's Id"
+    );
+    let record = org.org().record_by_id(&contact).unwrap();
+    assert_eq!(record["AccountId"], account.as_str(), "{record:?}");
+    assert_eq!(
+        org.org().record_by_id(&account).unwrap()["Name"],
+        "New Parent"
+    );
+    for w in workers {
+        w.stop().await;
+    }
+    worker.stop().await;
+}

@@ -218,6 +218,7 @@ mod tests {
             calculated,
             updateable: false,
             external_id: false,
+            reference_to: Vec::new(),
         };
         let describe = Describe {
             name: "Account".into(),

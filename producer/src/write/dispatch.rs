@@ -16,6 +16,7 @@ use uuid::Uuid;
 use common::push::{PushBatch, PushOp, PushRecord};
 
 use super::coalesce::{Change, Op, Operation, coalesce};
+use super::links::ParentLink;
 
 /// Records per sObject Collections call: Salesforce's limit.
 pub const BATCH_SIZE: usize = 200;
@@ -102,6 +103,20 @@ pub fn field_names(describe: &crate::salesforce::Describe) -> BTreeMap<String, S
         .collect()
 }
 
+/// The columns of `salesforce.<table>`.
+///
+/// # Errors
+/// The database refused the query.
+pub async fn table_columns(pool: &PgPool, table: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns
+          WHERE table_schema = 'salesforce' AND table_name = $1",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+}
+
 /// The columns of `salesforce.<table>` that hold a field of the object (`fields`, column to
 /// field, from the describe): what a worker reads back after applying a batch.
 ///
@@ -112,13 +127,7 @@ pub async fn read_back(
     table: &str,
     fields: &BTreeMap<String, String>,
 ) -> sqlx::Result<BTreeMap<String, String>> {
-    let columns: Vec<String> = sqlx::query_scalar(
-        "SELECT column_name::text FROM information_schema.columns
-          WHERE table_schema = 'salesforce' AND table_name = $1",
-    )
-    .bind(table)
-    .fetch_all(pool)
-    .await?;
+    let columns = table_columns(pool, table).await?;
     Ok(fields
         .iter()
         .filter(|(column, _)| columns.contains(column))
@@ -189,6 +198,21 @@ pub async fn claim(
     parent_column: Option<&str>,
     max_records: i64,
 ) -> sqlx::Result<Claimed> {
+    claim_linked(pool, table, parent_column, &[], max_records).await
+}
+
+/// [`claim`], filling each reference column of `links` that is empty from the parent row its
+/// `<column>_row` names; a record whose parent row has no Id yet waits (see [`super::links`]).
+///
+/// # Errors
+/// The database refused a statement.
+pub async fn claim_linked(
+    pool: &PgPool,
+    table: &str,
+    parent_column: Option<&str>,
+    links: &[ParentLink],
+    max_records: i64,
+) -> sqlx::Result<Claimed> {
     let mut tx = pool.begin().await?;
     // One dispatcher per table at a time: two would both see the same record as not in flight.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('sfsync.dispatch.' || $1))")
@@ -232,6 +256,10 @@ pub async fn claim(
     .map(|(id, sfid, row)| (id, (sfid, row.0)))
     .collect();
 
+    let parents = parent_ids(&mut tx, links, rows.values().map(|(_, row)| row)).await?;
+    // (row id, reference column, parent's Id) to write into the rows before they are sent.
+    let mut parents_filled: Vec<(i64, String, String)> = Vec::new();
+
     let mut claimed = Claimed::default();
     let mut merged_ids: Vec<i64> = Vec::new();
     let mut by_kind: HashMap<BatchKind, Vec<(Outgoing, Vec<i64>, String)>> = HashMap::new();
@@ -266,7 +294,7 @@ pub async fn claim(
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let (kind, outgoing) = match coalesce(&changes, sfid_now) {
+        let (kind, mut outgoing) = match coalesce(&changes, sfid_now) {
             Operation::Nothing => {
                 merged_ids.extend(&record.ids);
                 claimed.merged += record.ids.len() as u64;
@@ -304,12 +332,41 @@ pub async fn claim(
                 },
             ),
         };
+        if let Some(row) = row.map(|(_, r)| r) {
+            match fill_parents(&mut outgoing.values, row, links, &parents) {
+                Some(filled) => {
+                    parents_filled.extend(filled.into_iter().map(|(c, id)| (record.row_id, c, id)));
+                }
+                None => {
+                    claimed.waiting += 1;
+                    continue;
+                }
+            }
+        }
         by_kind
             .entry(kind)
             .or_default()
             .push((outgoing, record.ids, parent));
     }
 
+    if !parents_filled.is_empty() {
+        // The worker sends the row as it is: the parent's Id goes into it first, as sfsync's
+        // own write (not captured).
+        sqlx::query("SELECT set_config('sfsync.writer', 'sfsync', true)")
+            .execute(&mut *tx)
+            .await?;
+        for (row_id, column, sfid) in &parents_filled {
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE {} SET {c} = $1 WHERE id = $2 AND {c} IS NULL",
+                qualified(table),
+                c = common::schema::quote_ident(column)
+            )))
+            .bind(sfid)
+            .bind(row_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
     sqlx::query("UPDATE sfsync.outbox SET state = 'merged' WHERE id = ANY($1)")
         .bind(&merged_ids)
         .execute(&mut *tx)
@@ -338,6 +395,70 @@ pub async fn claim(
     }
     tx.commit().await?;
     Ok(claimed)
+}
+
+/// Each link's parents that the rows name in `<column>_row` while their reference column is
+/// empty: (link, parent row id) to the parent's Id (`None`: the parent has none yet).
+type ParentIds = HashMap<(usize, i64), Option<String>>;
+
+async fn parent_ids<'a>(
+    tx: &mut sqlx::PgConnection,
+    links: &[ParentLink],
+    rows: impl Iterator<Item = &'a Map<String, Value>> + Clone,
+) -> sqlx::Result<ParentIds> {
+    let mut found = ParentIds::new();
+    for (i, link) in links.iter().enumerate() {
+        let wanted: Vec<i64> = rows
+            .clone()
+            .filter(|row| row.get(&link.column).is_none_or(Value::is_null))
+            .filter_map(|row| row.get(&link.row_column)?.as_i64())
+            .collect();
+        if wanted.is_empty() {
+            continue;
+        }
+        let parents: Vec<(i64, Option<String>)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT id, sfid FROM {} WHERE id = ANY($1)",
+            qualified(&link.parent_table)
+        )))
+        .bind(&wanted)
+        .fetch_all(&mut *tx)
+        .await?;
+        found.extend(parents.into_iter().map(|(id, sfid)| ((i, id), sfid)));
+    }
+    Ok(found)
+}
+
+/// Fills the empty reference columns among `values` from the parents `row` names, and returns
+/// them (column, parent's Id); `None` when a parent has no Id yet (the record waits for it).
+fn fill_parents(
+    values: &mut Map<String, Value>,
+    row: &Map<String, Value>,
+    links: &[ParentLink],
+    parents: &ParentIds,
+) -> Option<Vec<(String, String)>> {
+    let mut filled = Vec::new();
+    for (i, link) in links.iter().enumerate() {
+        if !values.get(&link.column).is_some_and(Value::is_null) {
+            continue;
+        }
+        let Some(parent_row) = row.get(&link.row_column).and_then(Value::as_i64) else {
+            continue;
+        };
+        match parents.get(&(i, parent_row)) {
+            Some(Some(sfid)) => {
+                values.insert(link.column.clone(), Value::String(sfid.clone()));
+                filled.push((link.column.clone(), sfid.clone()));
+            }
+            Some(None) => return None,
+            None => tracing::warn!(
+                column = link.row_column,
+                parent_row,
+                parent_table = link.parent_table,
+                "The parent row a new record names is gone; the record is sent without a parent."
+            ),
+        }
+    }
+    Some(filled)
 }
 
 #[cfg(test)]

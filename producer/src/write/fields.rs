@@ -192,6 +192,7 @@ mod tests {
             calculated,
             updateable,
             external_id: name == "Key__c",
+            reference_to: Vec::new(),
         }
     }
 

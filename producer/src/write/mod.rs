@@ -9,6 +9,7 @@ pub mod capture;
 pub mod coalesce;
 pub mod dispatch;
 mod fields;
+pub mod links;
 pub mod push;
 
 pub use fields::{DEFAULT_EXTERNAL_ID, WriteError, WriteFields, external_id_field, write_columns};
@@ -39,6 +40,13 @@ pub async fn prepare(
             capture::install(pool, table, &columns)
                 .await
                 .with_context(|| format!("installing the capture trigger on salesforce.{table}"))?;
+            let references: Vec<String> = links::reference_columns(describe, &columns)
+                .into_iter()
+                .map(|(column, _)| column)
+                .collect();
+            links::install(pool, table, &references)
+                .await
+                .with_context(|| format!("adding the parent-row columns of salesforce.{table}"))?;
             capture::register(
                 pool,
                 &capture::Registration {

@@ -13,8 +13,15 @@ use lapin::{BasicProperties, options::ConfirmSelectOptions};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{dispatch, external_id_field};
-use crate::{cli::PushArgs, objects::ObjectSettings, session::Session};
+use super::{
+    dispatch, external_id_field,
+    links::{self, ParentLink},
+};
+use crate::{
+    cli::PushArgs,
+    objects::{ObjectSettings, ObjectsConfig},
+    session::Session,
+};
 
 /// Records claimed per round.
 const CLAIM: i64 = 10_000;
@@ -38,6 +45,18 @@ pub struct PushReport {
     pub waiting: u64,
 }
 
+impl PushReport {
+    /// Adds a later pass over the same object; `waiting` is what the later pass left.
+    fn add(&mut self, pass: &PushReport) {
+        self.object.clone_from(&pass.object);
+        self.applied += pass.applied;
+        self.failed += pass.failed;
+        self.merged += pass.merged;
+        self.batches += pass.batches;
+        self.waiting = pass.waiting;
+    }
+}
+
 /// Pushes `object`'s pending changes; waits at most `wait` for the workers to apply each round.
 /// An object with nothing pending costs no API call. A push that loses the broker goes on
 /// over a new connection (see [`crate::broker::Broker::with_reconnects`]); changes it claimed
@@ -48,10 +67,11 @@ pub struct PushReport {
 pub async fn push_object(
     session: &mut Session,
     object: &str,
-    settings: &ObjectSettings,
+    config: &ObjectsConfig,
     wait: Duration,
     cancel: &CancellationToken,
 ) -> anyhow::Result<PushReport> {
+    let settings = &config.settings(object);
     if settings.write.is_none() {
         anyhow::bail!(
             "{object} has no `write` in its [objects.{object}] section of sfsync.toml: nothing of it is written back"
@@ -73,6 +93,10 @@ pub async fn push_object(
     let external_id = external_id_field(&describe, settings.external_id.as_deref())?;
     let fields = dispatch::field_names(&describe);
     let read_back = dispatch::read_back(&session.pool, &table, &fields).await?;
+    let columns = dispatch::table_columns(&session.pool, &table).await?;
+    let links = links::links(&describe, &columns, |parent| {
+        config.settings(parent).table(parent)
+    });
     // Children of one parent in one batch: Salesforce locks the parent while writing a child.
     let parent = fields.contains_key("accountid").then_some("accountid");
     let target = Target {
@@ -82,6 +106,7 @@ pub async fn push_object(
         external_id: &external_id,
         fields: &fields,
         read_back: &read_back,
+        links: &links,
         parent,
         wait,
     };
@@ -102,6 +127,7 @@ struct Target<'a> {
     external_id: &'a str,
     fields: &'a BTreeMap<String, String>,
     read_back: &'a BTreeMap<String, String>,
+    links: &'a [ParentLink],
     parent: Option<&'static str>,
     wait: Duration,
 }
@@ -127,7 +153,8 @@ async fn push_rounds(target: &Target<'_>, channel: lapin::Channel) -> anyhow::Re
     };
     loop {
         let started = std::time::Instant::now();
-        let claimed = dispatch::claim(pool, table, target.parent, CLAIM).await?;
+        let claimed =
+            dispatch::claim_linked(pool, table, target.parent, target.links, CLAIM).await?;
         tracing::debug!(batches = claimed.batches.len(), took = ?started.elapsed(), "Claimed.");
         report.merged += claimed.merged;
         if claimed.batches.is_empty()
@@ -263,11 +290,34 @@ async fn wait_for(
 pub async fn run_push(args: &PushArgs) -> anyhow::Result<Vec<PushReport>> {
     let mut session = Session::open(args.into(), None).await?;
     let pushed = async {
-        let mut reports = Vec::with_capacity(args.objects.len());
-        for object in &args.objects {
-            let settings = args.object_config.settings(object);
-            let cancel = CancellationToken::new();
-            reports.push(push_object(&mut session, object, &settings, args.wait, &cancel).await?);
+        let mut reports: Vec<PushReport> = args
+            .objects
+            .iter()
+            .map(|object| PushReport {
+                object: object.clone(),
+                ..PushReport::default()
+            })
+            .collect();
+        // Passes over the objects until one applies nothing more: a record that waited for a
+        // parent of another object (pushed after it) goes in the next pass.
+        loop {
+            let mut progress = false;
+            for (object, total) in args.objects.iter().zip(&mut reports) {
+                let cancel = CancellationToken::new();
+                let pass = push_object(
+                    &mut session,
+                    object,
+                    &args.object_config,
+                    args.wait,
+                    &cancel,
+                )
+                .await?;
+                progress |= pass.applied > 0;
+                total.add(&pass);
+            }
+            if !progress || reports.iter().all(|r| r.waiting == 0) {
+                break;
+            }
         }
         anyhow::Ok(reports)
     }
@@ -307,7 +357,7 @@ pub async fn push_and_print(args: &PushArgs) -> anyhow::Result<()> {
     let waiting: u64 = reports.iter().map(|r| r.waiting).sum();
     anyhow::ensure!(
         waiting == 0,
-        "{waiting} records' changes wait for a create Salesforce refused; fix it and run producer dlq replay --error-class salesforce, then push again"
+        "{waiting} records' changes wait for a create Salesforce refused (their own, or their parent's); fix it and run producer dlq replay --error-class salesforce, then push again"
     );
     Ok(())
 }
@@ -331,12 +381,24 @@ pub async fn watch_push(args: &PushArgs, cancel: &CancellationToken) -> anyhow::
         changes.listen(NOTIFY_CHANNEL).await?;
         tracing::info!(objects = ?args.objects, poll = ?args.poll_interval, "Watching the write-back outbox.");
         while !cancel.is_cancelled() {
+            // A record waiting for a parent that this pass created goes at once, not at the
+            // next wake-up.
+            let (mut applied, mut waiting) = (false, false);
             for object in &args.objects {
                 let settings = args.object_config.settings(object);
                 // Not the signal's token: a push that has started is finished.
-                let pushed =
-                    push_object(&mut session, object, &settings, args.wait, &CancellationToken::new())
-                        .await;
+                let pushed = push_object(
+                    &mut session,
+                    object,
+                    &args.object_config,
+                    args.wait,
+                    &CancellationToken::new(),
+                )
+                .await;
+                if let Ok(r) = &pushed {
+                    applied |= r.applied > 0;
+                    waiting |= r.waiting > 0;
+                }
                 match pushed {
                     Ok(r) if r.batches > 0 || r.merged > 0 => {
                         println!("{}", report_line(&r));
@@ -352,6 +414,9 @@ pub async fn watch_push(args: &PushArgs, cancel: &CancellationToken) -> anyhow::
                 if let Err(error) = export_outbox(&session, object, &settings).await {
                     tracing::warn!(object, error = %error, "Could not read the outbox for the metrics.");
                 }
+            }
+            if applied && waiting {
+                continue;
             }
             tokio::select! {
                 () = cancel.cancelled() => {}
