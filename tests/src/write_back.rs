@@ -7,7 +7,11 @@ use std::collections::HashMap;
 use fake_salesforce::{FakeOrg, OrgConfig};
 use serde_json::{Map, Value};
 
-use crate::{RunningWorker, TestEnv};
+use crate::{
+    RunningWorker, TestEnv,
+    binary::Output,
+    config_dir::{ConfigDir, sf_env},
+};
 
 /// A fake org of `accounts` Accounts and `contacts` Contacts whose objects have the External
 /// ID field write-back creates records under.
@@ -66,4 +70,86 @@ pub fn contacts_by_id(org: &FakeOrg) -> HashMap<String, Map<String, Value>> {
         .records("Contact")
         .map(|r| (r["Id"].as_str().unwrap_or_default().to_owned(), r))
         .collect()
+}
+
+/// How long a producer command may take in the write-back tests.
+pub const LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs the producer binary `bin` with `args` on the test's services and the fake org.
+pub async fn producer(
+    bin: &str,
+    env: &TestEnv,
+    dir: &ConfigDir,
+    org: &FakeOrg,
+    args: &[&str],
+) -> Output {
+    crate::binary::output(dir.command(bin, args, env, &sf_env(org)), LIMIT).await
+}
+
+/// Syncs `objects` (comma-separated) with the producer binary `bin` and waits until the
+/// workers stored every page.
+///
+/// # Panics
+/// The sync failed, or its pages were not stored in time.
+pub async fn sync(bin: &str, env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, objects: &str) {
+    let args = ["sync", "--object", objects, "--no-progress"];
+    let out = producer(bin, env, dir, org, &args).await;
+    assert!(out.success, "producer {args:?}: {}", out.stderr);
+    env.wait_for_all_runs(LIMIT).await.expect("pages stored");
+}
+
+/// Checks that each row the application inserted (`expected` of them) has its record's Id, and
+/// that the org has exactly one record under the row's External ID value.
+///
+/// # Panics
+/// A row lacks its Id, or the org has no record or two records for one.
+pub async fn assert_each_create_once(env: &TestEnv, org: &FakeOrg, expected: usize) {
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.sfid, o.external_key::text FROM sfsync.outbox o
+           JOIN salesforce.contact c ON c.id = o.row_id WHERE o.op = 'insert'",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .expect("the outbox is read");
+    assert_eq!(keys.len(), expected, "each new row has its Id");
+    for (sfid, key) in &keys {
+        assert_eq!(
+            org.org().find_by_external_id("Contact", key),
+            std::slice::from_ref(sfid),
+            "the record of external key {key} exists once in the org"
+        );
+    }
+}
+
+/// `producer dlq replay --error-class <class>` (which must succeed), then waits until no
+/// outbox change is refused any more; returns what the replay printed.
+///
+/// # Panics
+/// The replay failed, or the replayed changes were not applied in time.
+pub async fn replay_until_applied(
+    bin: &str,
+    env: &TestEnv,
+    dir: &ConfigDir,
+    org: &FakeOrg,
+    class: &str,
+) -> Output {
+    let out = producer(
+        bin,
+        env,
+        dir,
+        org,
+        &["dlq", "replay", "--error-class", class],
+    )
+    .await;
+    assert!(out.success, "dlq replay: {}", out.stderr);
+    env.wait_until("the replayed changes applied", LIMIT, || async {
+        let failed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM sfsync.outbox WHERE state = 'failed'")
+                .fetch_one(&env.pool)
+                .await?;
+        Ok(failed == 0)
+    })
+    .await
+    .expect("the replayed changes are applied");
+    out
 }

@@ -3,18 +3,15 @@
 //! field the org does not let the integration user update is refused at start), a pull keeps
 //! them, and `producer push` sends them through the workers to the org.
 
-use std::time::Duration;
-
 use e2e::{
     TestEnv,
     binary::Output,
-    config_dir::{ConfigDir, sf_env},
-    write_back::{client, contacts_by_id, org_of, pushing_workers},
+    config_dir::ConfigDir,
+    write_back::{assert_each_create_once, client, contacts_by_id, org_of, pushing_workers},
 };
 use fake_salesforce::{FakeOrg, MutateRequest, OrgConfig};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
-const LIMIT: Duration = Duration::from_secs(180);
 const WRITABLE: &str = "[objects.Contact]\nwrite = [\"Engagement_Score__c\", \"Email\"]\n";
 
 /// A fake org whose objects have the External ID field write-back creates records under.
@@ -23,15 +20,11 @@ async fn org(contacts: u32) -> FakeOrg {
 }
 
 async fn producer(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, args: &[&str]) -> Output {
-    e2e::binary::output(dir.command(PRODUCER, args, env, &sf_env(org)), LIMIT).await
+    e2e::write_back::producer(PRODUCER, env, dir, org, args).await
 }
 
-/// Syncs Contact and waits until the workers stored every page.
 async fn sync(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg) {
-    let args = ["sync", "--object", "Contact", "--no-progress"];
-    let out = producer(env, dir, org, &args).await;
-    assert!(out.success, "producer {args:?}: {}", out.stderr);
-    env.wait_for_all_runs(LIMIT).await.unwrap();
+    e2e::write_back::sync(PRODUCER, env, dir, org, "Contact").await;
 }
 
 /// The outbox as (op, columns), oldest first.
@@ -535,21 +528,8 @@ async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
         assert_eq!(record["Email"].as_str(), email.as_deref(), "{sfid}");
         assert_eq!(record["Engagement_Score__c"].as_f64(), *score, "{sfid}");
     }
-    let keys: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.sfid, o.external_key::text FROM sfsync.outbox o
-           JOIN salesforce.contact c ON c.id = o.row_id WHERE o.op = 'insert'",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    assert_eq!(keys.len(), 30);
-    for (sfid, key) in &keys {
-        assert_eq!(
-            org.org().find_by_external_id("Contact", key),
-            std::slice::from_ref(sfid),
-            "created once, although every second call lost its answer"
-        );
-    }
+    // Created once, although every second call lost its answer.
+    assert_each_create_once(&env, &org, 30).await;
     for sfid in &deleted {
         assert_eq!(by_id[sfid]["IsDeleted"], true, "{sfid} deleted in the org");
     }
@@ -574,6 +554,27 @@ async fn pushed_changes_reach_the_org_once_each_and_new_rows_get_their_ids() {
     worker.stop().await;
 }
 
+/// Runs `producer push`, which must apply `applied` changes and refuse none; prints its time
+/// and returns the API calls the org counted.
+async fn timed_push(
+    env: &TestEnv,
+    dir: &ConfigDir,
+    org: &FakeOrg,
+    applied: u64,
+    what: &str,
+) -> u64 {
+    let calls_before = org.org().api_usage();
+    let started = std::time::Instant::now();
+    let out = producer(env, dir, org, &["push"]).await;
+    let took = started.elapsed();
+    assert!(out.success, "producer push: {}", out.stderr);
+    let line = format!("Contact: {applied} applied, 0 refused");
+    assert!(out.stdout.contains(&line), "{}", out.stdout);
+    let calls = org.org().api_usage() - calls_before;
+    println!("{what} pushed by 4 workers in {took:?} with {calls} API calls");
+    calls
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_each_record_once() {
     let env = TestEnv::new().await.unwrap();
@@ -593,20 +594,7 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     .await
     .unwrap();
     // The 10,000 updates alone: 50 calls of 200 records, and the producer's describe.
-    let calls_before = org.org().api_usage();
-    let started = std::time::Instant::now();
-    let out = producer(&env, &dir, &org, &["push"]).await;
-    let took = started.elapsed();
-    assert!(out.success, "producer push: {}", out.stderr);
-    assert!(
-        out.stdout.contains("Contact: 10000 applied, 0 refused"),
-        "{}",
-        out.stdout
-    );
-    let calls = org.org().api_usage() - calls_before;
-    println!(
-        "10,000 updates (one statement) pushed by 4 workers in {took:?} with {calls} API calls"
-    );
+    let calls = timed_push(&env, &dir, &org, 10_000, "10,000 updates (one statement)").await;
     assert!(calls <= 55, "{calls} API calls");
 
     execute(
@@ -622,20 +610,7 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    let calls_before = org.org().api_usage();
-    let started = std::time::Instant::now();
-    let out = producer(&env, &dir, &org, &["push"]).await;
-    let took = started.elapsed();
-    assert!(out.success, "producer push: {}", out.stderr);
-    assert!(
-        out.stdout.contains("Contact: 1100 applied, 0 refused"),
-        "{}",
-        out.stdout
-    );
-    let calls = org.org().api_usage() - calls_before;
-    println!(
-        "1,000 creates and 100 deletes pushed by 4 workers in {took:?} with {calls} API calls"
-    );
+    let calls = timed_push(&env, &dir, &org, 1_100, "1,000 creates and 100 deletes").await;
     // 5 create calls, one delete call, and the producer's describe.
     assert!(calls <= 7, "{calls} API calls");
     let records = contacts_by_id(&org);
@@ -657,21 +632,7 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     }
     assert_eq!(deleted.len(), 100);
     assert!(deleted.iter().all(|id| records[id]["IsDeleted"] == true));
-    let keys: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.sfid, o.external_key::text FROM sfsync.outbox o
-           JOIN salesforce.contact c ON c.id = o.row_id WHERE o.op = 'insert'",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    assert_eq!(keys.len(), 1_000, "each new row has its Id");
-    for (sfid, key) in &keys {
-        assert_eq!(
-            org.org().find_by_external_id("Contact", key),
-            std::slice::from_ref(sfid),
-            "each new row exists once in the org"
-        );
-    }
+    assert_each_create_once(&env, &org, 1_000).await;
 
     // A change the org refuses: exit 1, saying how many and where to look.
     org.org()
@@ -752,29 +713,13 @@ async fn producer_push_sends_ten_thousand_updates_in_fifty_calls_and_creates_eac
     );
     // ... and once the rule is lifted, a replay applies them and empties the queue.
     org.org().clear_validation_rules("Contact").unwrap();
-    let out = producer(
-        &env,
-        &dir,
-        &org,
-        &["dlq", "replay", "--error-class", "salesforce"],
-    )
-    .await;
-    assert!(out.success, "dlq replay: {}", out.stderr);
+    let out = e2e::write_back::replay_until_applied(PRODUCER, &env, &dir, &org, "salesforce").await;
     assert!(
         out.stdout
             .contains("replayed 4 dead letters onto sfsync.push"),
         "{}",
         out.stdout
     );
-    env.wait_until("the replayed changes applied", LIMIT, || async {
-        let failed: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM sfsync.outbox WHERE state = 'failed'")
-                .fetch_one(&env.pool)
-                .await?;
-        Ok(failed == 0)
-    })
-    .await
-    .unwrap();
     assert_eq!(
         env.queue_depth(common::topology::DEAD_QUEUE).await.unwrap(),
         0

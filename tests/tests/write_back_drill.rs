@@ -9,13 +9,12 @@ use e2e::{
     TestEnv,
     config_dir::{ConfigDir, sf_env},
     proxy::TcpProxy,
-    write_back::org_of,
+    write_back::{LIMIT, assert_each_create_once, org_of},
 };
 use tokio::process::Child;
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 const WORKER: &str = env!("CARGO_BIN_EXE_e2e-worker");
-const LIMIT: Duration = Duration::from_secs(300);
 
 /// A worker process that also applies push batches, reaching the broker through `amqp_url`.
 fn pushing_worker(env: &TestEnv, org: &fake_salesforce::FakeOrg, amqp_url: &str) -> Child {
@@ -55,18 +54,7 @@ async fn a_push_through_kills_cuts_and_lost_answers_leaves_the_org_equal_to_the_
         &env,
         "[objects.Contact]\nwrite = [\"LastName\", \"Email\", \"Engagement_Score__c\"]\n",
     );
-    let out = e2e::binary::output(
-        dir.command(
-            PRODUCER,
-            &["sync", "--object", "Contact", "--no-progress"],
-            &env,
-            &sf_env(&org),
-        ),
-        LIMIT,
-    )
-    .await;
-    assert!(out.success, "sync: {}", out.stderr);
-    env.wait_for_all_runs(LIMIT).await.unwrap();
+    e2e::write_back::sync(PRODUCER, &env, &dir, &org, "Contact").await;
 
     // 10,000 changes: 8,500 updates, 1,000 creates, 500 deletes.
     let mut changes = execute(
@@ -183,21 +171,7 @@ async fn a_push_through_kills_cuts_and_lost_answers_leaves_the_org_equal_to_the_
         &diffs[..diffs.len().min(5)]
     );
     assert_eq!(live.len(), 10_000 - 500 + 1_000);
-    // Each created record exists once.
-    let keys: Vec<(String, String)> = sqlx::query_as(
-        "SELECT c.sfid, o.external_key::text FROM sfsync.outbox o
-           JOIN salesforce.contact c ON c.id = o.row_id WHERE o.op = 'insert'",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    assert_eq!(keys.len(), 1_000);
-    for (sfid, key) in &keys {
-        assert_eq!(
-            org.org().find_by_external_id("Contact", key),
-            std::slice::from_ref(sfid)
-        );
-    }
+    assert_each_create_once(&env, &org, 1_000).await;
     let stats = org.org().fault_stats();
     println!(
         "write-back drill: 10,000 changes, {kills} workers killed, {cuts} broker cuts, {pushes} push runs, {stats:?}; org equal to the table after {took:?}"

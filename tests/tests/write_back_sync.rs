@@ -9,24 +9,19 @@ use e2e::{
     TestEnv,
     binary::Output,
     config_dir::{ConfigDir, sf_env},
-    write_back::{client, contacts_by_id, org_of, pushing_workers},
+    write_back::{LIMIT, client, contacts_by_id, org_of, pushing_workers},
 };
 use fake_salesforce::FakeOrg;
 use serde_json::{Map, Value, json};
 
 const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
-const LIMIT: Duration = Duration::from_secs(180);
 
 async fn producer(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg, args: &[&str]) -> Output {
-    e2e::binary::output(dir.command(PRODUCER, args, env, &sf_env(org)), LIMIT).await
+    e2e::write_back::producer(PRODUCER, env, dir, org, args).await
 }
 
-/// Syncs Contact and waits until the workers stored every page.
 async fn sync(env: &TestEnv, dir: &ConfigDir, org: &FakeOrg) {
-    let args = ["sync", "--object", "Contact", "--no-progress"];
-    let out = producer(env, dir, org, &args).await;
-    assert!(out.success, "producer {args:?}: {}", out.stderr);
-    env.wait_for_all_runs(LIMIT).await.unwrap();
+    e2e::write_back::sync(PRODUCER, env, dir, org, "Contact").await;
 }
 
 async fn execute(env: &TestEnv, sql: &str) {
@@ -172,24 +167,7 @@ async fn a_conflict_follows_the_objects_policy() {
                 let org1 = org.org().record_by_id(&sfid(&env, 1).await).unwrap();
                 assert_eq!(org1["Email"], "org1@example.com");
                 // ... until someone decides for the local value: a replay sends it.
-                let out = producer(
-                    &env,
-                    &dir,
-                    &org,
-                    &["dlq", "replay", "--error-class", "conflict"],
-                )
-                .await;
-                assert!(out.success, "dlq replay: {}", out.stderr);
-                env.wait_until("the replayed conflicts applied", LIMIT, || async {
-                    let failed: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM sfsync.outbox WHERE state = 'failed'",
-                    )
-                    .fetch_one(&env.pool)
-                    .await?;
-                    Ok(failed == 0)
-                })
-                .await
-                .unwrap();
+                e2e::write_back::replay_until_applied(PRODUCER, &env, &dir, &org, "conflict").await;
                 for id in [1, 2] {
                     let record = org.org().record_by_id(&sfid(&env, id).await).unwrap();
                     assert_eq!(record["Email"], format!("local{id}@example.com"));
@@ -577,10 +555,7 @@ async fn a_new_child_of_a_new_parent_waits_for_the_parents_id() {
         &env,
         "[objects.Contact]\nwrite = [\"LastName\", \"AccountId\"]\n[objects.Account]\nwrite = [\"Name\"]\n",
     );
-    let args = ["sync", "--object", "Account,Contact", "--no-progress"];
-    let out = producer(&env, &dir, &org, &args).await;
-    assert!(out.success, "producer {args:?}: {}", out.stderr);
-    env.wait_for_all_runs(LIMIT).await.unwrap();
+    e2e::write_back::sync(PRODUCER, &env, &dir, &org, "Account,Contact").await;
     // The application creates an Account and a Contact under it, in one transaction: the
     // Contact names its parent by the parent's local row.
     execute(
