@@ -34,7 +34,7 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses `30s`, `500ms`, `5m`, `2h` or a bare number of seconds (clap value parser).
+/// Parses `30s`, `500ms`, `5m`, `2h`, `14d` or a bare number of seconds (clap value parser).
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (number, unit) = s
@@ -42,14 +42,15 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         .map_or((s, "s"), |i| s.split_at(i));
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration such as 30s, 500ms, 5m or 2h"))?;
+        .map_err(|_| format!("{s:?} is not a duration such as 30s, 500ms, 5m, 2h or 14d"))?;
     match unit {
         "ms" => Ok(std::time::Duration::from_millis(n)),
         "s" => Ok(std::time::Duration::from_secs(n)),
         "m" => Ok(std::time::Duration::from_secs(n * 60)),
         "h" => Ok(std::time::Duration::from_secs(n * 3600)),
+        "d" => Ok(std::time::Duration::from_secs(n * 86_400)),
         _ => Err(format!(
-            "{s:?} is not a duration such as 30s, 500ms, 5m or 2h"
+            "{s:?} is not a duration such as 30s, 500ms, 5m, 2h or 14d"
         )),
     }
 }

@@ -217,6 +217,19 @@ pub struct SyncArgs {
     /// Pause between syncs in --watch mode.
     #[arg(long, env = "SFSYNC_WATCH_INTERVAL", default_value = "30s", value_parser = common::config::parse_duration)]
     pub interval: std::time::Duration,
+    /// With --watch: how long an object's describe is reused before it is read again (a pass
+    /// that fails reads it again at once, as after a field was deleted in the org).
+    #[arg(long, env = "SFSYNC_DESCRIBE_INTERVAL", default_value = "15m", value_parser = common::config::parse_duration)]
+    pub describe_interval: std::time::Duration,
+    /// With --watch: how often each object's deletions are asked for (getDeleted, or comparing
+    /// Ids where it cannot answer); the passes between read changed records only, and the next
+    /// check covers everything since the last.
+    #[arg(long, env = "SFSYNC_DELETED_INTERVAL", default_value = "5m", value_parser = common::config::parse_duration)]
+    pub deleted_interval: std::time::Duration,
+    /// With --watch: runs (sfsync.runs) and their page results finished longer ago are
+    /// deleted, hourly; each object keeps its latest run, and dead letters are never pruned.
+    #[arg(long, env = "SFSYNC_RETENTION", default_value = "14d", value_parser = common::config::parse_duration)]
+    pub retention: std::time::Duration,
     /// In --watch mode, also re-read the formula fields of each object that has them, at most
     /// this often (e.g. 1h): Salesforce computes formulas when they are read, so their values
     /// change without a new SystemModstamp and incremental syncs miss them. A refresh costs one

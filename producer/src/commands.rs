@@ -3,7 +3,6 @@
 //! [`crate::output`].
 
 use anyhow::Context as _;
-use common::metrics::MetricsListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -12,7 +11,7 @@ use crate::{
     dlq, output,
     reconcile::{self, FormulaOptions, FormulaReport, ReconcileOptions, ReconcileReport},
     session::Session,
-    sync::{ApiChoice, SyncOptions, SyncReport},
+    sync::{ApiChoice, Cadence, SyncOptions, SyncReport},
 };
 
 /// `producer sync` without `--watch`: one sync of each object; returns their reports. An
@@ -42,7 +41,7 @@ pub async fn sync_and_print(args: &SyncArgs, cancel: &CancellationToken) -> anyh
 async fn sync_once(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Result<Pass> {
     let listener = args.metrics.bind().await?;
     let mut session = Session::open(args.into(), listener).await?;
-    let pass = sync_pass(&mut session, args, cancel).await;
+    let pass = sync_pass(&mut session, args, None, cancel).await;
     session.close().await;
     Ok(pass)
 }
@@ -56,75 +55,6 @@ pub async fn run_sync(args: &SyncArgs, cancel: &CancellationToken) -> anyhow::Re
         .await?
         .pop()
         .ok_or_else(|| anyhow::anyhow!("--object names no object"))
-}
-
-/// `producer sync --watch`: a pass over every object each `--interval` until `cancel`. A signal
-/// lets the pass in progress finish (its syncs are not interrupted), then returns `Ok`. An
-/// object whose sync fails is logged (ERROR) and tried again in the next pass; the others go on.
-///
-/// # Errors
-/// Connecting failed.
-pub async fn watch(
-    args: &SyncArgs,
-    cancel: &CancellationToken,
-    on_pass: impl FnMut(&[SyncReport]),
-) -> anyhow::Result<()> {
-    let listener = args.metrics.bind().await?;
-    watch_with_metrics(args, listener, cancel, on_pass).await
-}
-
-/// [`watch`] with the metrics address already bound (`None`: no metrics endpoint), so that a
-/// caller binding port 0 knows where to scrape.
-///
-/// # Errors
-/// As for [`watch`].
-pub async fn watch_with_metrics(
-    args: &SyncArgs,
-    listener: Option<MetricsListener>,
-    cancel: &CancellationToken,
-    mut on_pass: impl FnMut(&[SyncReport]),
-) -> anyhow::Result<()> {
-    let mut session = Session::open(args.into(), listener).await?;
-    let result = async {
-        while !cancel.is_cancelled() {
-            // Not the signal's token: a window that has started is finished.
-            let pass = sync_pass(&mut session, args, &CancellationToken::new()).await;
-            for (object, error) in &pass.failed {
-                tracing::error!(object, error = format!("{error:#}"), "Sync failed; the other objects go on, and this one is tried again in the next pass.");
-            }
-            on_pass(&pass.reports);
-            if let Some(every) = args.formula_refresh
-                && let Err(error) = refresh_formulas_due(&session, args, every).await
-            {
-                tracing::error!(error = format!("{error:#}"), "Formula refresh failed; it is tried again after the next pass.");
-            }
-            tokio::select! {
-                () = cancel.cancelled() => {}
-                () = tokio::time::sleep(args.interval) => {}
-            }
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    session.close().await;
-    result
-}
-
-/// `--formula-refresh`: re-reads the formula fields of the objects that have them and were
-/// last read `every` ago or longer (see [`reconcile::refresh_due`]).
-async fn refresh_formulas_due(
-    session: &Session,
-    args: &SyncArgs,
-    every: std::time::Duration,
-) -> anyhow::Result<()> {
-    let objects: Vec<_> = args
-        .objects
-        .iter()
-        .map(|object| (object.clone(), args.object_config.settings(object)))
-        .collect();
-    let (sf, pool, connection) = (&session.sf, &session.pool, session.broker.connection());
-    reconcile::refresh_due(sf, pool, connection, &objects, args.api, every).await?;
-    Ok(())
 }
 
 /// What a pass over the objects did.
@@ -171,13 +101,21 @@ impl Pass {
 
 /// Syncs every object once, in order. An object that fails does not stop the others; a
 /// cancelled one stops the pass (the objects after it are not started).
-async fn sync_pass(session: &mut Session, args: &SyncArgs, cancel: &CancellationToken) -> Pass {
+async fn sync_pass(
+    session: &mut Session,
+    args: &SyncArgs,
+    cadence: Option<Cadence>,
+    cancel: &CancellationToken,
+) -> Pass {
     let mut pass = Pass {
         objects: args.objects.len(),
         ..Pass::default()
     };
     for object in &args.objects {
-        match session.sync(&sync_options(args, object), cancel).await {
+        match session
+            .sync(&sync_options(args, object, cadence), cancel)
+            .await
+        {
             Ok(report) => pass.reports.push(report),
             Err(error) => {
                 pass.failed.push((object.clone(), error));
@@ -191,7 +129,7 @@ async fn sync_pass(session: &mut Session, args: &SyncArgs, cancel: &Cancellation
 }
 
 /// The flags, with the object's `sfsync.toml` section, as one object's sync options.
-fn sync_options(args: &SyncArgs, object: &str) -> SyncOptions {
+pub(crate) fn sync_options(args: &SyncArgs, object: &str, cadence: Option<Cadence>) -> SyncOptions {
     let settings = args.object_config.settings(object);
     SyncOptions {
         object: object.to_owned(),
@@ -204,8 +142,23 @@ fn sync_options(args: &SyncArgs, object: &str) -> SyncOptions {
         api: args.api,
         bulk_threshold: args.bulk_threshold,
         settings,
+        cadence,
     }
 }
+
+/// What `--watch` leaves out of most passes (see [`Cadence`]).
+pub(crate) fn cadence(args: &SyncArgs) -> Cadence {
+    Cadence {
+        describe: args.describe_interval,
+        deletions: args.deleted_interval,
+        count_window: COUNT_WINDOW,
+    }
+}
+
+/// With `--watch`, incremental windows shorter than this are read without a COUNT(): a pass
+/// reads about `--interval` plus `--overlap`, and a window this short rarely holds enough
+/// records for Bulk to pay.
+const COUNT_WINDOW: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// `producer reconcile`: each object in turn; see [`reconcile`].
 ///

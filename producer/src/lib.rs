@@ -3,7 +3,8 @@
 //! # Layout
 //! - this file: [`run`] hands a command to its module; [`main`] is the binary.
 //! - [`cli`] — flags and subcommands, layered over `sfsync.toml`.
-//! - [`commands`] — `sync` (once or `--watch`), `reconcile`, `dlq`: each from connecting to its report.
+//! - [`commands`] — `sync`, `reconcile`, `dlq`: each from connecting to its report.
+//! - [`watch`] — `sync --watch`, the daemon: probe, cadence, quota pause, backoff, retention.
 //! - [`output`] — what the commands print for people, or as JSON.
 //! - [`session`] — Salesforce, PostgreSQL, the broker and `/metrics`, connected once per command.
 //! - [`broker`] — the broker connection, and syncing again on a new one when it is lost.
@@ -41,14 +42,14 @@ pub mod status;
 pub mod sync;
 pub mod sync_state;
 pub mod tables;
+pub mod watch;
 pub mod write;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::Command;
-pub use crate::commands::{
-    run_dlq, run_reconcile, run_sync, run_sync_all, watch, watch_with_metrics,
-};
+pub use crate::commands::{run_dlq, run_reconcile, run_sync, run_sync_all};
+pub use crate::watch::{watch, watch_with_metrics};
 pub use crate::write::push::run_push;
 
 /// Runs one producer command to completion; output for people goes to stdout.

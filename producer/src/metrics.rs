@@ -16,6 +16,12 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+/// The `reason` label of `sfsync_paused`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
 /// A producer's metrics.
 #[derive(Debug)]
 pub struct ProducerMetrics {
@@ -29,6 +35,8 @@ pub struct ProducerMetrics {
     watermark_lag: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
     last_sync: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
     push_pending: Family<ObjectLabels, Gauge>,
+    paused: Family<ReasonLabels, Gauge>,
+    object_failures: Family<ObjectLabels, Gauge>,
     push_oldest_pending: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
     /// Each object's confirmed watermark; the lag is computed from it at each scrape, so it
     /// keeps growing while nothing moves it.
@@ -99,6 +107,18 @@ impl ProducerMetrics {
             Unit::Seconds,
             last_sync.clone(),
         );
+        let paused = Family::default();
+        registry.register(
+            "sfsync_paused",
+            "1 while sync --watch syncs nothing, by reason (\"API quota\": the org's usage is at or past --max-api-usage); 0 once it goes on",
+            paused.clone(),
+        );
+        let object_failures = Family::default();
+        registry.register(
+            "sfsync_object_failures",
+            "Passes in a row in which the object's sync failed (sync --watch; 0 after a success); a failing object is tried again after a growing pause",
+            object_failures.clone(),
+        );
         let push_pending = Family::default();
         registry.register(
             "sfsync_push_pending_changes",
@@ -124,6 +144,8 @@ impl ProducerMetrics {
             last_sync,
             push_pending,
             push_oldest_pending,
+            paused,
+            object_failures,
             watermarks: Mutex::default(),
         }
     }
@@ -136,6 +158,22 @@ impl ProducerMetrics {
         self.push_oldest_pending
             .get_or_create(&labels)
             .set(oldest_pending_secs);
+    }
+
+    /// Whether `sync --watch` is paused for `reason`.
+    pub fn paused(&self, reason: &str, paused: bool) {
+        self.paused
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .set(i64::from(paused));
+    }
+
+    /// Passes in a row in which `object`'s sync failed.
+    pub fn object_failures(&self, object: &str, failures: u32) {
+        self.object_failures
+            .get_or_create(&Self::labels(object))
+            .set(i64::from(failures));
     }
 
     fn labels(object: &str) -> ObjectLabels {

@@ -15,7 +15,7 @@ use crate::{
     metrics::ProducerMetrics,
     objects::{self, ObjectsConfig},
     salesforce::{CredentialArgs, Credentials, RetryPolicy, SalesforceClient},
-    sync::{self, BulkRefusals, SyncOptions, SyncReport},
+    sync::{self, BulkRefusals, DescribeCache, SyncOptions, SyncReport},
 };
 
 /// What opening a session reads from a command's flags; `sync` and `reconcile` share them.
@@ -56,6 +56,8 @@ pub struct Session {
     pub broker: Broker,
     /// Objects the Bulk API refused: read through REST for the rest of the session.
     pub bulk_refusals: BulkRefusals,
+    /// Describes reused between the passes of `sync --watch`.
+    pub describes: DescribeCache,
     /// `/metrics`, served while the session is open.
     _metrics_server: Option<MetricsServer>,
 }
@@ -102,6 +104,7 @@ impl Session {
             pool,
             broker,
             bulk_refusals: BulkRefusals::default(),
+            describes: DescribeCache::default(),
             _metrics_server: metrics_server,
         })
     }
@@ -116,12 +119,19 @@ impl Session {
         options: &SyncOptions,
         cancel: &CancellationToken,
     ) -> anyhow::Result<SyncReport> {
-        let (sf, pool, refusals) = (&self.sf, &self.pool, &self.bulk_refusals);
-        self.broker
+        let (sf, pool, refusals, describes) =
+            (&self.sf, &self.pool, &self.bulk_refusals, &self.describes);
+        let synced = self
+            .broker
             .with_reconnects(&options.object, sf.metrics(), cancel, |channel| {
-                sync::sync_object(sf, pool, channel, options, refusals, cancel)
+                sync::sync_object(sf, pool, channel, options, refusals, describes, cancel)
             })
-            .await
+            .await;
+        if synced.is_err() {
+            // A field the org no longer has, say: the next sync describes again.
+            describes.forget(&options.object);
+        }
+        synced
     }
 
     pub async fn close(self) {

@@ -71,6 +71,7 @@ pub async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
             print_table(&rows, &HashMap::new());
             print_stale_columns(&pool).await?;
             print_write_back(&pool).await?;
+            print_watch(&pool).await?;
         }
         return Ok(());
     }
@@ -122,6 +123,46 @@ pub async fn print_status(args: &StatusArgs) -> anyhow::Result<()> {
             () = tokio::time::sleep(args.interval) => {}
         }
     }
+}
+
+/// One line per object `sync --watch` keeps (`sfsync.watch_objects`): paused, or its last
+/// success, last error and consecutive failures.
+async fn print_watch(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let objects = crate::watch::health::status(pool)
+        .await
+        .context("reading sfsync.watch_objects")?;
+    if !objects.is_empty() {
+        println!();
+    }
+    let at = |t: Option<chrono::DateTime<chrono::Utc>>| {
+        t.map_or_else(
+            || "never".to_owned(),
+            |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        )
+    };
+    for o in &objects {
+        let mut line = format!("watch {}: ", o.object);
+        if let Some(reason) = &o.paused {
+            line.push_str(&format!("paused: {reason}; "));
+        }
+        line.push_str(&format!("last success {}", at(o.last_success_at)));
+        if o.failures > 0 {
+            line.push_str(&format!(
+                ", {} failures in a row, next try {}",
+                o.failures,
+                at(o.retry_at)
+            ));
+        }
+        if let Some(error) = &o.last_error {
+            line.push_str(&format!(
+                "; last error {}: {}",
+                at(o.last_error_at),
+                error.lines().next().unwrap_or_default()
+            ));
+        }
+        println!("{line}");
+    }
+    Ok(())
 }
 
 /// One line per writable table with changes to write back (`sfsync.outbox`), after the runs.

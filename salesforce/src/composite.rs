@@ -86,6 +86,69 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
     }
 }
 
+/// Query subrequests a Composite call may hold: Salesforce takes at most five sObject
+/// Collections or query operations in one call.
+pub const MAX_QUERIES: usize = 5;
+
+impl<M: crate::ApiMetrics> SalesforceClient<M> {
+    /// Up to [`MAX_QUERIES`] SOQL queries in one Composite call (one API call): each one's
+    /// records (without `attributes`), or its own error. Each must fit one page of results.
+    ///
+    /// # Errors
+    /// More than five queries, a whole-call failure that outlasted the retries, or an answer
+    /// that is not a Composite answer.
+    pub async fn queries(
+        &self,
+        soqls: &[String],
+    ) -> Result<Vec<Result<Vec<Map<String, Value>>, SfError>>, SfError> {
+        if soqls.len() > MAX_QUERIES {
+            return Err(SfError::Config(format!(
+                "{} queries in one Composite call; Salesforce takes at most {MAX_QUERIES}",
+                soqls.len()
+            )));
+        }
+        let data_path = self.data_path();
+        let urls: Vec<String> = soqls.iter().map(|q| query_url(&data_path, q)).collect();
+        let subrequests: Vec<Value> = urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| json!({"method": "GET", "url": url, "referenceId": format!("q{i}")}))
+            .collect();
+        let body = json!({
+            "allOrNone": false,
+            "collateSubrequests": false,
+            "compositeRequest": subrequests,
+        });
+        let path = format!("{data_path}/composite");
+        self.send_checked(reqwest::Method::POST, &path, Some(&body), |answer| {
+            let answer: Answer<'_> =
+                serde_json::from_slice(answer).map_err(|e| SfError::Protocol {
+                    url: path.clone(),
+                    detail: format!("not a Composite answer: {e}"),
+                })?;
+            Ok(urls
+                .iter()
+                .enumerate()
+                .map(|(i, url)| {
+                    let id = format!("q{i}");
+                    match answer
+                        .composite_response
+                        .iter()
+                        .find(|r| r.reference_id.as_deref() == Some(id.as_str()))
+                    {
+                        Some(sub) => query_records(without_query(url), sub),
+                        None => Err(SfError::Protocol {
+                            url: without_query(url).to_owned(),
+                            detail: "no answer for the query subrequest".to_owned(),
+                        }),
+                    }
+                })
+                .collect())
+        })
+        .await
+    }
+}
+
 /// `…/query/?q=<soql>`: the SOQL travels in the subrequest's url, inside the POST body, so no
 /// request line limit applies to it.
 fn query_url(data_path: &str, soql: &str) -> String {

@@ -62,6 +62,15 @@ async fn find(run: &Run<'_>, target: &Target, until: DateTime<Utc>) -> anyhow::R
     if target.created {
         return Ok(Found::None);
     }
+    let checked = sync_state::deletions_checked_until(run.pool, object)
+        .await
+        .context("reading sfsync.sync_state")?;
+    if let (Some(cadence), Some(checked)) = (run.options.cadence, checked)
+        && until - checked < chrono::Duration::from_std(cadence.deletions).unwrap_or_default()
+    {
+        // `sync --watch` between two checks: the next one covers this pass's window too.
+        return Ok(Found::NotLooked);
+    }
     if !target.describe.replicateable || run.stamp.is_none() {
         // getDeleted refuses the object, or it has no stamp to sync by: its deletions are found
         // by comparing Ids on every sync.
@@ -69,9 +78,6 @@ async fn find(run: &Run<'_>, target: &Target, until: DateTime<Utc>) -> anyhow::R
     }
     // From where the last run left them; before any run recorded that, from the read's start.
     let overlap = chrono::Duration::from_std(run.options.overlap).unwrap_or_default();
-    let checked = sync_state::deletions_checked_until(run.pool, object)
-        .await
-        .context("reading sfsync.sync_state")?;
     let Some(since) = checked.map(|c| c - overlap).or(run.since) else {
         return Ok(Found::NotLooked);
     };

@@ -33,6 +33,7 @@
 mod backfill;
 mod bulk;
 mod deletions;
+mod describes;
 pub(crate) mod envelope;
 mod gone;
 mod pipeline;
@@ -44,6 +45,7 @@ mod run;
 pub(crate) mod wide;
 mod windows;
 
+pub use self::describes::DescribeCache;
 pub(crate) use self::refusals::is_bulk_refusal;
 pub use self::refusals::{BulkRefusals, NeedsFilter};
 
@@ -88,6 +90,22 @@ pub struct SyncOptions {
     pub bulk_threshold: u64,
     /// The object's `sfsync.toml` section: table name and fields.
     pub settings: ObjectSettings,
+    /// How often `sync --watch` spends API calls beyond the query (see [`Cadence`]); `None`
+    /// for a one-shot sync, which describes, counts and checks deletions every time.
+    pub cadence: Option<Cadence>,
+}
+
+/// What `sync --watch` does not do on every pass, so that an idle pass costs one API call per
+/// object (its query): read the describe, count the records to read, ask for deletions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    /// A describe younger than this is reused.
+    pub describe: Duration,
+    /// Deletions are asked for when the last check is this old.
+    pub deletions: Duration,
+    /// An incremental window shorter than this is read through REST without a COUNT(): a
+    /// pass's window is about the interval plus the overlap, and holds few records.
+    pub count_window: Duration,
 }
 
 /// Which Salesforce API reads the records.
@@ -160,12 +178,13 @@ pub async fn sync_object(
     channel: lapin::Channel,
     options: &SyncOptions,
     refusals: &BulkRefusals,
+    describes: &DescribeCache,
     cancel: &CancellationToken,
 ) -> anyhow::Result<SyncReport> {
     common::schema::check_api_name("object", &options.object)
         .map_err(|e| anyhow::anyhow!("--object: {e}"))?;
     let calls_before = sf.usage().calls();
-    let target = Target::prepare(sf, pool, options).await?;
+    let target = Target::prepare(sf, pool, options, describes).await?;
     let fields = target.selection.field_names();
     let stamp = target.selection.stamp.as_deref();
     let run = Run {
@@ -215,8 +234,11 @@ impl Target {
         sf: &SalesforceClient,
         pool: &PgPool,
         options: &SyncOptions,
+        describes: &DescribeCache,
     ) -> anyhow::Result<Self> {
-        let describe = sf.describe(&options.object).await?;
+        let describe = describes
+            .describe(sf, &options.object, options.cadence.map(|c| c.describe))
+            .await?;
         let selection = tables::select_fields(&describe)?;
         let selection = objects::filter_fields(&describe, &options.settings, selection)?;
         for (field, why) in &selection.skipped {
@@ -294,6 +316,20 @@ async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
     Ok(match options.api {
         ApiChoice::Rest => Api::Rest,
         ApiChoice::Bulk => Api::Bulk,
+        ApiChoice::Auto
+            if options.cadence.is_some_and(|c| {
+                run.since.is_some_and(|since| {
+                    Utc::now() - since
+                        < chrono::Duration::from_std(c.count_window).unwrap_or_default()
+                })
+            }) =>
+        {
+            tracing::debug!(
+                object,
+                "A short incremental window: read through REST without counting."
+            );
+            Api::Rest
+        }
         ApiChoice::Auto => {
             let count = windows::count(run)
                 .await
