@@ -75,6 +75,42 @@ fn pick(
     }
 }
 
+/// The standard fields every custom object has, in the order a custom object's describe
+/// lists them: Id, OwnerId, IsDeleted, Name (text 80, the name field, labelled `name_label`),
+/// CreatedDate, CreatedById, LastModifiedDate, LastModifiedById, SystemModstamp.
+fn standard_fields(name_label: &'static str) -> Vec<FieldDef> {
+    vec![
+        id("Record ID"),
+        FieldDef {
+            reference_to: &["Group", "User"],
+            relationship_name: Some("Owner"),
+            ..len(
+                FieldDef::new("OwnerId", "Owner ID", T::Reference, Gen::User),
+                18,
+            )
+        },
+        is_deleted(),
+        FieldDef {
+            name_field: true,
+            nillable: false,
+            ..len(
+                FieldDef::new(
+                    "Name",
+                    name_label,
+                    T::String,
+                    Gen::Words { max: 80, nulls: 0 },
+                ),
+                80,
+            )
+        },
+        stamp("CreatedDate", "Created Date", Gen::Created),
+        user("CreatedById", "Created By ID", "CreatedBy"),
+        stamp("LastModifiedDate", "Last Modified Date", Gen::LastModified),
+        user("LastModifiedById", "Last Modified By ID", "LastModifiedBy"),
+        stamp("SystemModstamp", "System Modstamp", Gen::Modstamp),
+    ]
+}
+
 /// Fills in the describe JSON of `def` and its fields; `compounds` names the compound field
 /// of each component, by field name.
 fn finish(mut def: ObjectDef, compounds: &[(&str, &str)]) -> ObjectDef {

@@ -1,7 +1,7 @@
 //! Wide__c: a custom object of 735 fields of every type, the kind of object whose full
 //! `SELECT` does not fit in a 16,384-byte request line.
 
-use super::{finish, id, is_deleted, len, pick, stamp, user};
+use super::{finish, len, pick, standard_fields};
 use crate::data::generate::{Gen, Nulls, name_hash};
 use crate::data::schema::real::ACCOUNT;
 use crate::data::schema::{Compound, FieldDef, FieldType as T, ObjectDef, leak};
@@ -49,35 +49,8 @@ pub const WIDE_CUSTOM_FIELDS: usize = 720;
 /// Wide__c: a custom object of 735 fields of every type, the kind of object whose full
 /// `SELECT` does not fit in a 16,384-byte request line.
 pub fn wide() -> ObjectDef {
-    let mut fields = vec![
-        id("Record ID"),
-        FieldDef {
-            reference_to: &["Group", "User"],
-            relationship_name: Some("Owner"),
-            ..len(
-                FieldDef::new("OwnerId", "Owner ID", T::Reference, Gen::User),
-                18,
-            )
-        },
-        is_deleted(),
-        FieldDef {
-            name_field: true,
-            nillable: false,
-            ..len(
-                FieldDef::new(
-                    "Name",
-                    "Wide Name",
-                    T::String,
-                    Gen::Words { max: 80, nulls: 0 },
-                ),
-                80,
-            )
-        },
-        stamp("CreatedDate", "Created Date", Gen::Created),
-        user("CreatedById", "Created By ID", "CreatedBy"),
-        stamp("LastModifiedDate", "Last Modified Date", Gen::LastModified),
-        user("LastModifiedById", "Last Modified By ID", "LastModifiedBy"),
-        stamp("SystemModstamp", "System Modstamp", Gen::Modstamp),
+    let mut fields = standard_fields("Wide Name");
+    fields.extend([
         FieldDef::new("LastActivityDate", "Last Activity", T::Date, Gen::Date(90)),
         FieldDef::new(
             "LastViewedDate",
@@ -91,7 +64,7 @@ pub fn wide() -> ObjectDef {
             T::DateTime,
             Gen::DateTime(70),
         ),
-    ];
+    ]);
     for n in 1..=WIDE_CUSTOM_FIELDS {
         let adjective = WIDE_ADJECTIVES[n % WIDE_ADJECTIVES.len()];
         let noun = WIDE_NOUNS[(n / WIDE_ADJECTIVES.len()) % WIDE_NOUNS.len()];
