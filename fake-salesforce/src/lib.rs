@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`data`]: object metadata (the classic and the real [`Shape`]), the deterministic record
 //!   generator and the store. In [`data::schema`], `field` and `object` hold the metadata
-//!   types, `classic`, `real` and `generated` the objects of each shape.
+//!   types, `classic`, `real` and `generated` the objects of each shape (`generated::plain`
+//!   the plain objects either shape can add).
 //! - [`soql`]: the SOQL subset: the lexer, the parser (its grammar, name resolution in
 //!   `parser::resolve` and literal checks in `parser::literal`) and the evaluator.
 //! - [`routes`], [`auth`], [`cursor`], [`describe`], [`error`]: the HTTP surface. `routes`
@@ -27,7 +28,7 @@
 //!
 //! Tests start an org with [`spawn`] and inspect it through [`Org`]'s methods.
 //!
-//! # Shapes and record counts
+//! # Shapes
 //! [`OrgConfig::shape`] (`--shape`) picks the objects. [`Shape::Classic`], the default, serves
 //! Account (14 fields) and Contact (22) exactly as earlier versions did, byte for byte.
 //! [`Shape::Real`] serves what a production org looks like (see [`data::schema::real`] for the
@@ -40,6 +41,24 @@
 //! ContentDocumentLink (needs a WHERE on ContentDocumentId or LinkedEntityId). The global
 //! describe and each describe answer with the recorded JSON, or JSON modelled on it.
 //!
+//! # Plain objects
+//! [`OrgConfig::plain_objects`] (`--plain-objects N`, env `FAKE_SF_PLAIN_OBJECTS`, 0 to 99,
+//! default 0) adds N ordinary custom objects to either shape, after the shape's own objects:
+//! `Plain_01__c` … `Plain_NN__c` (two digits; labels `Plain 01` …), key prefixes `a0A`,
+//! `a0B`, … `a0V`, `a0X`, … (Wide__c's `a0W` skipped), `a0a` … `a0z`, then `a10`, `a11`, ….
+//! Each is replicateable, queryable, Bulk-capable and createable, with describe JSON modelled
+//! on recorded fields like the other generated objects, and has 14 fields: Id, OwnerId,
+//! IsDeleted, Name (text 80, the name field), CreatedDate, CreatedById, LastModifiedDate,
+//! LastModifiedById, SystemModstamp, `Status__c` (picklist: New, In Progress, On Hold, Done,
+//! Cancelled), `Amount__c` (number(16, 2)), `Active__c` (checkbox), `Due__c` (date) and
+//! `Notes__c` (long text area(32768): neither filterable nor sortable). Everything served for
+//! other objects works for them: describe, the global describe, query/queryAll/queryMore,
+//! COUNT(), getUpdated/getDeleted, Bulk 2.0, Composite, sObject Collections writes and
+//! mutations. Their records, like any object's, come from [`OrgConfig::records`]
+//! (`--records Plain_01__c=1000`), where `Plain=1000` counts every plain object not named on
+//! its own.
+//!
+//! # Record counts
 //! [`OrgConfig::accounts`] and [`OrgConfig::contacts`] (`--accounts`, `--contacts`) count
 //! Accounts and Contacts; [`OrgConfig::records`] (`--records Lead=1000,Wide__c=500`) counts
 //! any object, and objects it does not name get no records. Records are computed on demand
@@ -131,7 +150,8 @@
 //!   answers the affected Ids per category (`updated`, `deleted`, `purged`, `created`,
 //!   `vanished`, and `formula` when any) and the `systemModstamp` they all got. Update changes
 //!   field values (Contact and Lead: LastName, Title, Email, Engagement_Score__c; Account and
-//!   others: Name, Phone) plus LastModifiedDate and SystemModstamp; delete sets IsDeleted
+//!   others: Name, Phone; plain objects: Name, Status__c, Amount__c) plus LastModifiedDate
+//!   and SystemModstamp; delete sets IsDeleted
 //!   (queryAll and getDeleted still see the record); purge removes deleted records from
 //!   queryAll but keeps them in getDeleted; create adds records with the next Ids; vanish
 //!   removes records without a trace; formula recalculates the formula fields of N records
@@ -194,7 +214,13 @@ pub struct OrgConfig {
     pub contacts: u32,
     /// Number of generated records of other objects, by API name (any case); objects not
     /// named get none. An `Account` or `Contact` entry overrides `accounts` or `contacts`.
+    /// With [`Self::plain_objects`], a `Plain` entry ([`data::schema::PLAIN_GROUP`]) counts
+    /// every plain object that is not named on its own.
     pub records: BTreeMap<String, u32>,
+    /// Adds this many plain custom objects to the shape's, `Plain_01__c` … `Plain_NN__c` (at
+    /// most [`data::schema::MAX_PLAIN_OBJECTS`]): ordinary replicateable custom objects (see
+    /// the crate docs). 0, the default, adds none.
+    pub plain_objects: u32,
     /// Same seed, same data, byte for byte.
     pub seed: u64,
     pub client_id: String,
@@ -227,33 +253,54 @@ pub struct OrgConfig {
 }
 
 impl OrgConfig {
+    /// The schema the org starts with: the shape's objects, then [`Self::plain_objects`] plain
+    /// ones, with [`Self::external_id_field`] on every createable object.
+    ///
+    /// # Panics
+    /// When [`Self::plain_objects`] is above [`data::schema::MAX_PLAIN_OBJECTS`].
+    pub fn schema(&self) -> data::Schema {
+        let schema = data::Schema::new(self.shape).with_plain_objects(self.plain_objects);
+        match &self.external_id_field {
+            Some(field) => schema.with_external_id(field),
+            None => schema,
+        }
+    }
+
     /// How many records each object of `schema` starts with, in schema order.
     pub fn record_counts(&self, schema: &data::Schema) -> Vec<u32> {
+        let named = |name: &str| {
+            self.records
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, &c)| c)
+        };
         schema
             .kinds()
             .map(|k| {
                 let name = schema.def(k).name;
-                let named = self
-                    .records
-                    .iter()
-                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .map(|(_, &c)| c);
-                match (named, name) {
+                match (named(name), name) {
                     (Some(count), _) => count,
                     (None, "Account") => self.accounts,
                     (None, "Contact") => self.contacts,
+                    (None, plain) if data::schema::is_plain_object(plain) => {
+                        named(data::schema::PLAIN_GROUP).unwrap_or(0)
+                    }
                     (None, _) => 0,
                 }
             })
             .collect()
     }
 
-    /// Names in [`Self::records`] that are not objects of the configured shape.
+    /// Names in [`Self::records`] that are not objects of the configured shape and plain
+    /// objects (`Plain` is one when there are plain objects).
     pub fn unknown_objects(&self) -> Vec<String> {
-        let schema = data::Schema::new(self.shape);
+        let schema = data::Schema::new(self.shape).with_plain_objects(self.plain_objects);
         self.records
             .keys()
             .filter(|n| schema.object(n).is_none())
+            .filter(|n| {
+                self.plain_objects == 0 || !n.eq_ignore_ascii_case(data::schema::PLAIN_GROUP)
+            })
             .cloned()
             .collect()
     }
@@ -266,6 +313,7 @@ impl Default for OrgConfig {
             accounts: 100,
             contacts: 1000,
             records: BTreeMap::new(),
+            plain_objects: 0,
             seed: 1,
             client_id: "demo".to_owned(),
             client_secret: "demo".to_owned(),

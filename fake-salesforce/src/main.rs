@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use fake_salesforce::data::schema::MAX_PLAIN_OBJECTS;
 use fake_salesforce::{FailStatus, Faults, Org, OrgConfig, Shape};
 use tokio_util::sync::CancellationToken;
 
@@ -29,9 +30,17 @@ struct Args {
     #[arg(long, env = "FAKE_SF_CONTACTS", default_value_t = 1000)]
     contacts: u32,
     /// Records of other objects, e.g. Lead=1000,Wide__c=500 (objects not named get none;
-    /// Account and Contact here override --accounts and --contacts).
+    /// Account and Contact here override --accounts and --contacts; Plain=N gives every
+    /// plain object of --plain-objects N records, unless it is named on its own).
     #[arg(long, env = "FAKE_SF_RECORDS", value_parser = parse_counts, default_value = "")]
     records: BTreeMap<String, u32>,
+    /// Adds N plain custom objects, Plain_01__c ... Plain_NN__c (0-99), to either shape:
+    /// ordinary replicateable, Bulk-capable custom objects (Name, OwnerId, IsDeleted, the
+    /// stamps, Status__c, Amount__c, Active__c, Due__c, Notes__c). Their records come from
+    /// --records (Plain_01__c=1000 or Plain=1000 for all of them).
+    #[arg(long, env = "FAKE_SF_PLAIN_OBJECTS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_PLAIN_OBJECTS)))]
+    plain_objects: u32,
     /// Data seed: the same seed always produces the same records.
     #[arg(long, env = "FAKE_SF_SEED", default_value_t = 1)]
     seed: u64,
@@ -179,7 +188,13 @@ Objects (--shape):
            AccountHistory (CreatedDate only), UserLogin (LastModifiedDate only, not
            replicateable), LoginHistory (no stamps), CaseStatus (no Bulk API),
            ContentDocumentLink (needs WHERE ContentDocumentId/LinkedEntityId = or IN)
-  Counts: --accounts, --contacts, --records Object=N,... (objects not named: 0 records).
+  --plain-objects N adds, to either shape, Plain_01__c ... Plain_NN__c (key prefixes a0A,
+           a0B, ..., skipping a0W): ordinary custom objects with Id, OwnerId, IsDeleted,
+           Name, CreatedDate, CreatedById, LastModifiedDate, LastModifiedById,
+           SystemModstamp, Status__c (picklist), Amount__c (number), Active__c (checkbox),
+           Due__c (date), Notes__c (long text area)
+  Counts: --accounts, --contacts, --records Object=N,... (objects not named: 0 records;
+          Plain=N: every plain object not named on its own).
 
 Test hooks (no auth, not counted):
   POST /__admin/mutate  {\"object\":\"Contact\",\"update\":N,\"delete\":N,\"purge\":N,
@@ -223,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
         accounts: args.accounts,
         contacts: args.contacts,
         records: args.records,
+        plain_objects: args.plain_objects,
         seed: args.seed,
         client_id: args.client_id,
         client_secret: args.client_secret,
@@ -256,15 +272,16 @@ async fn main() -> anyhow::Result<()> {
     let unknown = config.unknown_objects();
     if !unknown.is_empty() {
         anyhow::bail!(
-            "--records names objects the {:?} shape does not serve: {}",
+            "--records names objects the {:?} shape with {} plain objects does not serve: {}",
             config.shape,
+            config.plain_objects,
             unknown.join(", ")
         );
     }
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, shape = ?config.shape, accounts = config.accounts, contacts = config.contacts, records = ?config.records, seed = config.seed, "Fake Salesforce org listening.");
+    tracing::info!(listen = %listener.local_addr()?, shape = ?config.shape, plain_objects = config.plain_objects, accounts = config.accounts, contacts = config.contacts, records = ?config.records, seed = config.seed, "Fake Salesforce org listening.");
     let stop = CancellationToken::new();
     common::shutdown::cancel_on_signal(stop.clone());
     fake_salesforce::serve(listener, Arc::new(Org::new(config)), stop.cancelled_owned()).await

@@ -80,10 +80,7 @@ impl Org {
             base62_into(&mut core[5..], mix(config.seed ^ salt) % 62u64.pow(8));
             SalesforceId::from_core(core).to_string()
         };
-        let mut schema = Schema::new(config.shape);
-        if let Some(field) = &config.external_id_field {
-            schema = schema.with_external_id(field);
-        }
+        let schema = config.schema();
         for name in config.unknown_objects() {
             tracing::warn!(object = %name, shape = ?config.shape, "The record counts name an object this shape does not serve; ignored.");
         }

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::{Org, wall_clock_millis};
 use crate::calendar::write_datetime;
 use crate::data::generate::{GENERATED_BEFORE_MS, mix};
+use crate::data::schema::is_plain_object;
 use crate::data::{ObjectDef, Value};
 
 /// What `POST /__admin/mutate` and [`Org::mutate`] should change. Counts default to 0.
@@ -326,7 +327,8 @@ impl Org {
 
 /// Fresh values for the fields an update changes: names, titles and e-mail addresses that
 /// exercise quoting and escaping, and a new score (Contact-like objects); a new name and
-/// phone (Account-like ones); else the first editable text field.
+/// phone (Account-like ones), plus Status__c and Amount__c on plain objects; else the first
+/// editable text field.
 fn new_values(def: &ObjectDef, rng: &mut Rng, index: u32) -> Vec<(usize, Value)> {
     let pick = |rng: &mut Rng, list: &'static [&'static str]| list[rng.below(list.len())];
     let field = |name: &str| def.any_field_index(name);
@@ -366,5 +368,14 @@ fn new_values(def: &ObjectDef, rng: &mut Rng, index: u32) -> Vec<(usize, Value)>
         .collect();
     changes
         .extend(field("Phone").map(|f| (f, Value::Text(Cow::Owned(format!("(555) 010-{n:04}"))))));
+    if is_plain_object(def.name) {
+        let status = field("Status__c").filter(|&f| !def.fields[f].picklist.is_empty());
+        changes.extend(status.map(|f| {
+            let value = pick(rng, def.fields[f].picklist);
+            (f, Value::Text(Cow::Borrowed(value)))
+        }));
+        let amount = (rng.next() % 10_000_000) as f64 / 100.0;
+        changes.extend(field("Amount__c").map(|f| (f, Value::Number(amount))));
+    }
     changes
 }

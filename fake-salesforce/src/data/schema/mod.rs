@@ -8,6 +8,11 @@
 //!   do to integrations (a 700+ field custom object, objects without SystemModstamp, objects
 //!   that are not replicateable, not supported by the Bulk API, or that need a WHERE).
 //!
+//! Either shape can add plain custom objects on top ([`Schema::with_plain_objects`],
+//! [`crate::OrgConfig::plain_objects`]): Plain_01__c … Plain_NN__c, ordinary replicateable
+//! custom objects with a handful of common custom fields, for benchmarks and soaks that want
+//! many objects changing at once.
+//!
 //! The schema of an org can change while it runs (`POST /__admin/fields`): a field added or
 //! hidden by field-level security. It is copy-on-write like the records: every query works
 //! with the schema of its store snapshot.
@@ -32,6 +37,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 pub use field::{Added, COMPOUND_KEYS, Compound, FieldDef, FieldType};
+pub use generated::{MAX_PLAIN_OBJECTS, PLAIN_GROUP, is_plain_object};
 pub use object::{ChildRelationship, ObjectDef, Restriction};
 
 /// Which objects an org serves.
@@ -126,6 +132,31 @@ impl Schema {
         self.by_prefix.get(prefix).copied()
     }
 
+    /// This schema with Plain_01__c … Plain_`n`__c appended (after the shape's objects, in
+    /// global-describe order); `n == 0` changes nothing. See `generated::plain` for their
+    /// fields and key prefixes.
+    ///
+    /// # Panics
+    /// When `n` is above [`MAX_PLAIN_OBJECTS`], or the schema already serves an object of the
+    /// same name or key prefix.
+    pub fn with_plain_objects(&self, n: u32) -> Schema {
+        if n == 0 {
+            return self.clone();
+        }
+        let mut objects = self.objects.clone();
+        for def in generated::plain_objects(n) {
+            assert!(
+                self.object(def.name).is_none() && self.by_prefix(def.key_prefix).is_none(),
+                "{} (key prefix {}) clashes with an object of the {:?} shape",
+                def.name,
+                def.key_prefix,
+                self.shape
+            );
+            objects.push(def);
+        }
+        Self::from_objects(self.shape, objects)
+    }
+
     /// This schema with one object replaced (a field added, hidden or shown).
     pub fn with_object(&self, kind: ObjectKind, def: ObjectDef) -> Schema {
         let mut next = self.clone();
@@ -174,5 +205,22 @@ mod tests {
         assert_eq!(hidden.field_index("Email"), None);
         assert_eq!(hidden.any_field_index("Email"), Some(4));
         assert_eq!(schema.by_prefix("001"), schema.object("Account"));
+    }
+
+    #[test]
+    fn plain_objects_come_after_either_shape() {
+        for shape in [Shape::Classic, Shape::Real] {
+            let base = Schema::new(shape);
+            let schema = base.with_plain_objects(10);
+            assert_eq!(schema.len(), base.len() + 10);
+            let first = schema.object("plain_01__c").unwrap();
+            assert_eq!(first.index(), base.len());
+            assert_eq!(schema.def(first).key_prefix, "a0A");
+            assert_eq!(schema.by_prefix("a0J"), schema.object("Plain_10__c"));
+            assert!(schema.object("Plain_11__c").is_none());
+            assert_eq!(base.with_plain_objects(0).len(), base.len());
+        }
+        let real = Schema::new(Shape::Real).with_plain_objects(MAX_PLAIN_OBJECTS);
+        assert_eq!(real.by_prefix("a0W"), real.object("Wide__c"));
     }
 }

@@ -4,13 +4,16 @@
 //!
 //! Key prefixes: Account 001 and the others as real orgs use them (AccountHistory 017,
 //! UserLogin 0Yw as recorded in the global describe, LoginHistory 0Ya, ContentDocumentLink
-//! 06A); CaseStatus's `01J` and Wide__c's `a0W` are made up.
+//! 06A); CaseStatus's `01J` and Wide__c's `a0W` are made up, and so are the plain objects'
+//! (`a0A`, `a0B`, …, skipping `a0W`).
 //!
 //! One file per kind of object: `wide` (Wide__c, 735 fields), `stampless` (AccountHistory,
-//! UserLogin and LoginHistory, short of the stamps replication reads) and `restricted`
-//! (CaseStatus, which the Bulk API refuses, and ContentDocumentLink, which needs a WHERE).
-//! This file holds the field builders they share.
+//! UserLogin and LoginHistory, short of the stamps replication reads), `restricted`
+//! (CaseStatus, which the Bulk API refuses, and ContentDocumentLink, which needs a WHERE) and
+//! `plain` (Plain_01__c …, ordinary custom objects added to either shape on request, see
+//! [`crate::OrgConfig::plain_objects`]). This file holds the field builders they share.
 
+mod plain;
 mod restricted;
 mod stampless;
 mod wide;
@@ -20,6 +23,7 @@ use std::sync::Arc;
 use super::{FieldDef, FieldType as T, ObjectDef, template};
 use crate::data::generate::Gen;
 
+pub use plain::{MAX_PLAIN_OBJECTS, PLAIN_GROUP, is_plain_object, plain_objects};
 pub use restricted::{case_status, content_document_link};
 pub use stampless::{account_history, login_history, user_login};
 pub use wide::wide;
