@@ -11,6 +11,8 @@
 //! - [`clock`] — watching the producer and workers until every page is committed.
 //! - [`baseline`] — raw COPY and naive upserts into fresh copies of the table.
 //! - [`report`] — the table, min/median and the one-line result.
+//! - [`soak`] — the `soak` binary: `sync --watch` for an hour against an org that keeps
+//!   changing; memory, descriptors, bookkeeping, latency and API calls over time.
 
 pub mod baseline;
 pub mod cli;
@@ -21,6 +23,7 @@ pub mod procs;
 pub mod report;
 pub mod run;
 pub mod services;
+pub mod soak;
 
 pub use cli::BenchArgs;
 

@@ -16,6 +16,7 @@ use fake_salesforce::{FakeOrg, Faults, MutateRequest};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(120);
+const PRODUCER: &str = env!("CARGO_BIN_EXE_e2e-producer");
 
 async fn org(records: &[(&str, u32)]) -> FakeOrg {
     e2e::org::real_org(records, 20, Faults::default()).await
@@ -258,6 +259,29 @@ async fn a_failing_object_backs_off_while_the_others_keep_arriving() {
         assert_eq!(s.failures, 0, "{s:?}");
         assert!(s.last_success_at.is_some(), "{s:?}");
     }
+    // producer status says the same.
+    let mut command = tokio::process::Command::new(PRODUCER);
+    command.arg("status").envs(env.process_env());
+    let out = e2e::binary::output(command, WAIT).await;
+    assert!(out.success, "{}", out.stderr);
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("watch ContentDocumentLink:"))
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(
+        line.contains("last success never")
+            && line.contains(&format!("{} failures in a row, next try", failing.failures))
+            && line.contains("[objects.ContentDocumentLink]"),
+        "{line}"
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("watch Contact: last success 2")),
+        "{}",
+        out.stdout
+    );
     worker.stop().await;
 }
 

@@ -31,8 +31,11 @@ use crate::{
     sync::SyncReport,
 };
 
-/// How often the daemon prunes old runs (and once at start).
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How often the daemon prunes old runs (and once at start): hourly, or a quarter of the
+/// retention when that is shorter (at least a minute).
+fn prune_every(retention: Duration) -> Duration {
+    (retention / 4).clamp(Duration::from_secs(60), Duration::from_secs(3600))
+}
 
 /// `producer sync --watch`: a pass over the objects each `--interval` until `cancel`.
 ///
@@ -205,9 +208,12 @@ impl Daemon {
         }
     }
 
-    /// Deletes runs older than `--retention`, at start and then hourly.
+    /// Deletes runs older than `--retention`, at start and then every [`prune_every`].
     async fn prune_if_due(&mut self, session: &Session, args: &SyncArgs) {
-        if self.last_prune.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+        if self
+            .last_prune
+            .is_some_and(|at| at.elapsed() < prune_every(args.retention))
+        {
             return;
         }
         self.last_prune = Some(Instant::now());
