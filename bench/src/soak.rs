@@ -119,7 +119,8 @@ async fn soak(args: &SoakArgs, bins: &Binaries, env: &Env) -> anyhow::Result<()>
     let services = vec![
         ("DATABASE_URL", env.database_url()),
         ("AMQP_URL", env.amqp_url()),
-        ("RUST_LOG", "warn".to_owned()),
+        // info: the workers' readiness line "Worker consuming." is logged at info.
+        ("RUST_LOG", "info".to_owned()),
     ];
     let mut with_sf = services.clone();
     with_sf.extend([
