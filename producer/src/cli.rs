@@ -248,6 +248,17 @@ pub struct SyncArgs {
     /// With --api auto, use Bulk when a sync reads more records than this.
     #[arg(long, env = "SFSYNC_BULK_THRESHOLD", default_value_t = 100_000)]
     pub bulk_threshold: u64,
+    /// Slices of a big read fetched at once: REST cursors (or Bulk jobs) over consecutive
+    /// stretches of SystemModstamp holding about as many records each, so that a real org's
+    /// hundreds of milliseconds per call are waited out side by side. Salesforce runs at most
+    /// 25 long requests per org at once, for every integration together; 1 reads one page
+    /// after the other.
+    #[arg(long, env = "SFSYNC_PARALLEL", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=12))]
+    pub parallel: u16,
+    /// A read of more records than this is cut into --parallel slices (a full import, or a
+    /// long incremental window); smaller reads go one page after the other.
+    #[arg(long, env = "SFSYNC_PARALLEL_ABOVE", default_value_t = 10_000)]
+    pub parallel_above: u64,
     /// Records per page asked of Salesforce (200–2000), the batch size: one page becomes one
     /// message, stored by a worker in one statement.
     #[arg(long, env = "SFSYNC_PAGE_SIZE", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=2000))]

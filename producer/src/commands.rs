@@ -141,6 +141,8 @@ pub(crate) fn sync_options(args: &SyncArgs, object: &str, cadence: Option<Cadenc
         hard_delete: settings.hard_delete.unwrap_or(args.hard_delete),
         api: args.api,
         bulk_threshold: args.bulk_threshold,
+        parallel: usize::from(args.parallel),
+        parallel_above: args.parallel_above,
         settings,
         cadence,
     }

@@ -24,6 +24,8 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Confirmed {
     pub page: u64,
+    /// The slice of the run's stamp window the page belongs to (0 when not read in slices).
+    pub slice: usize,
     pub records: u64,
     /// SystemModstamp of the page's last record, when the page is in stamp order.
     pub last_stamp: Option<DateTime<Utc>>,
@@ -58,6 +60,8 @@ pub struct OutgoingPage {
     pub object: String,
     pub run_id: Uuid,
     pub page: u64,
+    /// The slice of the run's stamp window the page belongs to (0 when not read in slices).
+    pub slice: usize,
     pub records: u64,
     /// SystemModstamp of the page's last record, when the page is in stamp order.
     pub last_stamp: Option<DateTime<Utc>>,
@@ -136,7 +140,8 @@ impl PagePublisher {
             .with_message_id(ShortString::from(page_message_id(page.run_id, page.page)))
             .with_app_id(ShortString::from("sfsync-producer"))
             .with_headers(headers);
-        let (number, records, last_stamp) = (page.page, page.records, page.last_stamp);
+        let (number, slice, records, last_stamp) =
+            (page.page, page.slice, page.records, page.last_stamp);
         let failed = move |source| PublishError {
             page: number,
             source,
@@ -155,6 +160,7 @@ impl PagePublisher {
             pending.wait(CONFIRM_TIMEOUT).await.map_err(failed)?;
             Ok(Confirmed {
                 page: number,
+                slice,
                 records,
                 last_stamp,
             })

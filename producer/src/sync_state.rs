@@ -80,3 +80,61 @@ pub async fn deletions_checked(
     .await?;
     Ok(())
 }
+
+/// Stamp ranges `[from, to)` of the object stored beyond its watermark by the slices of a run
+/// that stopped before its end (see `sync::coverage`), in order; empty when none.
+///
+/// # Errors
+/// The query failed, or the ranges recorded are not ranges.
+pub async fn load_ahead(
+    pool: &PgPool,
+    object: &str,
+) -> anyhow::Result<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+    let ranges: Option<String> =
+        sqlx::query_scalar("SELECT ranges::text FROM sfsync.confirmed_ahead WHERE object = $1")
+            .bind(object)
+            .fetch_optional(pool)
+            .await?;
+    let Some(ranges) = ranges else {
+        return Ok(Vec::new());
+    };
+    let ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = serde_json::from_str(&ranges)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "sfsync.confirmed_ahead holds {ranges} for {object}, not a list of [from, to] instants ({e}); \
+                 delete that row and the next sync reads from the watermark"
+            )
+        })?;
+    Ok(ranges)
+}
+
+/// Records the ranges stored beyond the watermark (none: the row is removed).
+///
+/// # Errors
+/// The statement failed.
+pub async fn record_ahead(
+    pool: &PgPool,
+    object: &str,
+    ahead: &[(DateTime<Utc>, DateTime<Utc>)],
+    run_id: Uuid,
+) -> sqlx::Result<()> {
+    if ahead.is_empty() {
+        sqlx::query("DELETE FROM sfsync.confirmed_ahead WHERE object = $1")
+            .bind(object)
+            .execute(pool)
+            .await?;
+        return Ok(());
+    }
+    let ranges = serde_json::to_string(ahead).unwrap_or_else(|_| "[]".to_owned());
+    sqlx::query(
+        "INSERT INTO sfsync.confirmed_ahead (object, ranges, run_id) VALUES ($1, $2::jsonb, $3)
+         ON CONFLICT (object) DO UPDATE
+            SET ranges = EXCLUDED.ranges, run_id = EXCLUDED.run_id, updated_at = now()",
+    )
+    .bind(object)
+    .bind(ranges)
+    .bind(run_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

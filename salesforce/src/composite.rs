@@ -101,6 +101,29 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
         &self,
         soqls: &[String],
     ) -> Result<Vec<Result<Vec<Map<String, Value>>, SfError>>, SfError> {
+        self.query_subrequests(soqls, query_records).await
+    }
+
+    /// Up to [`MAX_QUERIES`] `SELECT COUNT() …` queries in one Composite call (one API call):
+    /// each one's count, or its own error (a count Salesforce timed out is its
+    /// `QUERY_TIMEOUT`, the others still counted).
+    ///
+    /// # Errors
+    /// As [`queries`](Self::queries).
+    pub async fn counts(&self, soqls: &[String]) -> Result<Vec<Result<u64, SfError>>, SfError> {
+        self.query_subrequests(soqls, |url, sub| {
+            query_result(url, sub).map(|result| result.total_size)
+        })
+        .await
+    }
+
+    /// The Composite call behind [`queries`](Self::queries) and [`counts`](Self::counts): one
+    /// GET subrequest per SOQL, each answer read by `read`.
+    async fn query_subrequests<T>(
+        &self,
+        soqls: &[String],
+        read: impl Fn(&str, &SubResponse<'_>) -> Result<T, SfError>,
+    ) -> Result<Vec<Result<T, SfError>>, SfError> {
         if soqls.len() > MAX_QUERIES {
             return Err(SfError::Config(format!(
                 "{} queries in one Composite call; Salesforce takes at most {MAX_QUERIES}",
@@ -136,7 +159,7 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
                         .iter()
                         .find(|r| r.reference_id.as_deref() == Some(id.as_str()))
                     {
-                        Some(sub) => query_records(without_query(url), sub),
+                        Some(sub) => read(without_query(url), sub),
                         None => Err(SfError::Protocol {
                             url: without_query(url).to_owned(),
                             detail: "no answer for the query subrequest".to_owned(),
@@ -267,25 +290,15 @@ fn read_answer(
 
 /// The records of a one-page query subresponse, each without `attributes`, or its error.
 fn query_records(url: &str, answer: &SubResponse<'_>) -> Result<Vec<Map<String, Value>>, SfError> {
-    if !answer.succeeded() {
-        return Err(SfError::from_response(
-            url,
-            answer.http_status_code,
-            None,
-            answer.body(),
-        ));
-    }
-    let protocol = |detail: String| SfError::Protocol {
-        url: url.to_owned(),
-        detail,
-    };
-    let result: QueryResult = serde_json::from_slice(answer.body())
-        .map_err(|e| protocol(format!("query result not understood ({e})")))?;
+    let result = query_result(url, answer)?;
     if !result.done {
-        return Err(protocol(format!(
-            "the query matched {} records, more than one page: read back fewer records a call",
-            result.total_size
-        )));
+        return Err(SfError::Protocol {
+            url: url.to_owned(),
+            detail: format!(
+                "the query matched {} records, more than one page: read back fewer records a call",
+                result.total_size
+            ),
+        });
     }
     Ok(result
         .records
@@ -295,6 +308,22 @@ fn query_records(url: &str, answer: &SubResponse<'_>) -> Result<Vec<Map<String, 
             record
         })
         .collect())
+}
+
+/// A query subresponse's result, or its error.
+fn query_result(url: &str, answer: &SubResponse<'_>) -> Result<QueryResult, SfError> {
+    if !answer.succeeded() {
+        return Err(SfError::from_response(
+            url,
+            answer.http_status_code,
+            None,
+            answer.body(),
+        ));
+    }
+    serde_json::from_slice(answer.body()).map_err(|e| SfError::Protocol {
+        url: url.to_owned(),
+        detail: format!("query result not understood ({e})"),
+    })
 }
 
 /// A url for messages, without its query string (SOQL, or a delete's Ids).

@@ -109,6 +109,7 @@ impl TestEnv {
                     object: object.into(),
                     run_id,
                     page,
+                    slice: 0,
                     records: records.len() as u64,
                     last_stamp: None,
                     body,

@@ -38,6 +38,8 @@ impl TestEnv {
             max_api_usage: 100.0,
             api: producer::sync::ApiChoice::Rest,
             bulk_threshold: 100_000,
+            parallel: 8,
+            parallel_above: 10_000,
             page_size: 2000,
             confirm_window: 16,
             no_progress: true,

@@ -12,8 +12,13 @@ use chrono::{DateTime, Utc};
 use common::message::PageKind;
 use tokio::sync::mpsc;
 
-use super::{pipeline::Fetched, run::Run};
+use super::{
+    pipeline::{Fetched, Handed},
+    run::Run,
+    windows::Window,
+};
 use crate::{
+    publisher::OutgoingPage,
     salesforce::{
         Describe, SfError,
         bulk::{self, CsvType, Job},
@@ -35,30 +40,34 @@ pub(super) fn csv_types<'a>(describe: &Describe, fields: &[&'a str]) -> Vec<(&'a
         .collect()
 }
 
-/// Reads the records through a Bulk API 2.0 job (see [`read_job`]). Returns the stamp the
-/// watermark may move to once every page is confirmed: the job's creation (`None` for an
-/// object without a stamp, or when cancelled).
+/// Reads one slice of the run's stamp window through a Bulk API 2.0 job (see [`read_job`]),
+/// then hands over [`Handed::Finished`] with what the slice covers once every page is
+/// confirmed: for the slice open above, until the job's creation (nothing for an object
+/// without a stamp). Hands over nothing more when cancelled.
 ///
 /// # Errors
 /// Salesforce refused or failed the job, or its results were not understood.
 pub(super) async fn fetch_bulk(
     run: &Run<'_>,
     typed: &[(&str, CsvType)],
-    tx: mpsc::Sender<Fetched>,
-) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let soql = run.query().select(run.fields, soql::Order::None)?;
-    let mut page = 0;
-    let created = read_job(run, (typed, &soql), None, &mut page, &tx).await?;
-    Ok(run
-        .query()
-        .stamp
-        .filter(|_| !run.cancel.is_cancelled())
-        .map(|_| created))
+    (slice, window): (usize, Window),
+    tx: mpsc::Sender<Handed>,
+) -> anyhow::Result<()> {
+    let soql = window
+        .apply(run.query())
+        .select(run.fields, soql::Order::None)?;
+    let created = read_job(run, (typed, &soql), None, slice, &tx).await?;
+    if !run.cancel.is_cancelled() {
+        let reached = run.query().stamp.map(|_| created);
+        // The publisher may have stopped meanwhile; its error is the one to report.
+        let _ = tx.send(Handed::Finished { slice, reached }).await;
+    }
+    Ok(())
 }
 
 /// Runs `soql` (whose fields are `typed`) as a Bulk API 2.0 job: create, wait, then download
-/// the result chunks one at a time, converting and handing over each page (numbered after
-/// `page`, each carrying `page_stamp` for the watermark). Returns when the job was created.
+/// the result chunks one at a time, converting and handing over each page (of `slice`, numbered
+/// by the run, each carrying `page_stamp` for the watermark). Returns when the job was created.
 /// Stops early, without error, when the run is cancelled or the publisher stopped.
 ///
 /// # Errors
@@ -67,8 +76,8 @@ pub(super) async fn read_job(
     run: &Run<'_>,
     (typed, soql): (&[(&str, CsvType)], &str),
     page_stamp: Option<DateTime<Utc>>,
-    page: &mut u64,
-    tx: &mpsc::Sender<Fetched>,
+    slice: usize,
+    tx: &mpsc::Sender<Handed>,
 ) -> anyhow::Result<DateTime<Utc>> {
     let (sf, object) = (run.sf, run.object());
     let job = sf.create_query_job(soql).await?;
@@ -99,9 +108,10 @@ pub(super) async fn read_job(
             };
             let mut pages = bulk::CsvPages::new(&csv, object, typed).map_err(protocol)?;
             loop {
+                let page = run.next_page();
                 let splice = run
                     .envelope
-                    .message(PageKind::Records, *page + 1, ())
+                    .message(PageKind::Records, page, ())
                     .split_around_records()
                     .map_err(|e| protocol(e.to_string()))?;
                 // The records are written straight into the message buffer, between the
@@ -116,15 +126,18 @@ pub(super) async fn read_job(
                     return Ok::<bool, SfError>(true);
                 }
                 body.extend_from_slice(splice.tail());
-                *page += 1;
                 let fetched = Fetched {
+                    slice,
                     total_size,
-                    message: run
-                        .envelope
-                        .outgoing(*page, written.records, page_stamp, body),
+                    message: OutgoingPage {
+                        slice,
+                        ..run
+                            .envelope
+                            .outgoing(page, written.records, page_stamp, body)
+                    },
                     _slot: slot,
                 };
-                if tx.send(fetched).await.is_err() {
+                if tx.send(Handed::Page(fetched)).await.is_err() {
                     return Ok(false); // the publisher stopped; its error is the one to report
                 }
             }

@@ -124,9 +124,8 @@ pub(super) async fn publish_ids(
     deleted: &[(String, String)],
     progress: &mut Progress,
 ) -> anyhow::Result<u64> {
-    let mut page = progress.pages;
     for chunk in deleted.chunks(run.options.page_size as usize) {
-        page += 1;
+        let page = run.next_page();
         let records: Vec<serde_json::Value> = chunk
             .iter()
             .map(|(id, when)| run.envelope.deletion(id, when))

@@ -73,6 +73,7 @@ impl Envelope {
             object: self.object.clone(),
             run_id: self.run_id,
             page,
+            slice: 0,
             records,
             last_stamp,
             body,

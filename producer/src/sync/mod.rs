@@ -19,7 +19,10 @@
 //! - `envelope`: the page envelope every message of a run is built from.
 //! - `publish`: the run's stages in order, from its row in `sfsync.runs` to its report.
 //! - `pipeline`: fetching one page ahead of publishing, and booking confirmed pages.
-//! - `rest`, `bulk`: the two fetchers (query/queryMore; Bulk API 2.0 jobs).
+//! - `slices`: where a parallel read cuts its stamp window, counted cheaply.
+//! - `coverage`: how far the slices' confirmed pages reach, so where the watermark may go,
+//!   and what a resumed run still has to read.
+//! - `rest`, `bulk`: the two fetchers (query/queryMore; Bulk API 2.0 jobs), one per slice.
 //! - `refusals`: objects the Bulk API refuses (read through REST), and objects Salesforce
 //!   queries only with a filter (an error naming the `where` setting).
 //! - `windows`: narrower stamp windows for queries and counts Salesforce times out.
@@ -32,6 +35,7 @@
 
 mod backfill;
 mod bulk;
+mod coverage;
 mod deletions;
 mod describes;
 pub(crate) mod envelope;
@@ -42,6 +46,7 @@ mod record;
 mod refusals;
 mod rest;
 mod run;
+mod slices;
 pub(crate) mod wide;
 mod windows;
 
@@ -49,7 +54,7 @@ pub use self::describes::DescribeCache;
 pub(crate) use self::refusals::is_bulk_refusal;
 pub use self::refusals::{BulkRefusals, NeedsFilter};
 
-use std::time::Duration;
+use std::{sync::atomic::AtomicU64, time::Duration};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -88,6 +93,11 @@ pub struct SyncOptions {
     pub api: ApiChoice,
     /// With `ApiChoice::Auto`, Bulk is used above this many records.
     pub bulk_threshold: u64,
+    /// Slices of the stamp window read at once (REST cursors or Bulk jobs); 1 reads one
+    /// after the other.
+    pub parallel: usize,
+    /// A read of more records than this is cut into slices.
+    pub parallel_above: u64,
     /// The object's `sfsync.toml` section: table name and fields.
     pub settings: ObjectSettings,
     /// How often `sync --watch` spends API calls beyond the query (see [`Cadence`]); `None`
@@ -203,6 +213,7 @@ pub async fn sync_object(
         since: target.mode.since(),
         fields: &fields,
         messages: BoundedPool::new(MESSAGES_AT_ONCE),
+        pages: AtomicU64::new(0),
     };
     let span = tracing::info_span!("sync", run_id = %run.run_id(), object = %target.object);
     let mut report = publish::publish_run(&run, channel.clone(), &target, refusals, calls_before)
@@ -316,14 +327,7 @@ async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
     Ok(match options.api {
         ApiChoice::Rest => Api::Rest,
         ApiChoice::Bulk => Api::Bulk,
-        ApiChoice::Auto
-            if options.cadence.is_some_and(|c| {
-                run.since.is_some_and(|since| {
-                    Utc::now() - since
-                        < chrono::Duration::from_std(c.count_window).unwrap_or_default()
-                })
-            }) =>
-        {
+        ApiChoice::Auto if short_watch_window(run) => {
             tracing::debug!(
                 object,
                 "A short incremental window: read through REST without counting."
@@ -347,5 +351,16 @@ async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
             );
             api
         }
+    })
+}
+
+/// Whether the run is a pass of `--watch` over a window shorter than its cadence's
+/// `count_window`: about the interval plus the overlap, too few records to count or to cut
+/// into slices.
+fn short_watch_window(run: &Run<'_>) -> bool {
+    run.options.cadence.is_some_and(|c| {
+        run.since.is_some_and(|since| {
+            Utc::now() - since < chrono::Duration::from_std(c.count_window).unwrap_or_default()
+        })
     })
 }

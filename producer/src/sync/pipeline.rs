@@ -1,8 +1,10 @@
-//! Fetching one page ahead of publishing: a fetcher (REST or Bulk) turns pages into message
-//! bodies and hands them over a channel to the publisher, so that the HTTP round trip and the
-//! broker's confirms overlap; the publisher books each confirmed page (tally, progress bar,
-//! `sfsync.runs`, the watermark). REST pages come in stamp order and move the watermark page
-//! by page; a Bulk job's do not, and the watermark moves once, after the last page.
+//! Fetching ahead of publishing: fetchers (REST or Bulk), one per slice of the run's stamp
+//! window, turn pages into message bodies and hand them over a channel to the publisher, so
+//! that the HTTP round trips, of every slice at once, and the broker's confirms overlap; the
+//! publisher books each confirmed page (tally, progress bar, `sfsync.runs`, the watermark).
+//! REST pages come in stamp order and move their slice's progress page by page; a Bulk job's
+//! do not, and its slice counts only once finished. The watermark follows the slices'
+//! [`Coverage`]: past a slice only once it is finished.
 
 use std::io::IsTerminal;
 
@@ -13,8 +15,10 @@ use tokio::sync::mpsc;
 
 use super::{
     bulk::fetch_bulk,
+    coverage::Coverage,
     rest::fetch_pages,
     run::{Progress, Run},
+    windows::Window,
 };
 use crate::{
     buffers::{MESSAGES_AT_ONCE, Slot},
@@ -33,47 +37,80 @@ pub(super) enum Source<'a> {
     Bulk(&'a [(&'a str, CsvType)]),
 }
 
+/// What a fetcher hands to the publisher.
+pub(super) enum Handed {
+    Page(Fetched),
+    /// The fetcher of this slice read its last page; for a slice open above, what it covers
+    /// beyond its last stamp (a Bulk job's creation).
+    Finished {
+        slice: usize,
+        reached: Option<DateTime<Utc>>,
+    },
+}
+
 /// A page a fetcher hands to the publisher.
 pub(super) struct Fetched {
-    /// Records the query will return in all, for the progress bar.
+    /// The slice it belongs to.
+    pub slice: usize,
+    /// Records the slice's query will return in all, for the progress bar.
     pub total_size: u64,
     pub message: OutgoingPage,
     /// Held until the message's buffer is given back (or the message is dropped).
     pub _slot: Slot,
 }
 
-/// Reads every record from `source` and publishes it, one page ahead; returns once every
-/// page is confirmed (or the run was cancelled, which is then the error).
+/// Reads every record of `slices` (consecutive stamp windows, each read by its own fetcher, all
+/// at once) from `source` and publishes it; returns once every page is confirmed (or the run
+/// was cancelled, which is then the error).
 pub(super) async fn publish_records(
     run: &Run<'_>,
     publisher: &mut PagePublisher,
     source: Source<'_>,
+    slices: &[Window],
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
-    let (tx, rx) = mpsc::channel::<Fetched>(MESSAGES_AT_ONCE);
-    // What the watermark may move to once every page is confirmed (a Bulk job's creation).
-    let fetch = async {
-        match source {
-            Source::Rest(typed) => fetch_pages(run, typed, tx).await.map(|()| None),
-            Source::Bulk(typed) => fetch_bulk(run, typed, tx).await,
+    let (tx, rx) = mpsc::channel::<Handed>(MESSAGES_AT_ONCE);
+    let fetch = futures::future::try_join_all(slices.iter().enumerate().map(|(slice, &window)| {
+        let tx = tx.clone();
+        async move {
+            match source {
+                Source::Rest(typed) => fetch_pages(run, typed, (slice, window), tx).await,
+                Source::Bulk(typed) => fetch_bulk(run, typed, (slice, window), tx).await,
+            }
         }
-    };
+    }));
+    drop(tx);
     let bar = progress_bar(run.options.progress);
+    let mut coverage = Coverage::new(slices);
     let publish = async {
         // Owned by this future: when publishing fails, the receiver is dropped with it, so a
         // fetcher waiting to hand over its next page is released instead of waiting for ever.
         let mut rx = rx;
         let mut last_reported = 0u64;
-        while let Some(fetched) = rx.recv().await {
-            bar.set_length(fetched.total_size);
+        let mut totals = vec![0u64; slices.len()];
+        while let Some(handed) = rx.recv().await {
+            let fetched = match handed {
+                Handed::Page(fetched) => fetched,
+                Handed::Finished { slice, reached } => {
+                    coverage.finished(slice, reached);
+                    advance(run, &mut coverage).await?;
+                    continue;
+                }
+            };
+            if let Some(total) = totals.get_mut(fetched.slice) {
+                *total = fetched.total_size;
+            }
+            bar.set_length(totals.iter().sum());
             tracing::debug!(
                 page = fetched.message.page,
+                slice = fetched.slice,
                 records = fetched.message.records,
                 "Publishing page."
             );
+            coverage.handed(fetched.slice);
             let done = publisher.publish(&fetched.message).await?;
             run.messages.give(fetched.message.body);
-            confirmed(run, &done, progress, &bar).await?;
+            confirmed(run, &done, progress, &bar, &mut coverage).await?;
             // Keep `producer status` current without a write per page.
             if progress.pages >= last_reported + 20 {
                 last_reported = progress.pages;
@@ -83,49 +120,59 @@ pub(super) async fn publish_records(
             }
         }
         let done = publisher.finish().await?;
-        confirmed(run, &done, progress, &bar).await?;
+        confirmed(run, &done, progress, &bar, &mut coverage).await?;
         anyhow::Ok(())
     };
     let (fetched_all, published) = tokio::join!(fetch, publish);
     bar.finish_and_clear();
     published?;
-    let at_the_end = fetched_all?;
+    fetched_all?;
     anyhow::ensure!(
         !run.cancel.is_cancelled(),
         "interrupted by a shutdown signal before the last page"
     );
-    if let Some(stamp) = at_the_end {
-        advance(run, stamp).await?;
-    }
+    anyhow::ensure!(
+        coverage.complete(),
+        "a slice of the run ended before its last page was confirmed"
+    );
     Ok(())
 }
 
-/// Books confirmed pages: counters, progress bar, and the watermark (pages come in stamp order,
-/// so the last confirmed page's last stamp is how far the table is guaranteed to reach).
+/// Books confirmed pages: counters, progress bar, each slice's progress and the watermark.
 async fn confirmed(
     run: &Run<'_>,
     done: &[Confirmed],
     progress: &mut Progress,
     bar: &ProgressBar,
+    coverage: &mut Coverage,
 ) -> anyhow::Result<()> {
     for c in done {
         progress.pages += 1;
         progress.records += c.records;
         bar.inc(c.records);
+        coverage.confirmed(c.slice, c.last_stamp);
     }
     run.count_published(done);
-    if let Some(stamp) = done.iter().filter_map(|c| c.last_stamp).max() {
-        advance(run, stamp).await?;
+    if !done.is_empty() {
+        advance(run, coverage).await?;
     }
     Ok(())
 }
 
-/// Moves the watermark forward to `stamp` (never back).
-async fn advance(run: &Run<'_>, stamp: DateTime<Utc>) -> anyhow::Result<()> {
-    sync_state::advance(run.pool, run.object(), stamp, run.run_id())
-        .await
-        .context("advancing the watermark in sfsync.sync_state")?;
-    run.sf.metrics().watermark(run.object(), stamp);
+/// Moves the watermark forward to where `coverage` reaches (never back), and records what
+/// later slices stored beyond it, for a resumed run.
+async fn advance(run: &Run<'_>, coverage: &mut Coverage) -> anyhow::Result<()> {
+    if let Some(stamp) = coverage.watermark() {
+        sync_state::advance(run.pool, run.object(), stamp, run.run_id())
+            .await
+            .context("advancing the watermark in sfsync.sync_state")?;
+        run.sf.metrics().watermark(run.object(), stamp);
+    }
+    if let Some(ahead) = coverage.ahead_changed() {
+        sync_state::record_ahead(run.pool, run.object(), &ahead, run.run_id())
+            .await
+            .context("recording the slices confirmed ahead in sfsync.confirmed_ahead")?;
+    }
     Ok(())
 }
 

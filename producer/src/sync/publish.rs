@@ -6,12 +6,14 @@ use anyhow::Context;
 use chrono::Utc;
 
 use super::{
-    Api, SyncReport, Target, bulk, choose_api, deletions,
+    Api, SyncReport, Target, bulk, choose_api, coverage, deletions,
     pipeline::{self, Source},
     refusals::{self, BulkRefusals, NeedsFilter},
     run::{Progress, Run},
+    short_watch_window, slices,
+    windows::Window,
 };
-use crate::{publisher::PagePublisher, runs};
+use crate::{publisher::PagePublisher, runs, sync_state};
 
 /// The run itself: records it in `sfsync.runs`, publishes the records and then the deletions,
 /// and records how it ended, whatever stopped it. `calls_before` is the client's count of API
@@ -96,7 +98,9 @@ async fn publish_pages(
         Api::Rest => Source::Rest(&typed),
         Api::Bulk => Source::Bulk(&typed),
     };
-    let mut outcome = pipeline::publish_records(run, &mut publisher, source(api), progress).await;
+    let slices = slices_to_read(run, target).await?;
+    let mut outcome =
+        pipeline::publish_records(run, &mut publisher, source(api), &slices, progress).await;
     if let Err(e) = &outcome
         && api == Api::Bulk
         && progress.pages == 0
@@ -105,11 +109,43 @@ async fn publish_pages(
         // Refused when the job is created, before any page: REST reads the same records.
         refusals.remember(run.object(), e);
         api = Api::Rest;
-        outcome = pipeline::publish_records(run, &mut publisher, source(api), progress).await;
+        outcome =
+            pipeline::publish_records(run, &mut publisher, source(api), &slices, progress).await;
     }
     outcome?;
     let deletions =
         deletions::publish_deletions(run, &mut publisher, target, started, refusals, progress)
             .await?;
     Ok((api, deletions))
+}
+
+/// The stamp windows the run reads, each by its own fetcher, all at once: what an earlier run
+/// of the object that stopped half-way left unread, or else the run's window cut into
+/// `--parallel` slices when it is big (see `slices`), or else the whole window.
+async fn slices_to_read(run: &Run<'_>, target: &Target) -> anyhow::Result<Vec<Window>> {
+    let window = Window::from(run.since);
+    let options = run.options;
+    if run.stamp.is_none() {
+        return Ok(vec![window]);
+    }
+    if !options.full && !target.created {
+        let ahead = sync_state::load_ahead(run.pool, run.object()).await?;
+        let overlap = chrono::TimeDelta::from_std(options.overlap).unwrap_or_default();
+        let gaps = coverage::uncovered(window, &ahead, overlap);
+        if gaps.len() > 1 {
+            tracing::info!(
+                object = run.object(),
+                slices = gaps.len(),
+                "Resuming: reading only what the stopped run's slices did not confirm."
+            );
+            return Ok(gaps);
+        }
+    }
+    if options.parallel <= 1 || short_watch_window(run) {
+        return Ok(vec![window]);
+    }
+    let (slices, _) = slices::plan(run, window, options.parallel, options.parallel_above)
+        .await
+        .context("choosing the slices to read at once")?;
+    Ok(slices)
 }

@@ -13,13 +13,14 @@ use tokio::sync::mpsc;
 
 use super::{
     bulk,
-    pipeline::Fetched,
+    pipeline::{Fetched, Handed},
     record,
     run::Run,
     wide::Wide,
     windows::{self, Window, Windows},
 };
 use crate::{
+    publisher::OutgoingPage,
     salesforce::{SfError, bulk::CsvType, page::QueryPage},
     soql,
 };
@@ -27,16 +28,18 @@ use crate::{
 /// How often an expired query locator may restart the query before the sync gives up.
 const LOCATOR_RESTARTS: u32 = 5;
 
-/// Pages through the query, window by window, turning each page into a message body, until
-/// the last page or cancellation (checked between pages only, so a page is never
-/// half-published).
+/// Pages through the query over one slice of the run's stamp window, narrower window by
+/// narrower window when Salesforce times it out, turning each page into a message body, until
+/// the last page (then hands over [`Handed::Finished`]) or cancellation (checked between pages
+/// only, so a page is never half-published).
 ///
 /// # Errors
 /// Salesforce failed in a way retries and narrower windows did not mend.
 pub(super) async fn fetch_pages(
     run: &Run<'_>,
     typed: &[(&str, CsvType)],
-    tx: mpsc::Sender<Fetched>,
+    (slice, window): (usize, Window),
+    tx: mpsc::Sender<Handed>,
 ) -> anyhow::Result<()> {
     let wide = Wide::for_run(run)?;
     let mut reader = Reader {
@@ -45,21 +48,18 @@ pub(super) async fn fetch_pages(
         fields: wide.as_ref().map_or(run.fields, |w| w.primary_fields()),
         wide: wide.as_ref(),
         tx,
-        page: 0,
+        slice,
         restarts: 0,
     };
-    let mut windows = Windows::new(Window::from(run.since));
-    while let Some(window) = windows.next() {
-        match reader.read(window).await? {
-            Read::Done => {}
-            Read::Stopped => return Ok(()),
-            Read::TimedOut(rest) if windows.narrow(run, rest)? => {}
-            Read::TimedOut(second) => {
-                if reader.read_through_bulk(second).await? == Read::Stopped {
-                    return Ok(());
-                }
-            }
-        }
+    if reader.read_windows(window).await? == Read::Done {
+        // The publisher may have stopped meanwhile; its error is the one to report.
+        let _ = reader
+            .tx
+            .send(Handed::Finished {
+                slice,
+                reached: None,
+            })
+            .await;
     }
     Ok(())
 }
@@ -83,14 +83,33 @@ struct Reader<'r, 'a> {
     /// The fields queried: all of them, or a wide object's primary fields.
     fields: &'r [&'r str],
     wide: Option<&'r Wide<'r>>,
-    tx: mpsc::Sender<Fetched>,
-    /// Pages handed over so far, across windows.
-    page: u64,
+    tx: mpsc::Sender<Handed>,
+    /// The slice of the run's window this reader reads.
+    slice: usize,
     /// Query locator restarts so far, across windows.
     restarts: u32,
 }
 
 impl Reader<'_, '_> {
+    /// Reads `window`, and the narrower windows it is cut into when Salesforce times it out.
+    async fn read_windows(&mut self, window: Window) -> anyhow::Result<Read> {
+        let run = self.run;
+        let mut windows = Windows::new(window);
+        while let Some(window) = windows.next() {
+            match self.read(window).await? {
+                Read::Done => {}
+                Read::Stopped => return Ok(Read::Stopped),
+                Read::TimedOut(rest) if windows.narrow(run, rest)? => {}
+                Read::TimedOut(second) => {
+                    if self.read_through_bulk(second).await? == Read::Stopped {
+                        return Ok(Read::Stopped);
+                    }
+                }
+            }
+        }
+        Ok(Read::Done)
+    }
+
     /// Pages through one window. When Salesforce has dropped the cursor
     /// (`INVALID_QUERY_LOCATOR`), the query is run again from the last stamp fetched: the
     /// records of that stamp are read twice, which is harmless.
@@ -168,7 +187,7 @@ impl Reader<'_, '_> {
             };
             drop(parsed);
             sf.recycle_body(body);
-            if self.tx.send(fetched).await.is_err() {
+            if self.tx.send(Handed::Page(fetched)).await.is_err() {
                 return Ok(Read::Stopped);
             }
             if next.is_none() {
@@ -189,14 +208,7 @@ impl Reader<'_, '_> {
         let soql = window
             .apply(run.query())
             .select(run.fields, soql::Order::None)?;
-        bulk::read_job(
-            run,
-            (self.typed, &soql),
-            window.since,
-            &mut self.page,
-            &self.tx,
-        )
-        .await?;
+        bulk::read_job(run, (self.typed, &soql), window.since, self.slice, &self.tx).await?;
         Ok(if run.cancel.is_cancelled() || self.tx.is_closed() {
             Read::Stopped
         } else {
@@ -212,17 +224,21 @@ impl Reader<'_, '_> {
         last_stamp: Option<DateTime<Utc>>,
         total_size: u64,
     ) -> anyhow::Result<Fetched> {
-        self.page += 1;
+        let page = self.run.next_page();
         let envelope = &self.run.envelope;
-        let message = envelope.message(PageKind::Records, self.page, records);
+        let message = envelope.message(PageKind::Records, page, records);
         // The records are a part of the response, so its length bounds the message's: reserve
         // that once instead of doubling a Vec up to twice what it holds.
         let (mut body, slot) = self.run.messages.take().await;
         body.reserve(size + 512);
         serde_json::to_writer(&mut body, &message)?;
         Ok(Fetched {
+            slice: self.slice,
             total_size,
-            message: envelope.outgoing(self.page, records.len() as u64, last_stamp, body),
+            message: OutgoingPage {
+                slice: self.slice,
+                ..envelope.outgoing(page, records.len() as u64, last_stamp, body)
+            },
             _slot: slot,
         })
     }

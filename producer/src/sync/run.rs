@@ -2,6 +2,8 @@
 //! cancellation, the envelope of its pages, the replication key and where reading starts, the
 //! message buffers), and the tally of its confirmed pages.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +34,10 @@ pub(super) struct Run<'a> {
     /// from the response buffers, which are larger for Bulk (a CSV chunk holds 5,000 records, a
     /// message 2,000).
     pub messages: BoundedPool,
+    /// The last page number given out: the slices read at once number their pages from one
+    /// sequence, so that a page's number is unique in its run (numbers given to an empty
+    /// chunk are skipped, leaving gaps).
+    pub pages: AtomicU64,
 }
 
 impl Run<'_> {
@@ -52,6 +58,11 @@ impl Run<'_> {
             since: self.since,
             ..soql::Query::all(self.object())
         }
+    }
+
+    /// The next page number of the run.
+    pub fn next_page(&self) -> u64 {
+        self.pages.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Counts confirmed pages in the metrics.

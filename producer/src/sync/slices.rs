@@ -1,0 +1,274 @@
+//! Where a parallel read cuts its stamp window: into `--parallel` slices holding about as many
+//! records each, so that they finish together.
+//!
+//! Records are not spread evenly over time (a data load stamps a million records within an
+//! hour, then a few change a day), so equal stretches of time would make one slice hold most
+//! of them. The plan counts instead, cheaply: the oldest stamp (one query, for a full read),
+//! then `COUNT()` over equal stretches of time, five counts to a Composite call (one API call
+//! each), then the heaviest stretches counted again in five parts, a few times. The cuts fall
+//! on stretch boundaries where the running count passes each `1/parallel` of the total. A
+//! stretch one second wide cannot be cut (SOQL compares whole seconds): a mass update stamping
+//! most records in one second leaves one slice heavier than the others.
+//!
+//! A full read costs `1 + stretches/5 + refinements` calls this way (five for eight slices),
+//! against the one call per 2,000 records the read itself costs.
+
+use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
+use salesforce::composite::MAX_QUERIES;
+
+use super::{record, run::Run, windows::Window};
+use crate::{salesforce::page::QueryPage, soql};
+
+/// Stretches of time counted first, per slice wanted.
+const STRETCHES_PER_SLICE: usize = 2;
+/// Composite calls spent recounting the heaviest stretches, at most.
+const REFINEMENTS: usize = 2;
+
+/// One stretch of time and the records it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stretch {
+    window: Window,
+    records: u64,
+}
+
+/// The slices to read `window` in: `parallel` of them at most, `[window]` when the window
+/// holds `parallel_above` records or fewer (or cannot be cut: no stamp, no records).
+/// Also returns the records counted, when counted.
+///
+/// # Errors
+/// A query or a Composite call failed whole.
+pub(super) async fn plan(
+    run: &Run<'_>,
+    window: Window,
+    parallel: usize,
+    parallel_above: u64,
+) -> anyhow::Result<(Vec<Window>, Option<u64>)> {
+    let Some(stamp) = run.query().stamp else {
+        return Ok((vec![window], None));
+    };
+    if parallel <= 1 {
+        return Ok((vec![window], None));
+    }
+    let low = match window.since {
+        Some(since) => since,
+        None => match oldest(run, stamp).await? {
+            Some(oldest) => oldest,
+            None => return Ok((vec![window], Some(0))),
+        },
+    };
+    let high = whole_second(Utc::now()) + TimeDelta::seconds(1);
+    if high <= low + TimeDelta::seconds(1) {
+        return Ok((vec![window], None));
+    }
+    let mut stretches = count(
+        run,
+        split(window, low, high, parallel * STRETCHES_PER_SLICE),
+    )
+    .await?;
+    let total: u64 = stretches.iter().map(|s| s.records).sum();
+    if total <= parallel_above {
+        return Ok((vec![window], Some(total)));
+    }
+    let share = total / parallel as u64;
+    for _ in 0..REFINEMENTS {
+        // The heaviest stretch that holds more than one slice's share and can still be cut.
+        let heaviest = stretches
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.records > share && s.window.halves(high).is_some())
+            .max_by_key(|(_, s)| s.records)
+            .map(|(i, _)| i);
+        let Some(i) = heaviest else { break };
+        let s = stretches[i];
+        let (from, to) = ends(s.window, low, high);
+        let parts = count(run, split(s.window, from, to, MAX_QUERIES)).await?;
+        stretches.splice(i..=i, parts);
+    }
+    let slices = cut(&stretches, parallel);
+    tracing::info!(
+        object = run.object(),
+        records = total,
+        slices = slices.len(),
+        "Reading the records in slices at once."
+    );
+    Ok((slices, Some(total)))
+}
+
+/// The oldest stamp of the run's records, `None` when it has none.
+async fn oldest(run: &Run<'_>, stamp: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+    let soql = format!(
+        "{} LIMIT 1",
+        run.query().select(&[stamp], soql::Order::ByStamp)?
+    );
+    let body = run.sf.query(&soql, true, 200).await?;
+    let page = QueryPage::parse(&body, "query")?;
+    Ok(page
+        .records
+        .first()
+        .and_then(|r| record::stamp(r, stamp))
+        .map(whole_second))
+}
+
+/// Each stretch's `COUNT()`, five to a Composite call. A count Salesforce timed out counts as
+/// the most any other stretch holds, so that it is more likely cut again than left whole.
+async fn count(run: &Run<'_>, windows: Vec<Window>) -> anyhow::Result<Vec<Stretch>> {
+    let mut counted = Vec::with_capacity(windows.len());
+    for group in windows.chunks(MAX_QUERIES) {
+        let soqls = group
+            .iter()
+            .map(|w| w.apply(run.query()).count())
+            .collect::<Result<Vec<_>, _>>()?;
+        let answers = run.sf.counts(&soqls).await?;
+        for (window, answer) in group.iter().zip(answers) {
+            let records = match answer {
+                Ok(records) => Some(records),
+                Err(e) => {
+                    tracing::debug!(object = run.object(), %window, error = %e, "A slice count failed; estimating it.");
+                    None
+                }
+            };
+            counted.push((*window, records));
+        }
+    }
+    let most = counted.iter().filter_map(|(_, r)| *r).max().unwrap_or(0);
+    Ok(counted
+        .into_iter()
+        .map(|(window, records)| Stretch {
+            window,
+            records: records.unwrap_or(most),
+        })
+        .collect())
+}
+
+/// `window` cut into `parts` equal stretches of time between `low` and `high` (whole seconds);
+/// the first keeps the window's lower end and the last its upper end, open or not.
+fn split(window: Window, low: DateTime<Utc>, high: DateTime<Utc>, parts: usize) -> Vec<Window> {
+    let step = (high - low) / i32::try_from(parts.max(1)).unwrap_or(i32::MAX);
+    let mut cuts: Vec<DateTime<Utc>> = (1..parts)
+        .map(|i| whole_second(low + step * i32::try_from(i).unwrap_or(i32::MAX)))
+        .filter(|c| *c > low && *c < high)
+        .collect();
+    cuts.dedup();
+    let mut windows = Vec::with_capacity(cuts.len() + 1);
+    let mut since = window.since;
+    for c in cuts {
+        windows.push(Window {
+            since,
+            until: Some(c),
+        });
+        since = Some(c);
+    }
+    windows.push(Window {
+        since,
+        until: window.until,
+    });
+    windows
+}
+
+/// The instants a stretch spans, its open ends replaced by the plan's.
+fn ends(window: Window, low: DateTime<Utc>, high: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+    (window.since.unwrap_or(low), window.until.unwrap_or(high))
+}
+
+/// Consecutive stretches grouped into at most `parallel` slices of about equal records.
+fn cut(stretches: &[Stretch], parallel: usize) -> Vec<Window> {
+    let total: u64 = stretches.iter().map(|s| s.records).sum();
+    let mut slices: Vec<Window> = Vec::with_capacity(parallel);
+    let mut open: Option<Window> = None;
+    let mut so_far = 0u64;
+    for s in stretches {
+        open = Some(match open {
+            None => s.window,
+            Some(w) => Window {
+                since: w.since,
+                until: s.window.until,
+            },
+        });
+        so_far += s.records;
+        // Close the slice once the running count passes the next share.
+        let due = total * (slices.len() as u64 + 1) / parallel as u64;
+        if so_far >= due && slices.len() + 1 < parallel {
+            slices.extend(open.take());
+        }
+    }
+    if let Some(w) = open {
+        slices.push(w);
+    } else if let Some(last) = slices.last_mut() {
+        // The last stretch closed a slice: that slice keeps the window's upper end.
+        last.until = stretches.last().and_then(|s| s.window.until);
+    }
+    slices
+}
+
+fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(TimeDelta::seconds(1)).unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    fn stretch(since: Option<i64>, until: Option<i64>, records: u64) -> Stretch {
+        Stretch {
+            window: Window {
+                since: since.map(at),
+                until: until.map(at),
+            },
+            records,
+        }
+    }
+
+    #[test]
+    fn split_keeps_the_window_ends_and_whole_seconds() {
+        let parts = split(Window::from(None), at(0), at(100), 4);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0].since, None);
+        assert_eq!(parts[3].until, None);
+        assert!(parts.windows(2).all(|p| p[0].until == p[1].since));
+        assert_eq!(parts[1].since, Some(at(25)));
+        // Two seconds cannot make five stretches.
+        assert_eq!(split(Window::from(Some(at(0))), at(0), at(2), 5).len(), 2);
+    }
+
+    #[test]
+    fn cut_balances_records_not_time() {
+        // Most records in one stretch: it gets a slice of its own.
+        let stretches = [
+            stretch(None, Some(10), 10),
+            stretch(Some(10), Some(20), 10),
+            stretch(Some(20), Some(30), 900),
+            stretch(Some(30), Some(40), 40),
+            stretch(Some(40), None, 40),
+        ];
+        let slices = cut(&stretches, 4);
+        assert!(slices.len() <= 4 && slices.len() >= 2, "{slices:?}");
+        assert_eq!(slices[0].since, None);
+        assert_eq!(slices.last().unwrap().until, None);
+        assert!(slices.windows(2).all(|p| p[0].until == p[1].since));
+        assert!(
+            slices.contains(&Window {
+                since: Some(at(20)),
+                until: Some(at(30))
+            }) || slices.iter().any(|s| s.until == Some(at(30))),
+            "the heavy stretch ends a slice: {slices:?}"
+        );
+        // Even records: one slice per share.
+        let even: Vec<Stretch> = (0..8)
+            .map(|i| {
+                stretch(
+                    (i > 0).then_some(i * 10),
+                    (i < 7).then_some(i * 10 + 10),
+                    100,
+                )
+            })
+            .collect();
+        let slices = cut(&even, 4);
+        assert_eq!(slices.len(), 4);
+        assert_eq!(slices[1].since, Some(at(20)));
+        assert_eq!(slices[3].until, None);
+    }
+}
