@@ -1,9 +1,10 @@
 //! Fault injection for the data calls that page through records (`query`, `queryAll` and
 //! `query/<locator>`): failures every Nth call, bodies cut off mid-page, garbled bodies, slow
-//! answers, expiring access tokens and query locators. And the conditions of real orgs that
-//! a client must survive: queries that time out over too many records (REST `QUERY_TIMEOUT`,
-//! Bulk jobs with ORDER BY), NUL characters in text, a getUpdated/getDeleted Id limit and a
-//! trimmed delete log. Every one is off (or Salesforce's default) unless set.
+//! answers, expiring access tokens and query locators; and the latency of a distant org on
+//! every API call (`latency_ms`, applied in [`crate::network`]). And the conditions of real
+//! orgs that a client must survive: queries that time out over too many records (REST
+//! `QUERY_TIMEOUT`, Bulk jobs with ORDER BY), NUL characters in text, a getUpdated/getDeleted
+//! Id limit and a trimmed delete log. Every one is off (or Salesforce's default) unless set.
 //!
 //! Faults start from [`OrgConfig::faults`](crate::OrgConfig::faults) (the CLI flags) and can be
 //! switched while the org runs, with [`Org::set_faults`](crate::Org::set_faults) in process or
@@ -142,6 +143,13 @@ pub struct Faults {
     /// committed; 0 never.
     #[serde(skip_serializing_if = "is_zero")]
     pub commit_then_drop_every: u64,
+    /// Milliseconds every API call waits before it is answered: everything under
+    /// `/services` (the OAuth token endpoint, describe, query, queryMore, every Bulk 2.0 job
+    /// call and result download, limits, Composite, …), not the `/__admin/` hooks. A network
+    /// round trip to a distant org, unlike `slow_ms`, which slows query calls only and adds
+    /// to this. 0 answers at once.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub latency_ms: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -211,6 +219,11 @@ pub struct FaultStats {
     /// Write calls whose connection was dropped after they committed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped: u64,
+    /// Bytes on the wire: the response body bytes sent for every call under `/services`
+    /// (API calls, refused ones too; not the `/__admin/` hooks), as sent, that is after gzip
+    /// when the response was compressed. Headers and chunked framing are not counted.
+    #[serde(default)]
+    pub wire_bytes: u64,
 }
 
 /// The counters behind [`FaultStats`].
@@ -226,6 +239,7 @@ pub(crate) struct Counters {
     pub bulk_timeouts: AtomicU64,
     pub write_calls: AtomicU64,
     pub dropped: AtomicU64,
+    pub wire_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -242,6 +256,7 @@ impl Counters {
             bulk_timeouts: get(&self.bulk_timeouts),
             write_calls: get(&self.write_calls),
             dropped: get(&self.dropped),
+            wire_bytes: get(&self.wire_bytes),
         }
     }
 

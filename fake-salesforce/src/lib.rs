@@ -20,6 +20,8 @@
 //! - [`bulk`]: Bulk API 2.0 query jobs and their CSV results: the job store (`store`), a job's
 //!   creation, state and info (`lifecycle`), the result chunks and their locators
 //!   (`results`) and the CSV rendering ([`bulk::csv`]).
+//! - [`network`]: a distant org's network on every API call: latency, bandwidth, gzip, and
+//!   the count of bytes on the wire.
 //! - [`faults`]: injected failures, truncated bodies, slowness, expiring tokens and locators,
 //!   and real orgs' limits (query timeouts, NUL characters, Id limits, a trimmed delete log).
 //! - `org`: the org's state, its mutations, its field changes, the replication resources and
@@ -87,7 +89,7 @@
 //! "garble_every":N,"slow_ms":N,"token_ttl_ms":N|null,"query_timeout_above":N,
 //! "bulk_order_by_limit":N,"nul_every":N,"replication_id_limit":N,
 //! "delete_log_start":"2024-05-01T00:00:00Z","write_ms":N,"lock_wait_ms":N,
-//! "commit_then_drop_every":N}` (every field optional, missing ones off or
+//! "commit_then_drop_every":N,"latency_ms":N}` (every field optional, missing ones off or
 //! Salesforce's default), plus the one-shot actions `"expire_tokens":true`
 //! ([`Org::expire_all_tokens`]) and `"expire_cursors":true` ([`Org::expire_all_cursors`]). It
 //! answers the faults now in force and the [`FaultStats`]; `GET /__admin/faults` answers the
@@ -104,6 +106,22 @@
 //!   answer 400 `EXCEEDED_ID_LIMIT`.
 //! - `delete_log_start`: getDeleted's `earliestDateAvailable` is never earlier, and older
 //!   deletions are gone from it.
+//!
+//! # A network: latency, bandwidth, gzip, bytes on the wire
+//! Against a real org every call crosses the internet; [`network`] models it for every API
+//! call (everything under `/services`: the token endpoint, describe, query, queryMore, every
+//! Bulk 2.0 job call and result download, limits, Composite; not the `/__admin/` hooks):
+//! - [`Faults::latency_ms`] (`--latency-ms`, or `"latency_ms"` in `POST /__admin/faults`)
+//!   delays each call that long before it is answered.
+//! - [`OrgConfig::bandwidth_mbps`] (`--bandwidth-mbps`) sends each response's body at that
+//!   many megabits per second at most, each response paced on its own in pieces of
+//!   [`network::PACE_CHUNK`] bytes.
+//! - gzip: a request with `Accept-Encoding: gzip` gets a gzip body (`Content-Encoding: gzip`,
+//!   chunked), as Salesforce answers REST and Bulk 2.0 calls; [`OrgConfig::gzip`] `false`
+//!   (`--no-gzip`) always answers identity bodies. Pacing applies to the compressed bytes.
+//! - [`FaultStats::wire_bytes`] counts the response body bytes sent for API calls, after
+//!   gzip: `GET /__admin/faults` answers it as `stats.wire_bytes`, in process
+//!   `org.fault_stats().wire_bytes`.
 //!
 //! # Fields that come and go
 //! `POST /__admin/fields` (no auth, not counted) or [`Org::change_fields`]:
@@ -178,6 +196,7 @@ pub mod data;
 pub mod describe;
 pub mod error;
 pub mod faults;
+pub mod network;
 mod org;
 pub mod render;
 pub mod routes;
@@ -250,6 +269,13 @@ pub struct OrgConfig {
     /// createable object, for upserts through sObject Collections; `None` (the default)
     /// leaves every describe as it was.
     pub external_id_field: Option<String>,
+    /// Megabits (10^6 bits) per second each API response's body is sent at, at most: every
+    /// response on its own, after gzip (see [`network`]). `None` (the default) does not pace.
+    pub bandwidth_mbps: Option<f64>,
+    /// Compresses API responses with gzip when the request's `Accept-Encoding` allows it, as
+    /// Salesforce does (the default); `false` ignores `Accept-Encoding` and always sends
+    /// identity bodies, to measure a client without compression.
+    pub gzip: bool,
 }
 
 impl OrgConfig {
@@ -327,6 +353,8 @@ impl Default for OrgConfig {
             faults: Faults::default(),
             max_request_line: 16_384,
             external_id_field: None,
+            bandwidth_mbps: None,
+            gzip: true,
         }
     }
 }

@@ -135,6 +135,38 @@ struct Args {
     /// its writes, then closes the connection without an answer; 0 never.
     #[arg(long, env = "FAKE_SF_COMMIT_THEN_DROP_EVERY", default_value_t = 0)]
     commit_then_drop_every: u64,
+    /// Network: milliseconds every API call waits before it is answered, as across the
+    /// internet: everything under /services (the OAuth token endpoint, describe, query,
+    /// queryMore, every Bulk 2.0 job call and result download, limits, composite), not the
+    /// /__admin/ hooks. Adds to --slow-ms. Switchable at runtime ("latency_ms" in POST
+    /// /__admin/faults); 0 (the default) answers at once.
+    #[arg(long, env = "FAKE_SF_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Network: megabits (10^6 bits) per second, fractions allowed, at which each API
+    /// response's body is sent at most: every response paced on its own, in 16 KiB pieces,
+    /// after gzip (the bytes on the wire). Default: unlimited.
+    #[arg(long, env = "FAKE_SF_BANDWIDTH_MBPS", value_parser = parse_mbps)]
+    bandwidth_mbps: Option<f64>,
+    /// Network: never compress. By default an API response is sent gzip-compressed
+    /// (Content-Encoding: gzip, chunked) when the request says Accept-Encoding: gzip, as
+    /// Salesforce does for REST and Bulk 2.0; with this flag Accept-Encoding is ignored and
+    /// every body goes out as it is, to measure a client without gzip. FAKE_SF_NO_GZIP takes
+    /// 1/0, true/false, yes/no or on/off.
+    #[arg(long, env = "FAKE_SF_NO_GZIP", value_parser = clap::builder::BoolishValueParser::new())]
+    no_gzip: bool,
+}
+
+/// A bandwidth in megabits per second: a positive, finite number.
+fn parse_mbps(text: &str) -> Result<f64, String> {
+    let mbps: f64 = text
+        .trim()
+        .parse()
+        .map_err(|e| format!("{text:?} is not a number of megabits per second: {e}"))?;
+    if mbps.is_finite() && mbps > 0.0 {
+        Ok(mbps)
+    } else {
+        Err(format!("{text:?}: the bandwidth must be above 0 Mbit/s"))
+    }
 }
 
 /// `Lead=1000,Wide__c=500` (empty: none).
@@ -181,6 +213,14 @@ Endpoints (under /services/data/vXX.X/ unless noted; bearer token required):
   /services/oauth2/token                  OAuth (client_credentials, password, refresh_token)
 A request line over --max-request-line bytes (16384) gets 414 URI Too Long first.
 
+Network (every call under /services; not /__admin/):
+  --latency-ms N        each call waits N ms before it is answered
+  --bandwidth-mbps M    each response body is sent at M Mbit/s at most, on its own
+  gzip                  Accept-Encoding: gzip gets a gzip body (Content-Encoding: gzip,
+                        chunked), as from Salesforce; --no-gzip sends identity bodies always
+  bytes on the wire     response body bytes sent for API calls, after gzip:
+                        GET /__admin/faults -> stats.wire_bytes
+
 Objects (--shape):
   classic  Account (14 fields), Contact (22)
   real     Account (250, recorded: formulas, __pc and namespaced fields, 4 addresses),
@@ -209,15 +249,16 @@ Test hooks (no auth, not counted):
                          \"nul_every\":N,\"replication_id_limit\":N,
                          \"delete_log_start\":\"2024-05-01T00:00:00Z\",
                          \"write_ms\":N,\"lock_wait_ms\":N,\"commit_then_drop_every\":N,
-                         \"expire_tokens\":true,\"expire_cursors\":true}
+                         \"latency_ms\":N,\"expire_tokens\":true,\"expire_cursors\":true}
     Replaces the faults in force (missing fields: off or Salesforce's default; the same
     faults as the --fail-every, --fail-status, --truncate-every, --garble-every, --slow-ms,
     --token-ttl, --query-timeout-above, --bulk-order-by-limit, --nul-every,
-    --replication-id-limit, --delete-log-start, --write-ms, --lock-wait-ms and
-    --commit-then-drop-every flags).
+    --replication-id-limit, --delete-log-start, --write-ms, --lock-wait-ms,
+    --commit-then-drop-every and --latency-ms flags).
     expire_tokens invalidates every access token now (401 INVALID_SESSION_ID); expire_cursors
     forgets every open query locator (queryMore then gets 400 INVALID_QUERY_LOCATOR). Answers the faults in
-    force and counters of what they did; GET /__admin/faults answers the same.
+    force and counters of what they did, {\"faults\":{...},\"stats\":{...,\"wire_bytes\":N}};
+    GET /__admin/faults answers the same.
   POST /__admin/fields  {\"object\":\"Contact\",\"add\":{\"name\":\"Tier__c\",\"type\":\"picklist\",
                          \"values\":[\"A\",\"B\"],\"existing\":\"null\"},
                          \"hide\":[\"Email\"],\"show\":[\"Title\"]}
@@ -265,9 +306,12 @@ async fn main() -> anyhow::Result<()> {
             write_ms: args.write_ms,
             lock_wait_ms: args.lock_wait_ms,
             commit_then_drop_every: args.commit_then_drop_every,
+            latency_ms: args.latency_ms,
         },
         max_request_line: args.max_request_line,
         external_id_field: args.external_id_field,
+        bandwidth_mbps: args.bandwidth_mbps,
+        gzip: !args.no_gzip,
     };
     let unknown = config.unknown_objects();
     if !unknown.is_empty() {
@@ -281,7 +325,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
-    tracing::info!(listen = %listener.local_addr()?, shape = ?config.shape, plain_objects = config.plain_objects, accounts = config.accounts, contacts = config.contacts, records = ?config.records, seed = config.seed, "Fake Salesforce org listening.");
+    tracing::info!(listen = %listener.local_addr()?, latency_ms = config.faults.latency_ms, bandwidth_mbps = ?config.bandwidth_mbps, gzip = config.gzip, shape = ?config.shape, plain_objects = config.plain_objects, accounts = config.accounts, contacts = config.contacts, records = ?config.records, seed = config.seed, "Fake Salesforce org listening.");
     let stop = CancellationToken::new();
     common::shutdown::cancel_on_signal(stop.clone());
     fake_salesforce::serve(listener, Arc::new(Org::new(config)), stop.cancelled_owned()).await

@@ -100,7 +100,17 @@ async fn a_truncated_body_breaks_off_mid_page() {
     })
     .await;
     let token = fake.org().issue_token();
-    let r = get(&fake, &token, QUERY).await;
+    // Without gzip, the Content-Length promises the whole page.
+    let r = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap()
+        .get(format!("{}{QUERY}", fake.base_url()))
+        .bearer_auth(&token)
+        .header("Sforce-Query-Options", "batchSize=200")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "the status line is fine");
     let promised: usize = r.headers()["content-length"]
         .to_str()
@@ -110,6 +120,11 @@ async fn a_truncated_body_breaks_off_mid_page() {
     assert!(promised > 1000);
     assert!(r.bytes().await.is_err(), "the body must not arrive whole");
     assert_eq!(fake.org().fault_stats().truncated, 1);
+    // Compressed (chunked, no Content-Length), the gzip stream breaks off just the same.
+    let r = get(&fake, &token, QUERY).await;
+    assert_eq!(r.status(), 200, "the status line is fine");
+    assert!(r.bytes().await.is_err(), "the body must not arrive whole");
+    assert_eq!(fake.org().fault_stats().truncated, 2);
 
     fake.org().set_faults(Faults::default());
     let whole: Value = get(&fake, &token, QUERY).await.json().await.unwrap();

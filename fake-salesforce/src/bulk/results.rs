@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt as _;
 
 use super::{DEFAULT_MAX_RECORDS, Job, bad_request, csv};
 use crate::base64;
@@ -100,9 +101,14 @@ fn stream_rows(org: &Arc<Org>, job: Arc<Job>, range: std::ops::Range<usize>) -> 
             let _ = tx.blocking_send(Ok(Bytes::from(out)));
         }
     });
-    Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|piece| (piece, rx))
-    }))
+    // Fused: gzip (tower-http's compression) polls the body once more after its end, and
+    // an unfold must not be polled after it ended.
+    Body::from_stream(
+        futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|piece| (piece, rx))
+        })
+        .fuse(),
+    )
 }
 
 /// Base64 (no padding) of the decimal row offset, like Salesforce's `MTAwMDA` for 10000.

@@ -1,7 +1,9 @@
 //! HTTP routing: the OAuth endpoint, the version list, and the versioned REST resources
 //! (`/services/data/vXX.X/…`) behind the bearer check and the API usage counter, and the
 //! unauthenticated test hooks `POST /__admin/mutate`, `/__admin/faults`, `/__admin/fields`
-//! and `/__admin/validation`. In front of everything, the request-line limit (414).
+//! and `/__admin/validation`. In front of everything, the request-line limit (414), and in
+//! front of that [`crate::network`]: gzip, then latency, pacing and the byte count of API
+//! calls.
 //!
 //! This module owns the envelope every REST call goes through (authentication, the usage
 //! counter, injected faults, `Sforce-Limit-Info`) and the table from paths to resources; the
@@ -33,6 +35,7 @@ use crate::auth;
 use crate::bulk;
 use crate::error::{ApiError, json_response};
 use crate::faults::{self, Counters, Injection};
+use crate::network;
 use crate::org::Org;
 
 /// API versions advertised by `GET /services/data/`; any `vNN.N` is accepted in paths.
@@ -58,6 +61,13 @@ pub fn router(org: Arc<Org>) -> Router {
         .layer(middleware::from_fn_with_state(
             Arc::clone(&org),
             request_line_limit,
+        ))
+        // The last layer added is the outermost: `wire` paces and counts what compression
+        // sends, the bytes a real network would carry.
+        .layer(network::compression(org.config()))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&org),
+            network::wire,
         ))
         .with_state(org)
 }
