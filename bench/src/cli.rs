@@ -47,6 +47,17 @@ pub struct BenchArgs {
     /// Skip both baselines (raw COPY and naive) and time only the sync.
     #[arg(long)]
     pub no_baselines: bool,
+    /// Passed to fake-salesforce as `--latency-ms`: every API call waits this long before it
+    /// is answered, as across the internet (default: the fake's own, no latency).
+    #[arg(long)]
+    pub latency_ms: Option<u64>,
+    /// Passed to fake-salesforce as `--bandwidth-mbps`: each response is sent at this many
+    /// megabits per second at most (default: the fake's own, unlimited).
+    #[arg(long, value_parser = parse_positive)]
+    pub bandwidth_mbps: Option<f64>,
+    /// Passed to the producer's `sync` as `--parallel` (default: the producer's own).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub parallel: Option<u16>,
     /// Before the clock starts, sync the fake org's Accounts through the same workers (the org
     /// then has at least two pages of them per worker), as deployed workers have served syncs
     /// before: the figures then leave out each worker process's first pages (memory touched for
@@ -141,6 +152,13 @@ fn parse_fraction(s: &str) -> Result<f64, String> {
         Ok(f)
     } else {
         Err(format!("{s} is not between 0 and 1"))
+    }
+}
+
+fn parse_positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f.is_finite() && f > 0.0 => Ok(f),
+        _ => Err(format!("{s:?} is not a number above 0 such as 50 or 0.5")),
     }
 }
 

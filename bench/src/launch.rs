@@ -121,6 +121,47 @@ pub(crate) async fn wait_for_quiet_host(args: &BenchArgs) -> anyhow::Result<()> 
     }
 }
 
+/// The flags of the fake org on `port`: the run's Contacts and Accounts, seed and network.
+pub(crate) fn fake_args(args: &BenchArgs, port: u16) -> Vec<String> {
+    let mut flags = vec![
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--accounts".into(),
+        accounts(args).to_string(),
+        "--contacts".into(),
+        args.records.to_string(),
+        "--seed".into(),
+        args.seed.to_string(),
+    ];
+    if let Some(ms) = args.latency_ms {
+        flags.extend(["--latency-ms".into(), ms.to_string()]);
+    }
+    if let Some(mbps) = args.bandwidth_mbps {
+        flags.extend(["--bandwidth-mbps".into(), mbps.to_string()]);
+    }
+    flags
+}
+
+/// Starts a fake org (logging as `name`) on a free port and waits until it answers; returns
+/// it and its port.
+pub(crate) async fn start_fake(
+    args: &BenchArgs,
+    bins: &Binaries,
+    name: &str,
+    log_dir: &Path,
+) -> anyhow::Result<(Proc, u16)> {
+    let port = free_port()?;
+    let mut fake = Proc::spawn(
+        name,
+        &bins.fake_salesforce,
+        &fake_args(args, port),
+        &[],
+        log_dir,
+    )?;
+    wait_for_http(&mut fake, port, Duration::from_secs(60)).await?;
+    Ok((fake, port))
+}
+
 /// A port nobody listens on right now (fake-salesforce binds it a moment later).
 pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("finding a free port")?;
@@ -203,5 +244,37 @@ mod tests {
         assert_eq!(accounts(&small_pages), 4_000);
         let large = args(&["--records", "1000000", "--workers", "4", "--warm-up"]);
         assert_eq!(accounts(&large), 100_000);
+    }
+
+    #[test]
+    fn the_network_flags_reach_the_fake_org_only_when_set() {
+        let args = |flags: &[&str]| BenchArgs::parse_from([&["bench"], flags].concat());
+        let plain = fake_args(&args(&["--records", "5000", "--seed", "7"]), 4000);
+        assert_eq!(
+            plain.join(" "),
+            "--listen 127.0.0.1:4000 --accounts 500 --contacts 5000 --seed 7"
+        );
+        let slow = fake_args(
+            &args(&[
+                "--records",
+                "5000",
+                "--latency-ms",
+                "300",
+                "--bandwidth-mbps",
+                "0.5",
+            ]),
+            4000,
+        );
+        assert!(
+            slow.join(" ")
+                .ends_with("--seed 1 --latency-ms 300 --bandwidth-mbps 0.5"),
+            "{slow:?}"
+        );
+        let whole = fake_args(&args(&["--bandwidth-mbps", "50"]), 4000);
+        assert!(
+            whole.join(" ").ends_with("--bandwidth-mbps 50"),
+            "{whole:?}"
+        );
+        assert!(BenchArgs::try_parse_from(["bench", "--bandwidth-mbps", "0"]).is_err());
     }
 }

@@ -91,7 +91,7 @@ async fn measured_run(
 /// The heading and the table of one size's runs.
 fn print_summary(args: &BenchArgs, runs: &[report::RunFigures]) {
     println!(
-        "sfsync bench: {} Contacts, {} workers{} (prefetch {}, concurrency {}, page size {}, api {}), naive on {} records{}",
+        "sfsync bench: {} Contacts, {} workers{} (prefetch {}, concurrency {}, page size {}, api {}, parallel {}), naive on {} records{}{}",
         args.records,
         args.workers,
         if args.warm_up {
@@ -103,12 +103,30 @@ fn print_summary(args: &BenchArgs, runs: &[report::RunFigures]) {
         args.concurrency.map_or("default".into(), |c| c.to_string()),
         args.page_size.map_or("default".into(), |p| p.to_string()),
         args.api.as_deref().unwrap_or("default"),
+        args.parallel.map_or("default".into(), |n| n.to_string()),
         args.naive_records(),
         if args.naive_records() > 0 {
             " (scaled to all)"
         } else {
             ""
         },
+        network(args),
     );
     print!("{}", report::table(runs));
+}
+
+/// The fake org's network, for the heading: nothing when neither flag is set.
+fn network(args: &BenchArgs) -> String {
+    let mut parts = Vec::new();
+    if let Some(ms) = args.latency_ms {
+        parts.push(format!("latency {ms} ms"));
+    }
+    if let Some(mbps) = args.bandwidth_mbps {
+        parts.push(format!("bandwidth {mbps} Mbit/s"));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("; fake org {}", parts.join(", "))
+    }
 }

@@ -16,10 +16,7 @@ use crate::{
     baseline,
     cli::BenchArgs,
     clock::Watch,
-    launch::{
-        accounts, free_port, start_workers, wait_for_http, wait_for_log, wait_for_quiet_host,
-        warm_up,
-    },
+    launch::{start_fake, start_workers, wait_for_log, wait_for_quiet_host, warm_up},
     proc_stats::{
         PeakSampler, clock_ticks_per_sec, cpu_delta_by_command, process_cpu_ns, read_host,
         read_minflt, reaped_children_cpu_ns, server_cpu,
@@ -72,24 +69,7 @@ async fn measure(
         ("AMQP_URL", env.amqp_url()),
     ];
 
-    let port = free_port()?;
-    let mut fake = Proc::spawn(
-        "fake-salesforce",
-        &bins.fake_salesforce,
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--accounts".into(),
-            accounts(args).to_string(),
-            "--contacts".into(),
-            args.records.to_string(),
-            "--seed".into(),
-            args.seed.to_string(),
-        ],
-        &[],
-        log_dir,
-    )?;
-    wait_for_http(&mut fake, port, Duration::from_secs(60)).await?;
+    let (mut fake, port) = start_fake(args, bins, "fake-salesforce", log_dir).await?;
 
     let mut workers = Vec::new();
     if !args.split {
@@ -135,15 +115,7 @@ async fn measure(
     let host0 = read_host()?;
     let servers0 = server_cpu(&env.name);
 
-    let mut producer_args: Vec<String> = ["sync", "--object", "Contact", "--no-progress"]
-        .map(String::from)
-        .into();
-    if let Some(p) = args.page_size {
-        producer_args.extend(["--page-size".to_owned(), p.to_string()]);
-    }
-    if let Some(api) = &args.api {
-        producer_args.extend(["--api".to_owned(), api.clone()]);
-    }
+    let producer_args = producer_args(args);
     let started = Instant::now();
     let mut producer = Proc::spawn(
         "producer",
@@ -254,4 +226,42 @@ async fn measure(
         0.0
     };
     Ok(figures)
+}
+
+/// The producer's command line for the timed sync.
+fn producer_args(args: &BenchArgs) -> Vec<String> {
+    let mut producer_args: Vec<String> = ["sync", "--object", "Contact", "--no-progress"]
+        .map(String::from)
+        .into();
+    if let Some(p) = args.page_size {
+        producer_args.extend(["--page-size".to_owned(), p.to_string()]);
+    }
+    if let Some(api) = &args.api {
+        producer_args.extend(["--api".to_owned(), api.clone()]);
+    }
+    if let Some(n) = args.parallel {
+        producer_args.extend(["--parallel".to_owned(), n.to_string()]);
+    }
+    producer_args
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn the_producer_gets_only_the_flags_that_were_set() {
+        let args = |flags: &[&str]| BenchArgs::parse_from([&["bench"], flags].concat());
+        assert_eq!(
+            producer_args(&args(&[])).join(" "),
+            "sync --object Contact --no-progress"
+        );
+        assert_eq!(
+            producer_args(&args(&["--api", "rest", "--parallel", "8"])).join(" "),
+            "sync --object Contact --no-progress --api rest --parallel 8"
+        );
+        assert!(BenchArgs::try_parse_from(["bench", "--parallel", "0"]).is_err());
+    }
 }
