@@ -44,9 +44,22 @@ pub struct BenchArgs {
     /// drain: separates publish time (`publish_s`) from store time (`store_s`).
     #[arg(long)]
     pub split: bool,
-    /// Skip both baselines (raw COPY and naive) and time only the sync.
+    /// Skip the raw COPY and naive baselines (the script baseline still runs when
+    /// `--script-baseline` asks for it).
     #[arg(long)]
     pub no_baselines: bool,
+    /// In each run, also time the best script a user would write (simple-salesforce
+    /// `query_all_iter`, psycopg COPY into a staging table 2,000 rows a transaction, one upsert
+    /// into the final table; bench/script-baseline/sf_to_pg.py) against a fresh fake org
+    /// started with the same flags and records, into its own schema `script`, and report
+    /// sfsync's time divided by the script's. Its Python virtualenv is made on first use by
+    /// bench/scripts/script-baseline-setup.sh.
+    #[arg(long)]
+    pub script_baseline: bool,
+    /// The Python that runs the script baseline (it needs simple-salesforce and psycopg 3);
+    /// default: the virtualenv bench/scripts/script-baseline-setup.sh makes or finds.
+    #[arg(long, requires = "script_baseline")]
+    pub script_python: Option<PathBuf>,
     /// Passed to fake-salesforce as `--latency-ms`: every API call waits this long before it
     /// is answered, as across the internet (default: the fake's own, no latency).
     #[arg(long)]
@@ -126,6 +139,7 @@ impl BenchArgs {
         self.compare_records.map(|records| Self {
             records,
             no_baselines: true,
+            script_baseline: false,
             compare_records: None,
             ..self.clone()
         })
@@ -195,6 +209,26 @@ mod tests {
         assert_eq!(other.naive_records(), 0);
         assert!(other.comparison().is_none());
         assert!(BenchArgs::try_parse_from(["bench", "--compare-records", "0"]).is_err());
+    }
+
+    #[test]
+    fn the_comparison_size_runs_no_script_baseline() {
+        let args = BenchArgs::parse_from([
+            "bench",
+            "--script-baseline",
+            "--compare-records",
+            "1000",
+            "--latency-ms",
+            "300",
+        ]);
+        assert!(args.script_baseline);
+        let other = args.comparison().unwrap();
+        assert!(!other.script_baseline);
+        // The same network for both sizes.
+        assert_eq!(other.latency_ms, Some(300));
+        assert!(
+            BenchArgs::try_parse_from(["bench", "--script-python", "/usr/bin/python3"]).is_err()
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! - [`launch`] — starting the fake org and the workers and waiting until they are ready.
 //! - [`clock`] — watching the producer and workers until every page is committed.
 //! - [`baseline`] — raw COPY and naive upserts into fresh copies of the table.
+//! - [`script`] — `--script-baseline`: the best script a user would write (simple-salesforce
+//!   and psycopg), timed against a fake org like sfsync's.
 //! - [`report`] — the table, min/median and the one-line result.
 //! - [`soak`] — the `soak` binary: `sync --watch` for an hour against an org that keeps
 //!   changing; memory, descriptors, bookkeeping, latency and API calls over time.
@@ -22,6 +24,7 @@ pub mod proc_stats;
 pub mod procs;
 pub mod report;
 pub mod run;
+pub mod script;
 pub mod services;
 pub mod soak;
 
@@ -34,14 +37,19 @@ pub use cli::BenchArgs;
 /// The binaries are missing, or a run failed (what it made is removed first).
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let bins = procs::Binaries::locate(args.bin_dir.as_deref())?;
+    let script = if args.script_baseline {
+        Some(script::Script::prepare(&args).await?)
+    } else {
+        None
+    };
     let comparison = args.comparison();
     let mut runs = Vec::new();
     let mut others = Vec::new();
     let mut discarded = 0;
     for i in 1..=args.runs {
-        runs.push(measured_run(&args, &bins, i, &mut discarded).await?);
+        runs.push(measured_run(&args, &bins, script.as_ref(), i, &mut discarded).await?);
         if let Some(other) = &comparison {
-            others.push(measured_run(other, &bins, i, &mut discarded).await?);
+            others.push(measured_run(other, &bins, None, i, &mut discarded).await?);
         }
     }
     if discarded > 0 {
@@ -53,9 +61,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     print_summary(&args, &runs);
     println!(
-        "{}{}",
+        "{}{}{}",
         report::last_line(&runs),
-        report::comparison_suffix(&runs, &others)
+        report::comparison_suffix(&runs, &others),
+        report::script_suffix(&runs)
     );
     Ok(())
 }
@@ -65,15 +74,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn measured_run(
     args: &BenchArgs,
     bins: &procs::Binaries,
+    script: Option<&script::Script>,
     i: u32,
     discarded: &mut u32,
 ) -> anyhow::Result<report::RunFigures> {
     let mut attempt = 0;
     loop {
-        let figures = run::run_once(args, bins, i).await?;
+        let figures = run::run_once(args, bins, script, i).await?;
+        let one = std::slice::from_ref(&figures);
         eprintln!(
-            "bench: run {i}: {}",
-            report::last_line(std::slice::from_ref(&figures))
+            "bench: run {i}: {}{}",
+            report::last_line(one),
+            report::script_suffix(one)
         );
         if figures.other_pct <= args.max_other_pct || attempt == 3 {
             return Ok(figures);

@@ -18,6 +18,14 @@ pub struct RunFigures {
     pub naive_seconds: Option<f64>,
     /// Records the naive baseline really stored.
     pub naive_records: u64,
+    /// With `--script-baseline`: the script's own time (token request until its last commit).
+    pub script_seconds: Option<f64>,
+    /// With `--script-baseline`: the script process's spawn until its exit.
+    pub script_wall_seconds: Option<f64>,
+    /// With `--script-baseline`: the script process's CPU seconds.
+    pub script_cpu_s: Option<f64>,
+    /// With `--script-baseline`: the script's REST API calls.
+    pub script_api_calls: Option<u64>,
     pub producer_rss_mib: f64,
     /// Peak RSS of the largest worker.
     pub worker_rss_mib: f64,
@@ -48,6 +56,13 @@ impl RunFigures {
         self.copy_seconds
             .filter(|c| *c > 0.0)
             .map(|c| self.seconds / c)
+    }
+
+    /// sfsync's time divided by the script baseline's (below 1: sfsync is faster).
+    pub fn script_ratio(&self) -> Option<f64> {
+        self.script_seconds
+            .filter(|s| *s > 0.0)
+            .map(|s| self.seconds / s)
     }
 
     pub fn records_per_sec(&self) -> f64 {
@@ -82,6 +97,10 @@ const FIGURES: &[Figure] = &[
     ("copy_s", |r| r.copy_seconds),
     ("ratio", |r| r.ratio()),
     ("naive_s", |r| r.naive_seconds),
+    ("script_s", |r| r.script_seconds),
+    ("vs_script", |r| r.script_ratio()),
+    ("script_cpu", |r| r.script_cpu_s),
+    ("script_api", |r| r.script_api_calls.map(|n| n as f64)),
     ("prod_MiB", |r| Some(r.producer_rss_mib)),
     ("wrk_MiB", |r| Some(r.worker_rss_mib)),
     ("cpu_ms/1k", |r| Some(r.cpu_ms_per_1k())),
@@ -175,6 +194,10 @@ pub fn median_run(runs: &[RunFigures]) -> RunFigures {
         copy_seconds: med(|r| r.copy_seconds),
         naive_seconds: med(|r| r.naive_seconds),
         naive_records: first.naive_records,
+        script_seconds: med(|r| r.script_seconds),
+        script_wall_seconds: med(|r| r.script_wall_seconds),
+        script_cpu_s: med(|r| r.script_cpu_s),
+        script_api_calls: med(|r| r.script_api_calls.map(|n| n as f64)).map(|n| n.round() as u64),
         producer_rss_mib: med(|r| Some(r.producer_rss_mib)).unwrap_or_default(),
         worker_rss_mib: med(|r| Some(r.worker_rss_mib)).unwrap_or_default(),
         producer_cpu_s: med(|r| Some(r.producer_cpu_s)).unwrap_or_default(),
@@ -217,6 +240,28 @@ pub fn last_line(runs: &[RunFigures]) -> String {
     )
 }
 
+/// What `--script-baseline` appends to the last line (after everything else, so the keys
+/// before it stay where they were): the script's time, sfsync's time divided by it, and the
+/// script's wall time and API calls, medians over runs. As with `ratio`, `script_ratio` is the
+/// median seconds over the script's median seconds. Empty when the script did not run.
+pub fn script_suffix(runs: &[RunFigures]) -> String {
+    if runs.iter().all(|r| r.script_seconds.is_none()) {
+        return String::new();
+    }
+    let m = median_run(runs);
+    let opt = |v: Option<f64>, decimals: usize| {
+        v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
+    };
+    format!(
+        " script_seconds={} script_ratio={} script_wall_seconds={} script_api_calls={}",
+        opt(m.script_seconds, 3),
+        opt(m.script_ratio(), 3),
+        opt(m.script_wall_seconds, 3),
+        m.script_api_calls
+            .map_or_else(|| "n/a".to_owned(), |n| n.to_string())
+    )
+}
+
 /// What `--compare-records` appends to the last line: the other size, its CPU per 1,000
 /// records (median) and the ratio of ours to it. The ratio is the median of each pair's own
 /// ratio (run i of both sizes ran one after the other), not a ratio of two medians, so the
@@ -252,6 +297,10 @@ mod tests {
             copy_seconds: Some(copy),
             naive_seconds: Some(600.0),
             naive_records: 15_000,
+            script_seconds: None,
+            script_wall_seconds: None,
+            script_cpu_s: None,
+            script_api_calls: None,
             producer_rss_mib: 20.0,
             worker_rss_mib: 40.0,
             producer_cpu_s: 1.5,
@@ -326,6 +375,43 @@ mod tests {
         assert_eq!(comparison_suffix(&small, &[]), "");
         let idle = [cpu(1_000_000, 0.0)];
         assert!(comparison_suffix(&small[..1], &idle).ends_with("cpu_ratio=n/a"));
+    }
+
+    #[test]
+    fn the_script_baseline_adds_its_keys_at_the_end() {
+        assert_eq!(script_suffix(&[run(3.0, 1.0)]), "");
+        let scripted = |seconds: f64, script: f64, calls: u64| RunFigures {
+            script_seconds: Some(script),
+            script_wall_seconds: Some(script + 0.4),
+            script_cpu_s: Some(script / 2.0),
+            script_api_calls: Some(calls),
+            ..run(seconds, 1.0)
+        };
+        let one = [scripted(3.0, 60.0, 151)];
+        assert_eq!(one[0].script_ratio(), Some(0.05));
+        assert_eq!(
+            script_suffix(&one),
+            " script_seconds=60.000 script_ratio=0.050 script_wall_seconds=60.400 \
+             script_api_calls=151"
+        );
+        // The agreed keys stay as they were; the script's come after them.
+        assert!(last_line(&one).ends_with("runs=1"));
+        let three = [
+            scripted(4.0, 50.0, 151),
+            scripted(3.0, 40.0, 151),
+            scripted(5.0, 60.0, 152),
+        ];
+        let suffix = script_suffix(&three);
+        assert!(
+            suffix.starts_with(" script_seconds=50.000 script_ratio=0.080 "),
+            "{suffix}"
+        );
+        assert!(suffix.ends_with("script_api_calls=151"), "{suffix}");
+        let table = table(&three);
+        assert!(
+            table.lines().next().unwrap().contains("vs_script"),
+            "{table}"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::{
     },
     procs::{Binaries, Proc},
     report::RunFigures,
+    script::{self, Script},
     services::Env,
 };
 
@@ -31,11 +32,17 @@ const NS_PER_S: f64 = 1e9;
 /// What a worker logs once it consumes.
 const READY: &str = "Worker consuming.";
 
-/// Runs everything once and removes what it made (unless `--keep`).
+/// Runs everything once and removes what it made (unless `--keep`). With a `script`, the
+/// script baseline runs too.
 ///
 /// # Errors
 /// A service or process failed; the message carries the tail of the relevant log.
-pub async fn run_once(args: &BenchArgs, bins: &Binaries, index: u32) -> anyhow::Result<RunFigures> {
+pub async fn run_once(
+    args: &BenchArgs,
+    bins: &Binaries,
+    script: Option<&Script>,
+    index: u32,
+) -> anyhow::Result<RunFigures> {
     let env = Env::create(&args.pg, &args.amqp, args.keep, args.pg_tls).await?;
     let log_dir = std::env::temp_dir().join(&env.name);
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
@@ -46,7 +53,7 @@ pub async fn run_once(args: &BenchArgs, bins: &Binaries, index: u32) -> anyhow::
         env.name,
         log_dir.display()
     );
-    let result = measure(args, bins, &env, &log_dir).await;
+    let result = measure(args, bins, script, &env, &log_dir).await;
     env.teardown().await?;
     if result.is_ok() && !args.keep {
         let _ = std::fs::remove_dir_all(&log_dir);
@@ -59,6 +66,7 @@ pub async fn run_once(args: &BenchArgs, bins: &Binaries, index: u32) -> anyhow::
 async fn measure(
     args: &BenchArgs,
     bins: &Binaries,
+    script: Option<&Script>,
     env: &Env,
     log_dir: &Path,
 ) -> anyhow::Result<RunFigures> {
@@ -171,6 +179,19 @@ async fn measure(
     }
     fake.terminate(Duration::from_secs(10)).await?;
 
+    let scripted = match script {
+        Some(script) => {
+            eprintln!("bench: sync took {seconds:.3} s; timing the script baseline");
+            let figures = script::run(args, bins, script, env, &db, log_dir).await?;
+            eprintln!(
+                "bench: the script took {:.3} s ({:.3} s from spawn to exit), {} API calls",
+                figures.report.seconds, figures.wall_seconds, figures.report.api_calls
+            );
+            Some(figures)
+        }
+        None => None,
+    };
+
     let baselines = if args.no_baselines {
         baseline::Baselines::default()
     } else {
@@ -194,6 +215,10 @@ async fn measure(
         copy_seconds: baselines.copy_seconds,
         naive_seconds: baselines.naive.map(|n| n.scaled_seconds),
         naive_records: baselines.naive.map_or(0, |n| n.records),
+        script_seconds: scripted.map(|s| s.report.seconds),
+        script_wall_seconds: scripted.map(|s| s.wall_seconds),
+        script_cpu_s: scripted.map(|s| s.cpu_s),
+        script_api_calls: scripted.map(|s| s.report.api_calls),
         producer_rss_mib: producer_peak_kib as f64 / KIB_PER_MIB,
         worker_rss_mib: worker_peak_kib as f64 / KIB_PER_MIB,
         producer_cpu_s: producer_cpu_ns as f64 / NS_PER_S,
