@@ -168,3 +168,33 @@ async fn a_stopped_sliced_run_resumes_reading_only_what_no_slice_confirmed() {
         w.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_read_in_slices_runs_one_job_per_slice_and_lands_every_record() {
+    let env = TestEnv::new().await.unwrap();
+    let org = org(30_000, 43).await;
+    let workers: Vec<_> = (0..2).map(|_| env.spawn_worker(4, 2)).collect();
+    let mut args = args(&env, &org, 4);
+    args.api = producer::sync::ApiChoice::Bulk;
+    let started = Utc::now();
+    let report = sync(&env, &args).await;
+    assert_eq!(report.api, producer::sync::Api::Bulk);
+    assert_eq!(
+        report.records, 30_000,
+        "slices are disjoint: no record twice"
+    );
+    let rows = compare::table_rows(&env.pool, "contact").await.unwrap();
+    compare::assert_no_differences(org.org().records("Contact"), &rows);
+    let jobs = org.org().bulk_jobs_created();
+    assert!((2..=4).contains(&jobs), "{jobs} Bulk jobs for 4 slices");
+    // The last slice is open above: its job's creation is where the watermark goes.
+    let mark = watermark(&env).await;
+    assert!(
+        mark >= started - chrono::TimeDelta::seconds(1) && mark <= Utc::now(),
+        "watermark {mark} is the last job's creation"
+    );
+    assert!(ahead(&env).await.is_empty());
+    for w in workers {
+        w.stop().await;
+    }
+}

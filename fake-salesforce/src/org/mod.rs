@@ -128,6 +128,11 @@ impl Org {
         &self.jobs
     }
 
+    /// Bulk API 2.0 query jobs created so far (what the daily job allocation counts).
+    pub fn bulk_jobs_created(&self) -> u64 {
+        self.jobs.created()
+    }
+
     fn history(&self) -> std::sync::MutexGuard<'_, History> {
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
     }
