@@ -2,7 +2,8 @@
 # Creates the virtualenv the script baseline runs in (bench/script-baseline/sf_to_pg.py) and
 # installs its pinned dependencies from PyPI. Idempotent: a venv that already holds exactly
 # these pins is left alone. Prints the venv's python on the last line.
-# Usage: script-baseline-setup.sh [VENV_DIR]   (default: ~/.cache/sfsync-bench-venv)
+# Usage: script-baseline-setup.sh [VENV_DIR]   (default: $SFSYNC_BENCH_VENV, else
+# ~/.cache/sfsync-bench-venv); $PYTHON is the interpreter the venv is made from (python3).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 requirements="$here/../script-baseline/requirements.txt"
