@@ -42,7 +42,8 @@ async fn full_import_matches_the_org_field_by_field_and_a_rerun_rewrites_nothing
     let accounts = sync(&env, &org, "Account").await;
     let contacts = sync(&env, &org, "Contact").await;
     assert_eq!((accounts.records, contacts.records), (5_000, 20_000));
-    assert_eq!(contacts.pages, 10, "2000-record pages");
+    // 2000-record pages, read in up to 8 slices at once, each ending with a part page.
+    assert!((10..=18).contains(&contacts.pages), "{contacts:?}");
 
     for (object, table) in [("Account", "account"), ("Contact", "contact")] {
         let rows = compare::table_rows(&env.pool, table).await.unwrap();
