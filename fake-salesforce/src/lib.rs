@@ -113,8 +113,8 @@
 //! Bulk 2.0 job call and result download, limits, Composite; not the `/__admin/` hooks):
 //! - [`Faults::latency_ms`] (`--latency-ms`, or `"latency_ms"` in `POST /__admin/faults`)
 //!   delays each call that long before it is answered.
-//! - [`OrgConfig::bandwidth_mbps`] (`--bandwidth-mbps`) sends each response's body at that
-//!   many megabits per second at most, each response paced on its own in pieces of
+//! - [`OrgConfig::bandwidth_mbps`] (`--bandwidth-mbps`) sends response bodies over one link
+//!   of that many megabits per second, which responses sent at once share, in pieces of
 //!   [`network::PACE_CHUNK`] bytes.
 //! - gzip: a request with `Accept-Encoding: gzip` gets a gzip body (`Content-Encoding: gzip`,
 //!   chunked), as Salesforce answers REST and Bulk 2.0 calls; [`OrgConfig::gzip`] `false`
@@ -269,8 +269,8 @@ pub struct OrgConfig {
     /// createable object, for upserts through sObject Collections; `None` (the default)
     /// leaves every describe as it was.
     pub external_id_field: Option<String>,
-    /// Megabits (10^6 bits) per second each API response's body is sent at, at most: every
-    /// response on its own, after gzip (see [`network`]). `None` (the default) does not pace.
+    /// Megabits (10^6 bits) per second of the one link API response bodies cross, shared by
+    /// responses sent at once, after gzip (see [`network`]). `None` (the default) does not pace.
     pub bandwidth_mbps: Option<f64>,
     /// Compresses API responses with gzip when the request's `Accept-Encoding` allows it, as
     /// Salesforce does (the default); `false` ignores `Accept-Encoding` and always sends

@@ -142,9 +142,9 @@ struct Args {
     /// /__admin/faults); 0 (the default) answers at once.
     #[arg(long, env = "FAKE_SF_LATENCY_MS", default_value_t = 0)]
     latency_ms: u64,
-    /// Network: megabits (10^6 bits) per second, fractions allowed, at which each API
-    /// response's body is sent at most: every response paced on its own, in 16 KiB pieces,
-    /// after gzip (the bytes on the wire). Default: unlimited.
+    /// Network: megabits (10^6 bits) per second, fractions allowed, of the one link every API
+    /// response's body crosses: responses sent at once share it (in 16 KiB pieces, taking
+    /// turns), after gzip (the bytes on the wire). Default: unlimited.
     #[arg(long, env = "FAKE_SF_BANDWIDTH_MBPS", value_parser = parse_mbps)]
     bandwidth_mbps: Option<f64>,
     /// Network: never compress. By default an API response is sent gzip-compressed
@@ -215,7 +215,7 @@ A request line over --max-request-line bytes (16384) gets 414 URI Too Long first
 
 Network (every call under /services; not /__admin/):
   --latency-ms N        each call waits N ms before it is answered
-  --bandwidth-mbps M    each response body is sent at M Mbit/s at most, on its own
+  --bandwidth-mbps M    response bodies share one link of M Mbit/s
   gzip                  Accept-Encoding: gzip gets a gzip body (Content-Encoding: gzip,
                         chunked), as from Salesforce; --no-gzip sends identity bodies always
   bytes on the wire     response body bytes sent for API calls, after gzip:

@@ -1,6 +1,6 @@
-//! The network between a client and a distant org: latency on every API call, a bandwidth
-//! each response body is paced at, gzip when the client asks for it, and a count of the bytes
-//! on the wire.
+//! The network between a client and a distant org: latency on every API call, a link of
+//! limited bandwidth that every response body shares, gzip when the client asks for it, and a
+//! count of the bytes on the wire.
 //!
 //! Everything here applies to the API, the paths under `/services` (the OAuth token endpoint,
 //! the version list and every REST and Bulk 2.0 resource); the `/__admin/` hooks tests steer the
@@ -9,7 +9,7 @@
 //!
 //! The layers, outermost first (see [`crate::routes::router`]):
 //! 1. [`wire`]: waits [`Faults::latency_ms`](crate::Faults::latency_ms), then passes the
-//!    request on; the response body it gets back is paced at
+//!    request on; the response body it gets back is sent over the org's [`Link`] of
 //!    [`OrgConfig::bandwidth_mbps`](crate::OrgConfig::bandwidth_mbps) and counted in
 //!    [`FaultStats::wire_bytes`](crate::FaultStats::wire_bytes).
 //! 2. [`compression`]: gzip when the request's `Accept-Encoding` allows it and
@@ -19,8 +19,8 @@
 //! 3. The request-line limit and the routes.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -38,6 +38,28 @@ use crate::org::Org;
 /// The most a paced body sends at once: small enough that a slow link shows as a steady
 /// stream, large enough that pacing a fast one costs few timer wake-ups.
 pub const PACE_CHUNK: usize = 16 * 1024;
+
+/// The one link between the clients and the org: responses sent at once share its bandwidth,
+/// as connections to a distant org share the path to it (so reading in parallel does not
+/// multiply the bandwidth, and `bytes / bandwidth` is the least time any client needs).
+/// Pieces of bodies take turns in the order they ask for the link.
+#[derive(Debug, Default)]
+pub(crate) struct Link {
+    /// When the link is free again: the end of the last piece given a turn.
+    free_at: Mutex<Option<Instant>>,
+}
+
+impl Link {
+    /// Books the link for `bytes` at `rate` bytes a second; returns when they have crossed it.
+    fn book(&self, bytes: usize, rate: f64) -> Instant {
+        let mut free_at = self.free_at.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let start = free_at.map_or(now, |f| f.max(now));
+        let done = start + Duration::from_secs_f64(bytes as f64 / rate);
+        *free_at = Some(done);
+        done
+    }
+}
 
 /// Whether `path` is an API call: under `/services`.
 fn is_api(path: &str) -> bool {
@@ -79,8 +101,9 @@ pub(crate) async fn wire(State(org): State<Arc<Org>>, request: Request, next: Ne
 /// A response body as it goes onto the wire: each data frame counted in
 /// [`FaultStats::wire_bytes`](crate::FaultStats::wire_bytes) as it is handed to the server,
 /// and, at a rate of `rate` bytes a second, sent in pieces of at most [`PACE_CHUNK`] bytes,
-/// each not before `bytes sent so far (itself included) / rate` after the body's first poll.
-/// So a body of `n` bytes takes at least `n / rate` seconds, however the layers inside cut it.
+/// each once it has crossed the org's [`Link`] (which the other responses share). So a body of
+/// `n` bytes takes at least `n / rate` seconds, however the layers inside cut it, and bodies
+/// sent at once take at least their total over the rate.
 /// Errors (the truncation and dropped-connection faults) and trailers pass through.
 struct Wire {
     inner: Body,
@@ -88,10 +111,8 @@ struct Wire {
     rate: Option<f64>,
     /// The rest of the data frame being paced out.
     pending: Bytes,
-    /// When the first frame was asked for.
-    start: Option<Instant>,
-    /// Bytes handed to the server so far.
-    sent: u64,
+    /// When the piece being paced out has crossed the link.
+    due: Option<Instant>,
     /// The wait before the next piece.
     pause: Option<Pin<Box<Sleep>>>,
     /// The inner body ended (or failed): it is not polled again, whoever polls this one.
@@ -105,8 +126,7 @@ impl Wire {
             org,
             rate,
             pending: Bytes::new(),
-            start: None,
-            sent: 0,
+            due: None,
             pause: None,
             done: false,
         }
@@ -115,7 +135,6 @@ impl Wire {
     /// Hands `data` to the server, counted.
     fn send(&mut self, data: Bytes) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let n = data.len() as u64;
-        self.sent += n;
         self.org
             .fault_counters()
             .wire_bytes
@@ -133,7 +152,6 @@ impl HttpBody for Wire {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let this = &mut *self;
-        let start = *this.start.get_or_insert_with(Instant::now);
         loop {
             if !this.pending.is_empty() {
                 let Some(rate) = this.rate else {
@@ -141,7 +159,8 @@ impl HttpBody for Wire {
                     return this.send(data);
                 };
                 let piece = this.pending.len().min(PACE_CHUNK);
-                let due = start + Duration::from_secs_f64((this.sent + piece as u64) as f64 / rate);
+                let org = &this.org;
+                let due = *this.due.get_or_insert_with(|| org.link().book(piece, rate));
                 if Instant::now() < due {
                     let pause = this
                         .pause
@@ -152,6 +171,7 @@ impl HttpBody for Wire {
                     ready!(pause.as_mut().poll(cx));
                 }
                 this.pause = None;
+                this.due = None;
                 let data = this.pending.split_to(piece);
                 return this.send(data);
             }

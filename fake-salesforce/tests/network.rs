@@ -183,7 +183,7 @@ async fn latency_delays_every_api_call_but_not_the_admin_hooks() {
 }
 
 #[tokio::test]
-async fn bandwidth_paces_each_response_body_after_gzip() {
+async fn bandwidth_paces_response_bodies_after_gzip_over_one_shared_link() {
     // 4 Mbit/s: 500,000 bytes a second.
     let rate = 500_000.0;
     let fake = org(OrgConfig {
@@ -227,6 +227,20 @@ async fn bandwidth_paces_each_response_body_after_gzip() {
     assert_eq!(wire_bytes(&fake) - before, gzipped.len() as u64);
     assert!(gzipped.len() * 3 < identity.len());
     assert_eq!(records(&gunzip(&gzipped)), records(&identity));
+
+    // Two responses at once share the link: together they take their total over the rate.
+    let t = Instant::now();
+    let (a, b) = tokio::join!(
+        raw_get(&fake, &token, &path, false),
+        raw_get(&fake, &token, &path, false)
+    );
+    let took = t.elapsed();
+    let both = a.2.len() + b.2.len();
+    let floor = Duration::from_secs_f64(both as f64 / rate);
+    assert!(
+        took >= floor,
+        "{both} bytes at once in {took:?}, under {floor:?}"
+    );
 }
 
 #[tokio::test]

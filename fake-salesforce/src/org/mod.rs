@@ -64,6 +64,8 @@ pub struct Org {
     faults: Mutex<Faults>,
     /// What the faults did so far.
     fault_counters: Counters,
+    /// The network link every response body crosses (`--bandwidth-mbps`).
+    link: crate::network::Link,
     /// Validation rules per object (`POST /__admin/validation`).
     rules: Mutex<write::Rules>,
     /// Parents locked by write calls in flight.
@@ -100,6 +102,7 @@ impl Org {
             api_used: AtomicU64::new(0),
             faults: Mutex::new(config.faults.clone()),
             fault_counters: Counters::default(),
+            link: crate::network::Link::default(),
             rules: Mutex::default(),
             locks: write::RowLocks::default(),
             org_id: minted(b"00D", 1),
@@ -126,6 +129,10 @@ impl Org {
 
     pub(crate) fn jobs(&self) -> &Jobs {
         &self.jobs
+    }
+
+    pub(crate) fn link(&self) -> &crate::network::Link {
+        &self.link
     }
 
     /// Bulk API 2.0 query jobs created so far (what the daily job allocation counts).
