@@ -371,6 +371,20 @@ impl Drop for AmqpUser {
     }
 }
 
+/// Everything `pipe` says until it closes, read as it comes.
+fn drain<R>(pipe: Option<R>) -> tokio::task::JoinHandle<Vec<u8>>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut out = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut pipe, &mut out).await;
+        }
+        out
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_logged_at_debug_level_shows_no_secret() {
     let env = TestEnv::new().await.unwrap();
@@ -414,6 +428,9 @@ async fn a_run_logged_at_debug_level_shows_no_secret() {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
+    // Read as it comes: a debug log fills a pipe nobody reads, and the worker then blocks.
+    let mut worker = worker;
+    let (worker_stdout, worker_stderr) = (drain(worker.stdout.take()), drain(worker.stderr.take()));
     let producer = run(
         PRODUCER,
         &[
@@ -439,17 +456,19 @@ async fn a_run_logged_at_debug_level_shows_no_secret() {
         .args(["-TERM", &pid])
         .status()
         .unwrap();
-    let worker = tokio::time::timeout(LIMIT, worker.wait_with_output())
+    let status = tokio::time::timeout(LIMIT, worker.wait())
         .await
         .unwrap()
         .unwrap();
-    assert!(worker.status.success());
+    assert!(status.success());
+    let (worker_stdout, worker_stderr) =
+        (worker_stdout.await.unwrap(), worker_stderr.await.unwrap());
 
     let logs = [
         producer.stdout,
         producer.stderr,
-        String::from_utf8_lossy(&worker.stdout).into_owned(),
-        String::from_utf8_lossy(&worker.stderr).into_owned(),
+        String::from_utf8_lossy(&worker_stdout).into_owned(),
+        String::from_utf8_lossy(&worker_stderr).into_owned(),
     ]
     .join("\n");
     assert!(
