@@ -101,7 +101,10 @@ async fn scraped_counts_match_the_table_and_the_dead_letter_queue() {
     let mut producer = WatchingProducer::start(args).await;
     // No worker yet: the pages wait on the queue.
     let report = producer.next_pass().await;
-    assert_eq!((report.records, report.pages), (12_000, 12));
+    assert_eq!(report.records, 12_000);
+    // Pages of 1,000, and a part page at the end of each slice read at once.
+    assert!((12..=20).contains(&report.pages), "{report:?}");
+    let pages = report.pages as f64;
 
     let text = scrape(producer.addr).await.unwrap();
     let used = sample(&text, "sfsync_api_calls_used", &[]).unwrap();
@@ -117,7 +120,7 @@ async fn scraped_counts_match_the_table_and_the_dead_letter_queue() {
     );
     assert_eq!(
         sample(&text, "sfsync_pages_published_total", CONTACT),
-        Some(12.0)
+        Some(pages)
     );
     assert_eq!(sample(&text, "sfsync_pages_in_flight", &[]), Some(0.0));
     assert!(
@@ -224,7 +227,7 @@ async fn scraped_counts_match_the_table_and_the_dead_letter_queue() {
     );
     assert_eq!(
         sum(&after, "sfsync_upsert_duration_seconds_count", CONTACT),
-        12.0,
+        pages,
         "one timed store per page"
     );
     let per_worker: Vec<f64> = after

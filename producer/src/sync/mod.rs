@@ -310,8 +310,8 @@ impl Target {
 /// Picks REST or Bulk. `Auto` counts the records to read with `COUNT()` (over narrower
 /// windows when Salesforce times the count out; a count that times out even over one second
 /// picks Bulk, as REST could not read that second either). A SOQL longer than a Bulk job takes
-/// is read through REST, which cuts it into parts.
-async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
+/// is read through REST, which cuts it into parts. Also returns the records counted, if so.
+async fn choose_api(run: &Run<'_>) -> anyhow::Result<(Api, Option<u64>)> {
     let options = run.options;
     let object = run.object();
     let bulk_soql = run.query().select(run.fields, soql::Order::None)?.len();
@@ -322,17 +322,17 @@ async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
             max = MAX_SOQL_LENGTH,
             "The query is longer than a Bulk job accepts; reading through REST instead."
         );
-        return Ok(Api::Rest);
+        return Ok((Api::Rest, None));
     }
     Ok(match options.api {
-        ApiChoice::Rest => Api::Rest,
-        ApiChoice::Bulk => Api::Bulk,
+        ApiChoice::Rest => (Api::Rest, None),
+        ApiChoice::Bulk => (Api::Bulk, None),
         ApiChoice::Auto if short_watch_window(run) => {
             tracing::debug!(
                 object,
                 "A short incremental window: read through REST without counting."
             );
-            Api::Rest
+            (Api::Rest, None)
         }
         ApiChoice::Auto => {
             let count = windows::count(run)
@@ -349,7 +349,11 @@ async fn choose_api(run: &Run<'_>) -> anyhow::Result<Api> {
                 ?api,
                 "API chosen."
             );
-            api
+            let counted = match count {
+                Count::Records(total) => Some(total),
+                Count::TooManyToCount => None,
+            };
+            (api, counted)
         }
     })
 }

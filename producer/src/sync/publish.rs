@@ -10,7 +10,7 @@ use super::{
     pipeline::{self, Source},
     refusals::{self, BulkRefusals, NeedsFilter},
     run::{Progress, Run},
-    short_watch_window, slices,
+    slices,
     windows::Window,
 };
 use crate::{publisher::PagePublisher, runs, sync_state};
@@ -90,7 +90,8 @@ async fn publish_pages(
         .context("putting the AMQP channel in confirm mode")?
         .with_in_flight_gauge(run.sf.metrics().pages_in_flight());
     let typed = bulk::csv_types(&target.describe, run.fields);
-    let mut api = match choose_api(run).await? {
+    let (api, counted) = choose_api(run).await?;
+    let mut api = match api {
         Api::Bulk if refusals.refused(run.object()) => Api::Rest,
         api => api,
     };
@@ -98,7 +99,7 @@ async fn publish_pages(
         Api::Rest => Source::Rest(&typed),
         Api::Bulk => Source::Bulk(&typed),
     };
-    let slices = slices_to_read(run, target).await?;
+    let slices = slices_to_read(run, target, api, counted).await?;
     let mut outcome =
         pipeline::publish_records(run, &mut publisher, source(api), &slices, progress).await;
     if let Err(e) = &outcome
@@ -121,8 +122,14 @@ async fn publish_pages(
 
 /// The stamp windows the run reads, each by its own fetcher, all at once: what an earlier run
 /// of the object that stopped half-way left unread, or else the run's window cut into
-/// `--parallel` slices when it is big (see `slices`), or else the whole window.
-async fn slices_to_read(run: &Run<'_>, target: &Target) -> anyhow::Result<Vec<Window>> {
+/// `--parallel` slices when it is big (see `slices`; `counted` is the records to read, when
+/// the API choice counted them), or else the whole window.
+async fn slices_to_read(
+    run: &Run<'_>,
+    target: &Target,
+    api: Api,
+    counted: Option<u64>,
+) -> anyhow::Result<Vec<Window>> {
     let window = Window::from(run.since);
     let options = run.options;
     if run.stamp.is_none() {
@@ -141,11 +148,25 @@ async fn slices_to_read(run: &Run<'_>, target: &Target) -> anyhow::Result<Vec<Wi
             return Ok(gaps);
         }
     }
-    if options.parallel <= 1 || short_watch_window(run) {
+    // A pass of `--watch` over a table it already holds reads what changed since the last
+    // pass: not worth the counts a cut costs on every pass.
+    if options.cadence.is_some() && run.since.is_some() {
         return Ok(vec![window]);
     }
-    let (slices, _) = slices::plan(run, window, options.parallel, options.parallel_above)
-        .await
-        .context("choosing the slices to read at once")?;
-    Ok(slices)
+    slices::plan(
+        run,
+        window,
+        (
+            options.parallel,
+            options.parallel_above,
+            match api {
+                // A slice of a page or more.
+                Api::Rest => u64::from(options.page_size),
+                Api::Bulk => slices::BULK_RECORDS_PER_SLICE,
+            },
+        ),
+        counted,
+    )
+    .await
+    .context("choosing the slices to read at once")
 }

@@ -16,13 +16,24 @@
 use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
 use salesforce::composite::MAX_QUERIES;
 
-use super::{record, run::Run, windows::Window};
-use crate::{salesforce::page::QueryPage, soql};
+use super::{
+    record,
+    run::Run,
+    windows::{self, Window},
+};
+use crate::{
+    salesforce::{SfError, page::QueryPage},
+    soql,
+};
 
 /// Stretches of time counted first, per slice wanted.
 const STRETCHES_PER_SLICE: usize = 2;
 /// Composite calls spent recounting the heaviest stretches, at most.
 const REFINEMENTS: usize = 2;
+/// Records a Bulk slice holds at least: each slice is a job of its own, whose creation, state
+/// polls and deletion cost calls beside its result chunks of 5,000 records, so a job is worth
+/// it only when it downloads ten chunks or more.
+pub(super) const BULK_RECORDS_PER_SLICE: u64 = 50_000;
 
 /// One stretch of time and the records it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,43 +42,80 @@ struct Stretch {
     records: u64,
 }
 
-/// The slices to read `window` in: `parallel` of them at most, `[window]` when the window
-/// holds `parallel_above` records or fewer (or cannot be cut: no stamp, no records).
-/// Also returns the records counted, when counted.
+/// The slices to read `window` in: `parallel` of them at most, and no more than one per
+/// `per_slice` records, `[window]` when the window holds `parallel_above` records or fewer
+/// (`counted`, when the caller counted them already),
+/// or cannot be cut (no stamp, no records, or Salesforce timed out a count: the read then
+/// goes one page after the other, as without `--parallel`).
 ///
 /// # Errors
-/// A query or a Composite call failed whole.
+/// A query or a Composite call failed whole, other than by timing out.
 pub(super) async fn plan(
     run: &Run<'_>,
     window: Window,
-    parallel: usize,
-    parallel_above: u64,
-) -> anyhow::Result<(Vec<Window>, Option<u64>)> {
-    let Some(stamp) = run.query().stamp else {
-        return Ok((vec![window], None));
+    (parallel, parallel_above, per_slice): (usize, u64, u64),
+    counted: Option<u64>,
+) -> anyhow::Result<Vec<Window>> {
+    let parallel = match counted {
+        Some(n) => parallel.min(usize::try_from(n / per_slice.max(1)).unwrap_or(usize::MAX)),
+        None => parallel,
     };
-    if parallel <= 1 {
-        return Ok((vec![window], None));
+    if parallel <= 1 || run.query().stamp.is_none() || counted.is_some_and(|n| n <= parallel_above)
+    {
+        return Ok(vec![window]);
     }
+    match plan_counted(run, window, (parallel, parallel_above, per_slice), counted).await {
+        Ok(slices) => Ok(slices),
+        Err(e) if e.downcast_ref::<SfError>().is_some_and(windows::is_timeout) => {
+            tracing::warn!(object = run.object(), error = %e, "Salesforce timed out counting the slices of a parallel read; reading one page after the other.");
+            Ok(vec![window])
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn plan_counted(
+    run: &Run<'_>,
+    window: Window,
+    (parallel, parallel_above, per_slice): (usize, u64, u64),
+    counted: Option<u64>,
+) -> anyhow::Result<Vec<Window>> {
+    let Some(stamp) = run.query().stamp else {
+        return Ok(vec![window]);
+    };
     let low = match window.since {
         Some(since) => since,
         None => match oldest(run, stamp).await? {
             Some(oldest) => oldest,
-            None => return Ok((vec![window], Some(0))),
+            None => return Ok(vec![window]),
         },
     };
     let high = whole_second(Utc::now()) + TimeDelta::seconds(1);
     if high <= low + TimeDelta::seconds(1) {
-        return Ok((vec![window], None));
+        return Ok(vec![window]);
     }
-    let mut stretches = count(
-        run,
-        split(window, low, high, parallel * STRETCHES_PER_SLICE),
-    )
-    .await?;
+    let stretches = split(window, low, high, parallel * STRETCHES_PER_SLICE);
+    // Unless the caller counted, the whole window is counted in the first Composite call
+    // with the first stretches: a small read then costs that one call.
+    let mut stretches = match counted {
+        Some(_) => count(run, stretches).await?,
+        None => {
+            let first = stretches.len().min(MAX_QUERIES - 1);
+            let mut head = vec![window];
+            head.extend_from_slice(&stretches[..first]);
+            let mut head = count(run, head).await?;
+            let total = head.remove(0).records;
+            if total <= parallel_above {
+                return Ok(vec![window]);
+            }
+            head.extend(count(run, stretches[first..].to_vec()).await?);
+            head
+        }
+    };
     let total: u64 = stretches.iter().map(|s| s.records).sum();
-    if total <= parallel_above {
-        return Ok((vec![window], Some(total)));
+    let parallel = parallel.min(usize::try_from(total / per_slice.max(1)).unwrap_or(usize::MAX));
+    if total <= parallel_above || parallel <= 1 {
+        return Ok(vec![window]);
     }
     let share = total / parallel as u64;
     for _ in 0..REFINEMENTS {
@@ -91,7 +139,7 @@ pub(super) async fn plan(
         slices = slices.len(),
         "Reading the records in slices at once."
     );
-    Ok((slices, Some(total)))
+    Ok(slices)
 }
 
 /// The oldest stamp of the run's records, `None` when it has none.
@@ -111,6 +159,9 @@ async fn oldest(run: &Run<'_>, stamp: &str) -> anyhow::Result<Option<DateTime<Ut
 
 /// Each stretch's `COUNT()`, five to a Composite call. A count Salesforce timed out counts as
 /// the most any other stretch holds, so that it is more likely cut again than left whole.
+///
+/// # Errors
+/// A call failed whole, or a count failed otherwise than by timing out.
 async fn count(run: &Run<'_>, windows: Vec<Window>) -> anyhow::Result<Vec<Stretch>> {
     let mut counted = Vec::with_capacity(windows.len());
     for group in windows.chunks(MAX_QUERIES) {
@@ -122,6 +173,7 @@ async fn count(run: &Run<'_>, windows: Vec<Window>) -> anyhow::Result<Vec<Stretc
         for (window, answer) in group.iter().zip(answers) {
             let records = match answer {
                 Ok(records) => Some(records),
+                Err(e) if !windows::is_timeout(&e) => return Err(e.into()),
                 Err(e) => {
                     tracing::debug!(object = run.object(), %window, error = %e, "A slice count failed; estimating it.");
                     None
