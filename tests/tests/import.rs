@@ -82,6 +82,7 @@ async fn full_import_matches_the_org_field_by_field_and_a_rerun_rewrites_nothing
     // The status report agrees with the table.
     let status = producer::runs::status(&env.pool, 10).await.unwrap();
     let latest = status.iter().find(|r| r.run_id == again.run_id).unwrap();
+    let pages = again.pages as i64;
     assert_eq!(
         (
             latest.status.as_str(),
@@ -90,7 +91,7 @@ async fn full_import_matches_the_org_field_by_field_and_a_rerun_rewrites_nothing
             latest.records_stored,
             latest.records_dead
         ),
-        ("published", 10, 10, 20_000, 0)
+        ("published", pages, pages, 20_000, 0)
     );
 
     assert_eq!(
