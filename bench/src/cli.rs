@@ -64,10 +64,14 @@ pub struct BenchArgs {
     /// is answered, as across the internet (default: the fake's own, no latency).
     #[arg(long)]
     pub latency_ms: Option<u64>,
-    /// Passed to fake-salesforce as `--bandwidth-mbps`: each response is sent at this many
-    /// megabits per second at most (default: the fake's own, unlimited).
+    /// Passed to fake-salesforce as `--bandwidth-mbps`: responses cross one link of this many
+    /// megabits per second, which those sent at once share (default: the fake's own, unlimited).
     #[arg(long, value_parser = parse_positive)]
     pub bandwidth_mbps: Option<f64>,
+    /// Passed to fake-salesforce as `--no-gzip`: it answers uncompressed even when asked for
+    /// gzip, to see what compression saves on the wire.
+    #[arg(long)]
+    pub no_gzip: bool,
     /// Passed to the producer's `sync` as `--parallel` (default: the producer's own).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub parallel: Option<u16>,

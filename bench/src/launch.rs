@@ -139,6 +139,9 @@ pub(crate) fn fake_args(args: &BenchArgs, port: u16) -> Vec<String> {
     if let Some(mbps) = args.bandwidth_mbps {
         flags.extend(["--bandwidth-mbps".into(), mbps.to_string()]);
     }
+    if args.no_gzip {
+        flags.push("--no-gzip".into());
+    }
     flags
 }
 

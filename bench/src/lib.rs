@@ -19,6 +19,7 @@
 pub mod baseline;
 pub mod cli;
 pub mod clock;
+mod http;
 pub mod launch;
 pub mod proc_stats;
 pub mod procs;
@@ -61,10 +62,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     print_summary(&args, &runs);
     println!(
-        "{}{}{}",
+        "{}{}{}{}",
         report::last_line(&runs),
         report::comparison_suffix(&runs, &others),
-        report::script_suffix(&runs)
+        report::script_suffix(&runs),
+        report::network_suffix(&runs)
     );
     Ok(())
 }
@@ -83,9 +85,10 @@ async fn measured_run(
         let figures = run::run_once(args, bins, script, i).await?;
         let one = std::slice::from_ref(&figures);
         eprintln!(
-            "bench: run {i}: {}{}",
+            "bench: run {i}: {}{}{}",
             report::last_line(one),
-            report::script_suffix(one)
+            report::script_suffix(one),
+            report::network_suffix(one)
         );
         if figures.other_pct <= args.max_other_pct || attempt == 3 {
             return Ok(figures);

@@ -26,6 +26,13 @@ pub struct RunFigures {
     pub script_cpu_s: Option<f64>,
     /// With `--script-baseline`: the script's REST API calls.
     pub script_api_calls: Option<u64>,
+    /// API calls of the sync (every call the fake org counted, the login aside).
+    pub api_calls: Option<u64>,
+    /// Response body bytes the fake org sent during the sync (after gzip), in MB (10^6).
+    pub wire_mb: Option<f64>,
+    /// With a network: the least time the sync's calls could take,
+    /// `calls × latency / parallelism + bytes / bandwidth` (see [`floor_seconds`]).
+    pub floor_seconds: Option<f64>,
     pub producer_rss_mib: f64,
     /// Peak RSS of the largest worker.
     pub worker_rss_mib: f64,
@@ -65,6 +72,13 @@ impl RunFigures {
             .map(|s| self.seconds / s)
     }
 
+    /// sfsync's time divided by its network floor (1.0: the network alone would take as long).
+    pub fn floor_ratio(&self) -> Option<f64> {
+        self.floor_seconds
+            .filter(|f| *f > 0.0)
+            .map(|f| self.seconds / f)
+    }
+
     pub fn records_per_sec(&self) -> f64 {
         self.records as f64 / self.seconds
     }
@@ -77,6 +91,27 @@ impl RunFigures {
     pub fn fake_cpu_ms_per_1k(&self) -> f64 {
         per_1k(self.fake_cpu_s, self.records)
     }
+}
+
+/// The least time a sync of `calls` API calls and `wire_bytes` bytes could take over a network
+/// of `latency_ms` per call and `bandwidth_mbps` (one link all responses share), `parallelism`
+/// calls at a time: `calls × latency / parallelism + bytes / bandwidth`. `None` without a
+/// network.
+pub fn floor_seconds(
+    calls: u64,
+    wire_bytes: u64,
+    latency_ms: Option<u64>,
+    bandwidth_mbps: Option<f64>,
+    parallelism: u64,
+) -> Option<f64> {
+    if latency_ms.is_none() && bandwidth_mbps.is_none() {
+        return None;
+    }
+    let waits = calls as f64 * latency_ms.unwrap_or(0) as f64 / 1000.0 / parallelism.max(1) as f64;
+    let transfer = bandwidth_mbps
+        .filter(|m| *m > 0.0)
+        .map_or(0.0, |m| wire_bytes as f64 / (m * 1_000_000.0 / 8.0));
+    Some(waits + transfer)
 }
 
 fn per_1k(cpu_s: f64, records: u64) -> f64 {
@@ -101,6 +136,10 @@ const FIGURES: &[Figure] = &[
     ("vs_script", |r| r.script_ratio()),
     ("script_cpu", |r| r.script_cpu_s),
     ("script_api", |r| r.script_api_calls.map(|n| n as f64)),
+    ("api_calls", |r| r.api_calls.map(|n| n as f64)),
+    ("wire_MB", |r| r.wire_mb),
+    ("floor_s", |r| r.floor_seconds),
+    ("vs_floor", |r| r.floor_ratio()),
     ("prod_MiB", |r| Some(r.producer_rss_mib)),
     ("wrk_MiB", |r| Some(r.worker_rss_mib)),
     ("cpu_ms/1k", |r| Some(r.cpu_ms_per_1k())),
@@ -198,6 +237,9 @@ pub fn median_run(runs: &[RunFigures]) -> RunFigures {
         script_wall_seconds: med(|r| r.script_wall_seconds),
         script_cpu_s: med(|r| r.script_cpu_s),
         script_api_calls: med(|r| r.script_api_calls.map(|n| n as f64)).map(|n| n.round() as u64),
+        api_calls: med(|r| r.api_calls.map(|n| n as f64)).map(|n| n.round() as u64),
+        wire_mb: med(|r| r.wire_mb),
+        floor_seconds: med(|r| r.floor_seconds),
         producer_rss_mib: med(|r| Some(r.producer_rss_mib)).unwrap_or_default(),
         worker_rss_mib: med(|r| Some(r.worker_rss_mib)).unwrap_or_default(),
         producer_cpu_s: med(|r| Some(r.producer_cpu_s)).unwrap_or_default(),
@@ -237,6 +279,23 @@ pub fn last_line(runs: &[RunFigures]) -> String {
         m.publish_seconds,
         m.fake_cpu_ms_per_1k(),
         runs.len()
+    )
+}
+
+/// What the last line ends with beside the other suffixes: the sync's API calls and bytes on
+/// the wire, and with a network, its floor and `seconds / floor` (medians over runs).
+pub fn network_suffix(runs: &[RunFigures]) -> String {
+    let m = median_run(runs);
+    let opt = |v: Option<f64>, decimals: usize| {
+        v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
+    };
+    format!(
+        " api_calls={} wire_mb={} floor_seconds={} floor_ratio={}",
+        m.api_calls
+            .map_or_else(|| "n/a".to_owned(), |n| n.to_string()),
+        opt(m.wire_mb, 1),
+        opt(m.floor_seconds, 3),
+        opt(median(runs.iter().filter_map(RunFigures::floor_ratio)), 2),
     )
 }
 
@@ -287,6 +346,19 @@ pub fn comparison_suffix(runs: &[RunFigures], others: &[RunFigures]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_floor_is_latency_over_parallelism_plus_bytes_over_bandwidth() {
+        assert_eq!(floor_seconds(150, 1_000_000, None, None, 8), None);
+        // 160 calls of 300 ms, 8 at a time: 6 s.
+        let f = floor_seconds(160, 0, Some(300), None, 8).unwrap();
+        assert!((f - 6.0).abs() < 1e-9, "{f}");
+        // 50 MB over 50 Mbit/s (6.25 MB/s): 8 s, however many calls run at once.
+        let f = floor_seconds(10, 50_000_000, None, Some(50.0), 8).unwrap();
+        assert!((f - 8.0).abs() < 1e-9, "{f}");
+        let f = floor_seconds(10, 50_000_000, Some(100), Some(50.0), 1).unwrap();
+        assert!((f - 9.0).abs() < 1e-9, "{f}");
+    }
+
     fn run(seconds: f64, copy: f64) -> RunFigures {
         RunFigures {
             records: 300_000,
@@ -301,6 +373,9 @@ mod tests {
             script_wall_seconds: None,
             script_cpu_s: None,
             script_api_calls: None,
+            api_calls: Some(160),
+            wire_mb: Some(12.5),
+            floor_seconds: None,
             producer_rss_mib: 20.0,
             worker_rss_mib: 40.0,
             producer_cpu_s: 1.5,

@@ -22,7 +22,7 @@ use crate::{
         read_minflt, reaped_children_cpu_ns, server_cpu,
     },
     procs::{Binaries, Proc},
-    report::RunFigures,
+    report::{self, RunFigures},
     script::{self, Script},
     services::Env,
 };
@@ -123,6 +123,7 @@ async fn measure(
     let host0 = read_host()?;
     let servers0 = server_cpu(&env.name);
 
+    let wire0 = crate::http::wire(port).await?;
     let producer_args = producer_args(args);
     let started = Instant::now();
     let mut producer = Proc::spawn(
@@ -166,6 +167,11 @@ async fn measure(
     }
     let fake_cpu = process_cpu_ns(fake.pid)?.saturating_sub(fake_cpu0);
     drop(sampler);
+    let wire = crate::http::wire(port).await?;
+    let (api_calls, wire_bytes) = (
+        wire.api_calls.saturating_sub(wire0.api_calls),
+        wire.bytes.saturating_sub(wire0.bytes),
+    );
 
     let stored: i64 = db
         .query_one("SELECT count(*) FROM salesforce.contact", &[])
@@ -219,6 +225,15 @@ async fn measure(
         script_wall_seconds: scripted.map(|s| s.wall_seconds),
         script_cpu_s: scripted.map(|s| s.cpu_s),
         script_api_calls: scripted.map(|s| s.report.api_calls),
+        api_calls: Some(api_calls),
+        wire_mb: Some(wire_bytes as f64 / 1e6),
+        floor_seconds: report::floor_seconds(
+            api_calls,
+            wire_bytes,
+            args.latency_ms,
+            args.bandwidth_mbps,
+            parallelism(args),
+        ),
         producer_rss_mib: producer_peak_kib as f64 / KIB_PER_MIB,
         worker_rss_mib: worker_peak_kib as f64 / KIB_PER_MIB,
         producer_cpu_s: producer_cpu_ns as f64 / NS_PER_S,
@@ -251,6 +266,26 @@ async fn measure(
         0.0
     };
     Ok(figures)
+}
+
+/// The calls the producer has in flight at once while it reads: `--parallel` slices (8 by
+/// default), no more than one per page for REST or one per 50,000 records for a Bulk job (the
+/// producer's own rules). The reading is most of a sync's calls; describe, the count and the
+/// plan before it go one at a time, so the floor is a little under what is possible.
+fn parallelism(args: &BenchArgs) -> u64 {
+    let parallel = u64::from(args.parallel.unwrap_or(8));
+    let records = u64::from(args.records);
+    let bulk = match args.api.as_deref() {
+        Some("bulk") => true,
+        Some("rest") => false,
+        _ => records > 100_000,
+    };
+    let per_slice = if bulk {
+        50_000
+    } else {
+        u64::from(args.page_size.unwrap_or(2000))
+    };
+    parallel.min(records / per_slice).max(1)
 }
 
 /// The producer's command line for the timed sync.

@@ -14,9 +14,9 @@ use std::{
 
 use anyhow::Context as _;
 use clap::Parser;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::{
+    http::{http, http_with},
     launch::{free_port, wait_for_http, wait_for_log},
     procs::{Binaries, Proc},
     services::Env,
@@ -434,48 +434,4 @@ async fn arrival(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn http(port: u16, method: &str, path: &str, body: &str) -> anyhow::Result<String> {
-    http_with(port, method, path, body, None).await
-}
-
-/// A bare HTTP/1.1 request to the fake org on localhost; returns the body.
-async fn http_with(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: &str,
-    token: Option<&str>,
-) -> anyhow::Result<String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await?;
-    let text = String::from_utf8_lossy(&answer);
-    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP answer")?;
-    anyhow::ensure!(head.starts_with("HTTP/1.1 2"), "{method} {path}: {head}");
-    // A chunked answer: the chunks' sizes stand on lines of their own.
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = String::new();
-        let mut rest = body;
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        return Ok(out);
-    }
-    Ok(body.to_owned())
 }

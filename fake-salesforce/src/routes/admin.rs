@@ -75,7 +75,8 @@ struct FaultsRequest {
 }
 
 fn faults_report(org: &Org) -> Response {
-    let body = json!({"faults": org.faults(), "stats": org.fault_stats()});
+    let body =
+        json!({"faults": org.faults(), "stats": org.fault_stats(), "api_used": org.api_usage()});
     json_response(StatusCode::OK, body.to_string())
 }
 
