@@ -4,14 +4,15 @@
 //! Records are not spread evenly over time (a data load stamps a million records within an
 //! hour, then a few change a day), so equal stretches of time would make one slice hold most
 //! of them. The plan counts instead, cheaply: the oldest stamp (one query, for a full read),
-//! then `COUNT()` over equal stretches of time, five counts to a Composite call (one API call
-//! each), then the heaviest stretches counted again in five parts, a few times. The cuts fall
-//! on stretch boundaries where the running count passes each `1/parallel` of the total. A
-//! stretch one second wide cannot be cut (SOQL compares whole seconds): a mass update stamping
-//! most records in one second leaves one slice heavier than the others.
+//! then one Composite call (one API call for five queries) counting the whole window and four
+//! equal stretches of it, then up to three rounds in which every stretch holding more than
+//! half a slice's share is counted again in five parts, one Composite call each, all at once.
+//! The cuts fall on the stretch boundaries nearest to each `1/parallel` of the total. A stretch
+//! one second wide cannot be cut (SOQL compares whole seconds): a mass update stamping most
+//! records in one second leaves one slice heavier than the others.
 //!
-//! A full read costs `1 + stretches/5 + refinements` calls this way (five for eight slices),
-//! against the one call per 2,000 records the read itself costs.
+//! A full read of 300,000 records into eight slices costs about ten calls and four round trips
+//! this way, against the 150 calls the read itself costs.
 
 use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
 use salesforce::composite::MAX_QUERIES;
@@ -26,10 +27,8 @@ use crate::{
     soql,
 };
 
-/// Stretches of time counted first, per slice wanted.
-const STRETCHES_PER_SLICE: usize = 2;
-/// Composite calls spent recounting the heaviest stretches, at most.
-const REFINEMENTS: usize = 2;
+/// Rounds of recounting heavy stretches in parts, at most.
+const ROUNDS: usize = 3;
 /// Records a Bulk slice holds at least: each slice is a job of its own, whose creation, state
 /// polls and deletion cost calls beside its result chunks of 5,000 records, so a job is worth
 /// it only when it downloads ten chunks or more.
@@ -94,43 +93,48 @@ async fn plan_counted(
     if high <= low + TimeDelta::seconds(1) {
         return Ok(vec![window]);
     }
-    let stretches = split(window, low, high, parallel * STRETCHES_PER_SLICE);
-    // Unless the caller counted, the whole window is counted in the first Composite call
-    // with the first stretches: a small read then costs that one call.
-    let mut stretches = match counted {
-        Some(_) => count(run, stretches).await?,
+    // First call: the whole window (unless counted already) and a first few stretches.
+    let head = match counted {
+        Some(_) => split(window, low, high, MAX_QUERIES),
         None => {
-            let first = stretches.len().min(MAX_QUERIES - 1);
             let mut head = vec![window];
-            head.extend_from_slice(&stretches[..first]);
-            let mut head = count(run, head).await?;
-            let total = head.remove(0).records;
-            if total <= parallel_above {
-                return Ok(vec![window]);
-            }
-            head.extend(count(run, stretches[first..].to_vec()).await?);
+            head.extend(split(window, low, high, MAX_QUERIES - 1));
             head
         }
     };
-    let total: u64 = stretches.iter().map(|s| s.records).sum();
+    let mut stretches = count(run, head).await?;
+    let total = match counted {
+        Some(total) => total,
+        None => stretches.remove(0).records,
+    };
     let parallel = parallel.min(usize::try_from(total / per_slice.max(1)).unwrap_or(usize::MAX));
     if total <= parallel_above || parallel <= 1 {
         return Ok(vec![window]);
     }
-    let share = total / parallel as u64;
-    for _ in 0..REFINEMENTS {
-        // The heaviest stretch that holds more than one slice's share and can still be cut.
-        let heaviest = stretches
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.records > share && s.window.halves(high).is_some())
-            .max_by_key(|(_, s)| s.records)
-            .map(|(i, _)| i);
-        let Some(i) = heaviest else { break };
-        let s = stretches[i];
-        let (from, to) = ends(s.window, low, high);
-        let parts = count(run, split(s.window, from, to, MAX_QUERIES)).await?;
-        stretches.splice(i..=i, parts);
+    // Then rounds of recounting: every stretch holding more than half a slice's share is
+    // counted again in five parts, one Composite call each, all at once, so that a round
+    // costs one round trip however many stretches it recounts.
+    let half_share = total / parallel as u64 / 2;
+    for _ in 0..ROUNDS {
+        let mut heavy: Vec<usize> = (0..stretches.len())
+            .filter(|&i| {
+                stretches[i].records > half_share && stretches[i].window.halves(high).is_some()
+            })
+            .collect();
+        if heavy.is_empty() {
+            break;
+        }
+        heavy.sort_by_key(|&i| std::cmp::Reverse(stretches[i].records));
+        heavy.truncate(parallel);
+        heavy.sort_unstable();
+        let recounts = heavy.iter().map(|&i| {
+            let (from, to) = ends(stretches[i].window, low, high);
+            count(run, split(stretches[i].window, from, to, MAX_QUERIES))
+        });
+        let parts = futures::future::try_join_all(recounts).await?;
+        for (&i, parts) in heavy.iter().zip(parts).rev() {
+            stretches.splice(i..=i, parts);
+        }
     }
     let slices = cut(&stretches, parallel);
     tracing::info!(
@@ -222,13 +226,24 @@ fn ends(window: Window, low: DateTime<Utc>, high: DateTime<Utc>) -> (DateTime<Ut
     (window.since.unwrap_or(low), window.until.unwrap_or(high))
 }
 
-/// Consecutive stretches grouped into at most `parallel` slices of about equal records.
+/// Consecutive stretches grouped into at most `parallel` slices of about equal records: each
+/// slice ends on the stretch boundary nearest to its share of the running count.
 fn cut(stretches: &[Stretch], parallel: usize) -> Vec<Window> {
     let total: u64 = stretches.iter().map(|s| s.records).sum();
-    let mut slices: Vec<Window> = Vec::with_capacity(parallel);
+    let parallel = parallel.max(1) as u64;
+    let mut slices: Vec<Window> = Vec::with_capacity(parallel as usize);
     let mut open: Option<Window> = None;
     let mut so_far = 0u64;
     for s in stretches {
+        let due = total * (slices.len() as u64 + 1) / parallel;
+        let more_slices = (slices.len() as u64 + 1) < parallel;
+        // Close before this stretch when stopping short of the share is nearer than passing it.
+        if more_slices && open.is_some() && so_far + s.records > due {
+            let over = so_far + s.records - due;
+            if due.saturating_sub(so_far) < over {
+                slices.extend(open.take());
+            }
+        }
         open = Some(match open {
             None => s.window,
             Some(w) => Window {
@@ -237,9 +252,8 @@ fn cut(stretches: &[Stretch], parallel: usize) -> Vec<Window> {
             },
         });
         so_far += s.records;
-        // Close the slice once the running count passes the next share.
-        let due = total * (slices.len() as u64 + 1) / parallel as u64;
-        if so_far >= due && slices.len() + 1 < parallel {
+        let due = total * (slices.len() as u64 + 1) / parallel;
+        if so_far >= due && (slices.len() as u64 + 1) < parallel {
             slices.extend(open.take());
         }
     }
