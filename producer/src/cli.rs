@@ -259,6 +259,11 @@ pub struct SyncArgs {
     /// long incremental window); smaller reads go one page after the other.
     #[arg(long, env = "SFSYNC_PARALLEL_ABOVE", default_value_t = 10_000)]
     pub parallel_above: u64,
+    /// Cut reads into slices only when a call to the org takes at least this long (measured on
+    /// the plan's first call): against a nearby org the reading is not what waits, and slices
+    /// only add calls and memory. 0 always cuts.
+    #[arg(long, env = "SFSYNC_PARALLEL_MIN_LATENCY", default_value = "100ms", value_parser = common::config::parse_duration)]
+    pub parallel_min_latency: std::time::Duration,
     /// Records per page asked of Salesforce (200–2000), the batch size: one page becomes one
     /// message, stored by a worker in one statement.
     #[arg(long, env = "SFSYNC_PAGE_SIZE", default_value_t = 2000, value_parser = clap::value_parser!(u32).range(200..=2000))]

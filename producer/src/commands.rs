@@ -143,6 +143,7 @@ pub(crate) fn sync_options(args: &SyncArgs, object: &str, cadence: Option<Cadenc
         bulk_threshold: args.bulk_threshold,
         parallel: usize::from(args.parallel),
         parallel_above: args.parallel_above,
+        parallel_min_latency: args.parallel_min_latency,
         settings,
         cadence,
     }

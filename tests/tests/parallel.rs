@@ -82,9 +82,10 @@ async fn a_big_read_in_slices_lands_every_record_once_and_a_gap_free_watermark()
         "the watermark reaches the newest record once every slice is confirmed"
     );
     assert!(ahead(&env).await.is_empty(), "nothing left recorded ahead");
-    // Choosing the slices costs a few calls, and each slice ends with a part page.
+    // Each slice ends with a part page; choosing them costs the oldest stamp, one count call,
+    // and at most three rounds of at most one call per slice.
     assert!(
-        report.api_calls <= one_by_one.api_calls + 4 + 6,
+        report.api_calls <= one_by_one.api_calls + 4 + 2 + 3 * 4,
         "{} calls in slices against {} one page after the other",
         report.api_calls,
         one_by_one.api_calls
@@ -196,6 +197,46 @@ async fn a_bulk_read_in_slices_runs_one_job_per_slice_and_lands_every_record() {
         "watermark {mark} is the last job's creation"
     );
     assert!(ahead(&env).await.is_empty());
+    for w in workers {
+        w.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearby_org_is_read_page_after_page_and_a_distant_one_in_slices() {
+    let near_env = TestEnv::new().await.unwrap();
+    let far_env = TestEnv::new().await.unwrap();
+    let near = org(30_000, 44).await;
+    let far = fake_salesforce::spawn(OrgConfig {
+        accounts: 100,
+        contacts: 30_000,
+        seed: 44,
+        faults: fake_salesforce::Faults {
+            latency_ms: 450,
+            ..Default::default()
+        },
+        ..OrgConfig::default()
+    })
+    .await
+    .unwrap();
+    let workers = [near_env.spawn_worker(4, 2), far_env.spawn_worker(4, 2)];
+    let mut near_args = args(&near_env, &near, 4);
+    // Well above what a local call takes even in a debug build on a busy host.
+    near_args.parallel_min_latency = Duration::from_millis(400);
+    let mut far_args = args(&far_env, &far, 4);
+    far_args.parallel_min_latency = Duration::from_millis(400);
+
+    let near_report = sync(&near_env, &near_args).await;
+    let far_report = sync(&far_env, &far_args).await;
+    assert_eq!((near_report.records, far_report.records), (30_000, 30_000));
+    assert_eq!(
+        near_report.pages, 30,
+        "an org answering at once is read one page after the other"
+    );
+    assert!(
+        far_report.pages > 30,
+        "an org 450 ms away is read in slices, each ending with a part page: {far_report:?}"
+    );
     for w in workers {
         w.stop().await;
     }

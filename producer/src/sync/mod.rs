@@ -98,6 +98,8 @@ pub struct SyncOptions {
     pub parallel: usize,
     /// A read of more records than this is cut into slices.
     pub parallel_above: u64,
+    /// Reads are cut only when a call to the org takes at least this long.
+    pub parallel_min_latency: Duration,
     /// The object's `sfsync.toml` section: table name and fields.
     pub settings: ObjectSettings,
     /// How often `sync --watch` spends API calls beyond the query (see [`Cadence`]); `None`
