@@ -260,7 +260,7 @@ pub struct SyncArgs {
     #[arg(long, env = "SFSYNC_PARALLEL_ABOVE", default_value_t = 10_000)]
     pub parallel_above: u64,
     /// Cut reads into slices only when a call to the org takes at least this long (measured on
-    /// the plan's first call): against a nearby org the reading is not what waits, and slices
+    /// one `GET /services/data/`, which counts against no limit): against a nearby org the reading is not what waits, and slices
     /// only add calls and memory. 0 always cuts.
     #[arg(long, env = "SFSYNC_PARALLEL_MIN_LATENCY", default_value = "100ms", value_parser = common::config::parse_duration)]
     pub parallel_min_latency: std::time::Duration,

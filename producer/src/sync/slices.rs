@@ -14,8 +14,6 @@
 //! A full read of 300,000 records into eight slices costs about ten calls and four round trips
 //! this way, against the 150 calls the read itself costs.
 
-use std::time::Instant;
-
 use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
 use salesforce::composite::MAX_QUERIES;
 
@@ -84,30 +82,27 @@ async fn plan_counted(
     let Some(stamp) = run.query().stamp else {
         return Ok(vec![window]);
     };
-    // The first call also measures how far the org is.
-    let asked = Instant::now();
-    let low = match window.since {
-        Some(since) => Some(since),
-        None => oldest(run, stamp).await?,
-    };
-    let near = |run: &Run<'_>| {
-        let took = asked.elapsed();
-        let near = took < run.options.parallel_min_latency;
-        if near {
+    // How far the org is, by a call that costs nothing (and not by a query, whose time is
+    // mostly the org's own work).
+    let min_latency = run.options.parallel_min_latency;
+    if !min_latency.is_zero() {
+        let took = run.sf.round_trip().await;
+        if took.is_some_and(|t| t < min_latency) {
             tracing::debug!(
                 object = run.object(),
                 ?took,
                 "The org answers fast: reading one page after the other."
             );
+            return Ok(vec![window]);
         }
-        near
+    }
+    let low = match window.since {
+        Some(since) => Some(since),
+        None => oldest(run, stamp).await?,
     };
     let Some(low) = low else {
         return Ok(vec![window]);
     };
-    if window.since.is_none() && near(run) {
-        return Ok(vec![window]);
-    }
     let high = whole_second(Utc::now()) + TimeDelta::seconds(1);
     if high <= low + TimeDelta::seconds(1) {
         return Ok(vec![window]);
@@ -122,9 +117,6 @@ async fn plan_counted(
         }
     };
     let mut stretches = count(run, head).await?;
-    if window.since.is_some() && near(run) {
-        return Ok(vec![window]);
-    }
     let total = match counted {
         Some(total) => total,
         None => stretches.remove(0).records,

@@ -132,4 +132,21 @@ impl<M: ApiMetrics> SalesforceClient<M> {
     pub fn data_path(&self) -> String {
         format!("/services/data/v{}", self.api_version)
     }
+
+    /// How long one round trip to the org takes: `GET /services/data/` (the list of API
+    /// versions, which needs no session, does no work and counts against no limit). `None`
+    /// when it fails: the caller then knows nothing of the distance.
+    pub async fn round_trip(&self) -> Option<std::time::Duration> {
+        let url = {
+            let session = self.session.read().await;
+            format!(
+                "{}/services/data/",
+                session.instance_url.as_str().trim_end_matches('/')
+            )
+        };
+        let started = std::time::Instant::now();
+        let answer = self.http.get(&url).send().await.ok()?;
+        answer.bytes().await.ok()?;
+        Some(started.elapsed())
+    }
 }
