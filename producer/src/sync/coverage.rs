@@ -52,8 +52,10 @@ impl Slice {
 #[derive(Debug, Clone)]
 pub(super) struct Coverage {
     slices: Vec<Slice>,
-    /// What [`ahead_changed`](Self::ahead_changed) last returned.
-    recorded_ahead: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// What [`ahead_changed`](Self::ahead_changed) last returned; `None` before its first
+    /// call, so that the first records the run's own ranges (none, at first), replacing what an
+    /// earlier run left.
+    recorded_ahead: Option<Vec<(DateTime<Utc>, DateTime<Utc>)>>,
 }
 
 impl Coverage {
@@ -70,7 +72,7 @@ impl Coverage {
                     finished: None,
                 })
                 .collect(),
-            recorded_ahead: Vec::new(),
+            recorded_ahead: None,
         }
     }
 
@@ -112,12 +114,13 @@ impl Coverage {
         }
     }
 
-    /// [`ahead`](Self::ahead), when it changed since the last call (`Some(empty)` once it
-    /// empties): what to record for a resumed run, without a write per page.
+    /// [`ahead`](Self::ahead) on the first call and whenever it changed since the last
+    /// (`Some(empty)` once it empties): what to record for a resumed run, without a write per
+    /// page.
     pub fn ahead_changed(&mut self) -> Option<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
         let ahead = self.ahead();
-        (ahead != self.recorded_ahead).then(|| {
-            self.recorded_ahead.clone_from(&ahead);
+        (self.recorded_ahead.as_ref() != Some(&ahead)).then(|| {
+            self.recorded_ahead = Some(ahead.clone());
             ahead
         })
     }
@@ -234,6 +237,23 @@ mod tests {
             Some(at(250)),
             "the open slice reaches its last stamp"
         );
+    }
+
+    #[test]
+    fn ranges_are_recorded_first_and_then_only_when_they_change() {
+        let mut c = slices();
+        assert_eq!(
+            c.ahead_changed(),
+            Some(vec![]),
+            "the first call replaces what an earlier run left"
+        );
+        assert_eq!(c.ahead_changed(), None);
+        c.handed(1);
+        c.confirmed(1, Some(at(150)));
+        assert_eq!(c.ahead_changed(), Some(vec![(at(100), at(150))]));
+        assert_eq!(c.ahead_changed(), None);
+        c.finished(0, None);
+        assert_eq!(c.ahead_changed(), Some(vec![]), "the watermark passed it");
     }
 
     #[test]
