@@ -720,6 +720,8 @@ async fn the_producer_reconnects_and_resumes_from_the_watermark() {
     let producer = {
         let mut args = env.sync_args(&org, "Contact");
         args.page_size = 1000;
+        // One page after the other: read in slices, the run can be over before the cut.
+        args.parallel = 1;
         tokio::spawn(async move { producer::run_sync(&args, &CancellationToken::new()).await })
     };
     env.wait_until("some confirmed pages", WAIT, || async {
