@@ -127,7 +127,6 @@ pub(super) async fn read_job(
                 }
                 body.extend_from_slice(splice.tail());
                 let fetched = Fetched {
-                    slice,
                     total_size,
                     message: OutgoingPage {
                         slice,

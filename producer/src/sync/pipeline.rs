@@ -48,10 +48,8 @@ pub(super) enum Handed {
     },
 }
 
-/// A page a fetcher hands to the publisher.
+/// A page a fetcher hands to the publisher (its message says which slice it belongs to).
 pub(super) struct Fetched {
-    /// The slice it belongs to.
-    pub slice: usize,
     /// Records the slice's query will return in all, for the progress bar.
     pub total_size: u64,
     pub message: OutgoingPage,
@@ -97,17 +95,17 @@ pub(super) async fn publish_records(
                     continue;
                 }
             };
-            if let Some(total) = totals.get_mut(fetched.slice) {
+            if let Some(total) = totals.get_mut(fetched.message.slice) {
                 *total = fetched.total_size;
             }
             bar.set_length(totals.iter().sum());
             tracing::debug!(
                 page = fetched.message.page,
-                slice = fetched.slice,
+                slice = fetched.message.slice,
                 records = fetched.message.records,
                 "Publishing page."
             );
-            coverage.handed(fetched.slice);
+            coverage.handed(fetched.message.slice);
             let done = publisher.publish(&fetched.message).await?;
             run.messages.give(fetched.message.body);
             confirmed(run, &done, progress, &bar, &mut coverage).await?;

@@ -233,7 +233,6 @@ impl Reader<'_, '_> {
         body.reserve(size + 512);
         serde_json::to_writer(&mut body, &message)?;
         Ok(Fetched {
-            slice: self.slice,
             total_size,
             message: OutgoingPage {
                 slice: self.slice,
