@@ -52,15 +52,17 @@ impl Slice {
 #[derive(Debug, Clone)]
 pub(super) struct Coverage {
     slices: Vec<Slice>,
-    /// What [`ahead_changed`](Self::ahead_changed) last returned; `None` before its first
-    /// call, so that the first records the run's own ranges (none, at first), replacing what an
-    /// earlier run left.
+    /// What `sfsync.confirmed_ahead` holds for the object: what an earlier run left, then what
+    /// [`ahead_changed`](Self::ahead_changed) last returned; `None` when not known, so that the
+    /// first call records the run's own ranges (none, at first) whatever was there.
     recorded_ahead: Option<Vec<(DateTime<Utc>, DateTime<Utc>)>>,
 }
 
 impl Coverage {
-    /// `windows` in ascending order, each read by its own fetcher.
-    pub fn new(windows: &[Window]) -> Self {
+    /// `windows` in ascending order, each read by its own fetcher; `recorded` is what
+    /// `sfsync.confirmed_ahead` holds for the object, if known (nothing is written while the
+    /// ranges stay as recorded, so a run that is not cut writes nothing there).
+    pub fn new(windows: &[Window], recorded: Option<Vec<(DateTime<Utc>, DateTime<Utc>)>>) -> Self {
         Self {
             slices: windows
                 .iter()
@@ -72,8 +74,13 @@ impl Coverage {
                     finished: None,
                 })
                 .collect(),
-            recorded_ahead: None,
+            recorded_ahead: recorded,
         }
+    }
+
+    /// The slices' windows, in order.
+    pub fn windows(&self) -> Vec<Window> {
+        self.slices.iter().map(|s| s.window).collect()
     }
 
     /// A page of `slice` went to the broker.
@@ -114,9 +121,8 @@ impl Coverage {
         }
     }
 
-    /// [`ahead`](Self::ahead) on the first call and whenever it changed since the last
-    /// (`Some(empty)` once it empties): what to record for a resumed run, without a write per
-    /// page.
+    /// [`ahead`](Self::ahead) when it differs from what is recorded (`Some(empty)` once it
+    /// empties): what to record for a resumed run, without a write per page.
     pub fn ahead_changed(&mut self) -> Option<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
         let ahead = self.ahead();
         (self.recorded_ahead.as_ref() != Some(&ahead)).then(|| {
@@ -178,20 +184,23 @@ mod tests {
     }
 
     fn slices() -> Coverage {
-        Coverage::new(&[
-            Window {
-                since: None,
-                until: Some(at(100)),
-            },
-            Window {
-                since: Some(at(100)),
-                until: Some(at(200)),
-            },
-            Window {
-                since: Some(at(200)),
-                until: None,
-            },
-        ])
+        Coverage::new(
+            &[
+                Window {
+                    since: None,
+                    until: Some(at(100)),
+                },
+                Window {
+                    since: Some(at(100)),
+                    until: Some(at(200)),
+                },
+                Window {
+                    since: Some(at(200)),
+                    until: None,
+                },
+            ],
+            None,
+        )
     }
 
     #[test]
@@ -240,14 +249,26 @@ mod tests {
     }
 
     #[test]
-    fn ranges_are_recorded_first_and_then_only_when_they_change() {
+    fn ranges_are_recorded_only_when_they_differ_from_the_table() {
         let mut c = slices();
         assert_eq!(
             c.ahead_changed(),
             Some(vec![]),
-            "the first call replaces what an earlier run left"
+            "not knowing the table, the first call replaces what an earlier run left"
         );
         assert_eq!(c.ahead_changed(), None);
+        let mut quiet = Coverage::new(&c.windows(), Some(vec![]));
+        assert_eq!(
+            quiet.ahead_changed(),
+            None,
+            "nothing recorded, nothing to write"
+        );
+        let mut stale = Coverage::new(&c.windows(), Some(vec![(at(300), at(400))]));
+        assert_eq!(
+            stale.ahead_changed(),
+            Some(vec![]),
+            "an earlier run's ranges go"
+        );
         c.handed(1);
         c.confirmed(1, Some(at(150)));
         assert_eq!(c.ahead_changed(), Some(vec![(at(100), at(150))]));

@@ -18,7 +18,6 @@ use super::{
     coverage::Coverage,
     rest::fetch_pages,
     run::{Progress, Run},
-    windows::Window,
 };
 use crate::{
     buffers::{MESSAGES_AT_ONCE, Slot},
@@ -57,16 +56,17 @@ pub(super) struct Fetched {
     pub _slot: Slot,
 }
 
-/// Reads every record of `slices` (consecutive stamp windows, each read by its own fetcher, all
-/// at once) from `source` and publishes it; returns once every page is confirmed (or the run
-/// was cancelled, which is then the error).
+/// Reads every record of `coverage`'s slices (consecutive stamp windows, each read by its own
+/// fetcher, all at once) from `source` and publishes it; returns once every page is confirmed
+/// (or the run was cancelled, which is then the error).
 pub(super) async fn publish_records(
     run: &Run<'_>,
     publisher: &mut PagePublisher,
     source: Source<'_>,
-    slices: &[Window],
+    mut coverage: Coverage,
     progress: &mut Progress,
 ) -> anyhow::Result<()> {
+    let slices = coverage.windows();
     let (tx, rx) = mpsc::channel::<Handed>(MESSAGES_AT_ONCE);
     let fetch = futures::future::try_join_all(slices.iter().enumerate().map(|(slice, &window)| {
         let tx = tx.clone();
@@ -79,7 +79,6 @@ pub(super) async fn publish_records(
     }));
     drop(tx);
     let bar = progress_bar(run.options.progress);
-    let mut coverage = Coverage::new(slices);
     let publish = async {
         // Owned by this future: when publishing fails, the receiver is dropped with it, so a
         // fetcher waiting to hand over its next page is released instead of waiting for ever.

@@ -6,7 +6,9 @@ use anyhow::Context;
 use chrono::Utc;
 
 use super::{
-    Api, SyncReport, Target, bulk, choose_api, coverage, deletions,
+    Api, SyncReport, Target, bulk, choose_api,
+    coverage::{self, Coverage},
+    deletions,
     pipeline::{self, Source},
     refusals::{self, BulkRefusals, NeedsFilter},
     run::{Progress, Run},
@@ -99,9 +101,10 @@ async fn publish_pages(
         Api::Rest => Source::Rest(&typed),
         Api::Bulk => Source::Bulk(&typed),
     };
-    let slices = slices_to_read(run, target, api, counted).await?;
+    let coverage = slices_to_read(run, target, api, counted).await?;
     let mut outcome =
-        pipeline::publish_records(run, &mut publisher, source(api), &slices, progress).await;
+        pipeline::publish_records(run, &mut publisher, source(api), coverage.clone(), progress)
+            .await;
     if let Err(e) = &outcome
         && api == Api::Bulk
         && progress.pages == 0
@@ -111,7 +114,8 @@ async fn publish_pages(
         refusals.remember(run.object(), e);
         api = Api::Rest;
         outcome =
-            pipeline::publish_records(run, &mut publisher, source(api), &slices, progress).await;
+            pipeline::publish_records(run, &mut publisher, source(api), coverage.clone(), progress)
+                .await;
     }
     outcome?;
     let deletions =
@@ -120,21 +124,25 @@ async fn publish_pages(
     Ok((api, deletions))
 }
 
-/// The stamp windows the run reads, each by its own fetcher, all at once: what an earlier run
-/// of the object that stopped half-way left unread, or else the run's window cut into
-/// `--parallel` slices when it is big (see `slices`; `counted` is the records to read, when
-/// the API choice counted them), or else the whole window.
+/// The stamp windows the run reads, each by its own fetcher, all at once, with what
+/// `sfsync.confirmed_ahead` holds for the object: what an earlier run of the object that
+/// stopped half-way left unread, or else the run's window cut into `--parallel` slices when it
+/// is big (see `slices`; `counted` is the records to read, when the API choice counted them),
+/// or else the whole window.
 async fn slices_to_read(
     run: &Run<'_>,
     target: &Target,
     api: Api,
     counted: Option<u64>,
-) -> anyhow::Result<Vec<Window>> {
+) -> anyhow::Result<Coverage> {
     let window = Window::from(run.since);
     let options = run.options;
     if run.stamp.is_none() {
-        return Ok(vec![window]);
+        // Never cut, so never anything recorded ahead.
+        return Ok(Coverage::new(&[window], Some(Vec::new())));
     }
+    // Not known for a full read, which ignores it (and replaces it at its first confirm).
+    let mut recorded = None;
     if !options.full && !target.created {
         let ahead = sync_state::load_ahead(run.pool, run.object()).await?;
         let overlap = chrono::TimeDelta::from_std(options.overlap).unwrap_or_default();
@@ -145,15 +153,16 @@ async fn slices_to_read(
                 slices = gaps.len(),
                 "Resuming: reading only what the stopped run's slices did not confirm."
             );
-            return Ok(gaps);
+            return Ok(Coverage::new(&gaps, Some(ahead)));
         }
+        recorded = Some(ahead);
     }
     // A pass of `--watch` over a table it already holds reads what changed since the last
     // pass: not worth the counts a cut costs on every pass.
     if options.cadence.is_some() && run.since.is_some() {
-        return Ok(vec![window]);
+        return Ok(Coverage::new(&[window], recorded));
     }
-    slices::plan(
+    let slices = slices::plan(
         run,
         window,
         (
@@ -168,5 +177,6 @@ async fn slices_to_read(
         counted,
     )
     .await
-    .context("choosing the slices to read at once")
+    .context("choosing the slices to read at once")?;
+    Ok(Coverage::new(&slices, recorded))
 }
