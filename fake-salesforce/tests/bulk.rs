@@ -334,3 +334,72 @@ async fn bad_queries_fail_like_salesforce_and_jobs_can_be_aborted_and_deleted() 
         400
     );
 }
+
+/// The parallel download: `resultPages` answers five result URLs at a time that, fetched all
+/// at once, hold every row of the job exactly once, in the order the locator chain gives.
+#[tokio::test]
+async fn result_pages_list_urls_that_hold_every_row_once() {
+    let rows = fake_salesforce::bulk::RESULT_PAGE_RECORDS * 6 + 123;
+    let (_fake, client) = start(config(rows as u32, 300)).await;
+    let soql = "SELECT Id, LastName, SystemModstamp FROM Contact";
+    let (status, info) = create(&client, json!({"operation": "queryAll", "query": soql})).await;
+    assert_eq!(status, 200, "{info}");
+    let id = info["id"].as_str().unwrap().to_owned();
+    let early = client.get(&format!("{JOBS}/{id}/resultPages")).await;
+    assert_eq!(early.status(), 400, "refused before JobComplete");
+    let (_, done) = wait(&client, &id).await;
+    assert_eq!(done["state"], "JobComplete");
+
+    // Older API versions do not have the resource.
+    let old = client
+        .get(&format!("/services/data/v57.0/jobs/query/{id}/resultPages"))
+        .await;
+    assert_eq!(old.status(), 404);
+    let body: Value = old.json().await.unwrap();
+    assert_eq!(body[0]["errorCode"], "NOT_FOUND");
+
+    let mut urls = Vec::new();
+    let mut next = Some(format!("{JOBS}/{id}/resultPages"));
+    let mut answers = Vec::new();
+    while let Some(path) = next.take() {
+        let (status, answer) = client.get_json(&path).await;
+        assert_eq!(status, 200, "{answer}");
+        let pages = answer["resultPages"].as_array().unwrap();
+        assert!(!pages.is_empty() && pages.len() <= 5, "{answer}");
+        urls.extend(
+            pages
+                .iter()
+                .map(|p| p["resultUrl"].as_str().unwrap().to_owned()),
+        );
+        answers.push(answer["done"].as_bool().unwrap());
+        next = answer["nextRecordsUrl"].as_str().map(str::to_owned);
+        assert_eq!(next.is_none(), answer["done"] == true, "{answer}");
+    }
+    assert_eq!(answers, vec![false, true]);
+    assert_eq!(urls.len(), 7);
+
+    // Every URL at once.
+    let client = &client;
+    let texts = futures::future::join_all(urls.iter().map(|u| async move {
+        let r = client.get(u).await;
+        assert_eq!(r.status(), 200, "{u}");
+        r.text().await.unwrap()
+    }))
+    .await;
+    let mut ids: Vec<String> = Vec::new();
+    for text in &texts {
+        let mut parsed = parse_csv(text, ',', "\n");
+        parsed.remove(0);
+        ids.extend(parsed.into_iter().map(|r| r[0].clone().unwrap()));
+    }
+    let (_, sequential, _) = download(client, &id, 4_000, ',', "\n").await;
+    let sequential: Vec<String> = sequential
+        .into_iter()
+        .map(|r| r[0].clone().unwrap())
+        .collect();
+    assert_eq!(ids.len(), rows);
+    assert_eq!(
+        ids, sequential,
+        "the pages in order are the locator chain's rows"
+    );
+}

@@ -31,6 +31,12 @@
 //!   valid for as long as the job exists, and may be fetched repeatedly and concurrently.
 //!   400 `INVALIDJOBSTATE` before `JobComplete`; 409 when the path's API version differs
 //!   from the job's.
+//! - `GET /jobs/query/{id}/resultPages[?locator=]` (API 58.0 and later; 404 `NOT_FOUND`
+//!   below): the parallel download. Up to five `resultPages[].resultUrl`, each a results URL
+//!   with its `locator` and `maxRecords` for [`RESULT_PAGE_RECORDS`] rows, so that the
+//!   pages can be fetched at once and together hold every row once; `nextRecordsUrl` (`null`
+//!   with `done: true` on the last answer) asks for the next five. Same state and version
+//!   errors as `results`.
 //! - `PATCH` (or `POST`) `/jobs/query/{id}` `{"state":"Aborted"}` aborts an unfinished job;
 //!   `DELETE /jobs/query/{id}` answers 204; `GET /jobs/query` lists jobs.
 //!
@@ -57,6 +63,11 @@ pub use store::{Job, Jobs};
 /// Rows per results chunk when the client sends no `maxRecords` (what simple-salesforce asks
 /// for).
 pub const DEFAULT_MAX_RECORDS: usize = 50_000;
+
+/// Rows per result page of the parallel download (`resultPages`). Salesforce chooses its own
+/// size and does not document it; 10,000 keeps a client that holds one page per download
+/// at a few megabytes a page for a plain object.
+pub const RESULT_PAGE_RECORDS: usize = 10_000;
 
 fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)
@@ -115,6 +126,11 @@ pub async fn dispatch(
             results::results(org, job, version, params).await
         }
         ([_, "results"], _) => Err(method_not_allowed(method, "GET")),
+        ([id, "resultPages"], &Method::GET) => {
+            let job = jobs.get(id).ok_or_else(ApiError::not_found)?;
+            results::result_pages(org, &job, version, params)
+        }
+        ([_, "resultPages"], _) => Err(method_not_allowed(method, "GET")),
         _ => Err(ApiError::not_found()),
     }
 }

@@ -1,5 +1,6 @@
 //! `GET /jobs/query/{id}/results`: a completed job's rows as CSV chunks of `maxRecords` rows,
-//! streamed as they are rendered, chained by `Sforce-Locator` (base64 row offsets).
+//! streamed as they are rendered, chained by `Sforce-Locator` (base64 row offsets); and
+//! `GET /jobs/query/{id}/resultPages`, the same chunks as URLs to fetch at once.
 
 use std::sync::Arc;
 
@@ -7,21 +8,20 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
+use serde_json::{Value as Json, json};
 
-use super::{DEFAULT_MAX_RECORDS, Job, bad_request, csv};
+use super::{DEFAULT_MAX_RECORDS, Job, RESULT_PAGE_RECORDS, bad_request, csv, ok};
 use crate::base64;
 use crate::error::ApiError;
 use crate::org::Org;
 use crate::soql::eval::Tables;
 
-/// `GET /jobs/query/{id}/results`.
-pub(super) async fn results(
-    org: &Arc<Org>,
-    job: Arc<Job>,
-    version: &str,
-    params: &[(String, String)],
-) -> Result<Response, ApiError> {
-    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+/// Result URLs per `resultPages` answer, as Salesforce sends at most.
+const URLS_PER_ANSWER: usize = 5;
+
+/// Refuses a results request made with another API version than the job's (409), or before
+/// the job is complete (400).
+fn check_ready(org: &Org, job: &Job, version: &str) -> Result<(), ApiError> {
     if version.trim_start_matches('v') != job.api_version {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -32,16 +32,24 @@ pub(super) async fn results(
             ),
         ));
     }
-    let state = org.jobs().state(&job);
+    let state = org.jobs().state(job);
     if state != "JobComplete" {
         return Err(bad_request(
             "INVALIDJOBSTATE",
             format!("Results are available once the job is JobComplete; it is {state}"),
         ));
     }
-    let total = job.indices.len();
-    let offset = match param("locator") {
-        None | Some("") => 0,
+    Ok(())
+}
+
+/// The row offset a `locator` parameter names (0 without one).
+fn offset(params: &[(String, String)], total: usize) -> Result<usize, ApiError> {
+    match params
+        .iter()
+        .find(|(n, _)| n == "locator")
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("") => Ok(0),
         Some(locator) => decode_locator(locator)
             .filter(|&o| o < total)
             .ok_or_else(|| {
@@ -49,8 +57,65 @@ pub(super) async fn results(
                     "INVALID_QUERY_LOCATOR",
                     format!("Invalid locator: {locator}"),
                 )
-            })?,
-    };
+            }),
+    }
+}
+
+/// `GET /jobs/query/{id}/resultPages`: up to five result URLs from the locator on.
+pub(super) fn result_pages(
+    org: &Org,
+    job: &Job,
+    version: &str,
+    params: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let number: f64 = version.trim_start_matches('v').parse().unwrap_or(0.0);
+    if number < 58.0 {
+        return Err(ApiError::not_found());
+    }
+    check_ready(org, job, version)?;
+    let total = job.indices.len();
+    let from = offset(params, total)?;
+    let base = format!("/services/data/{version}/jobs/query/{}", job.id);
+    let mut starts: Vec<usize> = (from..total)
+        .step_by(RESULT_PAGE_RECORDS)
+        .take(URLS_PER_ANSWER)
+        .collect();
+    if total == 0 {
+        starts.push(0); // the CSV header alone
+    }
+    let pages: Vec<Json> = starts
+        .iter()
+        .map(|&start| {
+            let locator = if start == 0 {
+                String::new()
+            } else {
+                format!("&locator={}", encode_locator(start))
+            };
+            json!({"resultUrl": format!("{base}/results?maxRecords={RESULT_PAGE_RECORDS}{locator}")})
+        })
+        .collect();
+    let next = starts
+        .last()
+        .map(|last| last + RESULT_PAGE_RECORDS)
+        .filter(|&n| n < total);
+    Ok(ok(&json!({
+        "resultPages": pages,
+        "nextRecordsUrl": next.map(|n| format!("{base}/resultPages?locator={}", encode_locator(n))),
+        "done": next.is_none(),
+    })))
+}
+
+/// `GET /jobs/query/{id}/results`.
+pub(super) async fn results(
+    org: &Arc<Org>,
+    job: Arc<Job>,
+    version: &str,
+    params: &[(String, String)],
+) -> Result<Response, ApiError> {
+    let param = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    check_ready(org, &job, version)?;
+    let total = job.indices.len();
+    let offset = offset(params, total)?;
     let max =
         match param("maxRecords") {
             None => DEFAULT_MAX_RECORDS,
@@ -85,6 +150,7 @@ fn stream_rows(org: &Arc<Org>, job: Arc<Job>, range: std::ops::Range<usize>) -> 
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     let owner = Arc::clone(org);
     tokio::task::spawn_blocking(move || {
+        let _sending = owner.jobs().downloading();
         let tables = Tables::at(owner.store(), &job.snapshot, job.object);
         let mut out = String::with_capacity(PIECE_BYTES * 2);
         csv::write_header(&mut out, &tables, &job.columns, job.layout);

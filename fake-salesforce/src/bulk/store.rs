@@ -48,6 +48,18 @@ pub struct Jobs {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
     serial: AtomicU64,
     salt: u64,
+    /// Result chunks being sent now, and the most ever sent at once.
+    downloading: AtomicU64,
+    most_downloading: AtomicU64,
+}
+
+/// Counts a result chunk as being sent until dropped.
+pub(super) struct Downloading<'a>(&'a Jobs);
+
+impl Drop for Downloading<'_> {
+    fn drop(&mut self) {
+        self.0.downloading.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Jobs {
@@ -57,7 +69,21 @@ impl Jobs {
             jobs: Mutex::new(HashMap::new()),
             serial: AtomicU64::new(1),
             salt: mix(seed ^ 0x0750),
+            downloading: AtomicU64::new(0),
+            most_downloading: AtomicU64::new(0),
         }
+    }
+
+    /// The most result chunks that were ever being sent at once: how a client downloads.
+    pub fn most_downloads_at_once(&self) -> u64 {
+        self.most_downloading.load(Ordering::Relaxed)
+    }
+
+    /// Counts a result chunk from now until the guard is dropped.
+    pub(super) fn downloading(&self) -> Downloading<'_> {
+        let now = self.downloading.fetch_add(1, Ordering::Relaxed) + 1;
+        self.most_downloading.fetch_max(now, Ordering::Relaxed);
+        Downloading(self)
     }
 
     /// Query jobs created so far (for `/limits`).

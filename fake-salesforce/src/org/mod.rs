@@ -140,6 +140,11 @@ impl Org {
         self.jobs.created()
     }
 
+    /// The most Bulk result chunks that were ever being sent at once.
+    pub fn bulk_downloads_at_once(&self) -> u64 {
+        self.jobs.most_downloads_at_once()
+    }
+
     fn history(&self) -> std::sync::MutexGuard<'_, History> {
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
     }
