@@ -85,7 +85,10 @@ pub fn matching(query: &Query, tables: &Tables<'_>, include_deleted: bool) -> Ve
 
 /// Applies ORDER BY, OFFSET and LIMIT to the [`matching`] records.
 pub fn order_and_limit(query: &Query, tables: &Tables<'_>, hits: &mut Vec<u32>) {
-    sort(hits, &query.order, tables);
+    let keep = query
+        .limit
+        .map(|limit| limit as usize + query.offset.unwrap_or(0) as usize);
+    sort(hits, &query.order, tables, keep);
     let offset = query.offset.unwrap_or(0) as usize;
     if offset > 0 {
         hits.drain(..offset.min(hits.len()));
@@ -95,7 +98,9 @@ pub fn order_and_limit(query: &Query, tables: &Tables<'_>, hits: &mut Vec<u32>) 
     }
 }
 
-fn sort(hits: &mut Vec<u32>, order: &[OrderKey], tables: &Tables<'_>) {
+/// Sorts `hits` by `order`, ties in their given (Id) order; only the first `keep` are needed
+/// when given (`ORDER BY SystemModstamp LIMIT 1` then picks instead of sorting everything).
+fn sort(hits: &mut Vec<u32>, order: &[OrderKey], tables: &Tables<'_>, keep: Option<usize>) {
     // Records are generated in Id order, so ORDER BY Id (or nothing) needs no work.
     let by_id = |k: &OrderKey| k.field == FieldRef::Own(0) && !k.descending;
     if order.first().is_none_or(by_id) {
@@ -105,15 +110,21 @@ fn sort(hits: &mut Vec<u32>, order: &[OrderKey], tables: &Tables<'_>) {
         .iter()
         .map(|&i| (order.iter().map(|k| tables.value(i, k.field)).collect(), i))
         .collect();
-    // Stable, so ties keep Id order and every run returns the same sequence.
-    keyed.sort_by(|(a, _), (b, _)| {
+    // Ties keep Id order (the hits' order, which the index breaks ties by), so every run
+    // returns the same sequence.
+    let by_keys = |(a, i): &(Vec<Value>, u32), (b, j): &(Vec<Value>, u32)| {
         order
             .iter()
             .zip(a.iter().zip(b))
             .map(|(k, (x, y))| compare(k, x, y))
             .find(|o| o.is_ne())
-            .unwrap_or(Ordering::Equal)
-    });
+            .unwrap_or_else(|| i.cmp(j))
+    };
+    if let Some(keep) = keep.filter(|&k| k < keyed.len()) {
+        keyed.select_nth_unstable_by(keep, by_keys);
+        keyed.truncate(keep);
+    }
+    keyed.sort_by(by_keys);
     *hits = keyed.into_iter().map(|(_, i)| i).collect();
 }
 
