@@ -105,12 +105,75 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
             path.push_str("&locator=");
             path.extend(url::form_urlencoded::byte_serialize(locator.as_bytes()));
         }
-        let (headers, csv) = self.send(Method::GET, &path, &[], None).await?;
+        self.results_at(&path).await
+    }
+
+    /// Whether this client's API version has `resultPages` (58.0 and later).
+    pub fn has_result_pages(&self) -> bool {
+        self.api_version
+            .parse::<f64>()
+            .is_ok_and(|v| v >= RESULT_PAGES_SINCE)
+    }
+
+    /// Asks for the next few result URLs of a complete job (`GET /jobs/query/{id}/resultPages`,
+    /// API 58.0 and later): `next` is the `nextRecordsUrl` of the answer before, `None` for the
+    /// first. The URLs, fetched at once with [`job_result_page`](Self::job_result_page),
+    /// together hold every row of the job once.
+    ///
+    /// # Errors
+    /// The call failed, or the answer is not the documented shape, or names a URL outside this
+    /// org's REST API.
+    pub async fn job_result_pages(
+        &self,
+        job_id: &str,
+        next: Option<&str>,
+    ) -> Result<ResultPages, SfError> {
+        let path = match next {
+            Some(next) => api_path(next)?.to_owned(),
+            None => format!("{}/jobs/query/{job_id}/resultPages", self.data_path()),
+        };
+        let (_, answer) = self.send(Method::GET, &path, &[], None).await?;
+        let answer: ResultPagesAnswer =
+            serde_json::from_slice(&answer).map_err(|e| SfError::Protocol {
+                url: path.clone(),
+                detail: format!("resultPages answer not understood: {e}"),
+            })?;
+        let urls = answer
+            .result_pages
+            .into_iter()
+            .map(|page| api_path(&page.result_url).map(str::to_owned))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match (answer.done, answer.next_records_url) {
+            (false, Some(next)) if !next.is_empty() => Some(next),
+            (false, _) => {
+                return Err(SfError::Protocol {
+                    url: path,
+                    detail: "resultPages answer not done, but without a nextRecordsUrl".into(),
+                });
+            }
+            (true, _) => None,
+        };
+        Ok(ResultPages { urls, next })
+    }
+
+    /// Downloads one result URL that [`job_result_pages`](Self::job_result_pages) named: its
+    /// CSV (its `Sforce-Locator` names a chunk another URL holds, and is not followed).
+    ///
+    /// # Errors
+    /// The call failed.
+    pub async fn job_result_page(&self, url: &str) -> Result<bytes::Bytes, SfError> {
+        let (_, csv) = self.send(Method::GET, api_path(url)?, &[], None).await?;
+        Ok(csv)
+    }
+
+    /// One results chunk at `path`, and the locator of the next.
+    async fn results_at(&self, path: &str) -> Result<(bytes::Bytes, Option<String>), SfError> {
+        let (headers, csv) = self.send(Method::GET, path, &[], None).await?;
         let next = headers
             .get("sforce-locator")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| SfError::Protocol {
-                url: path.clone(),
+                url: path.to_owned(),
                 detail: "results without a Sforce-Locator header".into(),
             })?;
         let next = (!next.is_empty() && next != "null").then(|| next.to_owned());
@@ -123,6 +186,52 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
         if let Err(e) = self.send(Method::DELETE, &path, &[], None).await {
             tracing::debug!(job_id, error = %e, "Deleting the Bulk job failed; Salesforce removes it after 7 days anyway.");
         }
+    }
+}
+
+/// The API version that brought `resultPages`.
+const RESULT_PAGES_SINCE: f64 = 58.0;
+
+/// One answer of `resultPages`: result URLs to fetch at once, and where the next ones are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResultPages {
+    /// Paths under `/services/data/`, each a results chunk with its locator.
+    pub urls: Vec<String>,
+    /// The `nextRecordsUrl` to ask for the next URLs; `None` once done.
+    pub next: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ResultPagesAnswer {
+    #[serde(rename = "resultPages")]
+    result_pages: Vec<ResultPage>,
+    #[serde(rename = "nextRecordsUrl", default)]
+    next_records_url: Option<String>,
+    done: bool,
+}
+
+#[derive(Deserialize)]
+struct ResultPage {
+    /// `resultUrl` in Salesforce's guide; `resultLink` in a schema published from its examples.
+    #[serde(rename = "resultUrl", alias = "resultLink")]
+    result_url: String,
+}
+
+/// `url` as a path on this org's REST API: an answer may name a path (`/services/data/…`) or
+/// the same on a host; anything else is refused, so that no call, with its token, goes
+/// elsewhere.
+fn api_path(url: &str) -> Result<&str, SfError> {
+    let path = url
+        .strip_prefix("https://")
+        .and_then(|rest| rest.find('/').map(|slash| &rest[slash..]))
+        .unwrap_or(url);
+    if path.starts_with("/services/data/") {
+        Ok(path)
+    } else {
+        Err(SfError::Protocol {
+            url: url.to_owned(),
+            detail: "a Bulk result URL outside /services/data/ of the org".into(),
+        })
     }
 }
 
@@ -320,6 +429,35 @@ mod tests {
             records[1],
             r#"{"attributes":{"type":"Contact"},"Id":"003000000000002AAA","Name":null,"IsDeleted":true,"Score__c":null,"SystemModstamp":"2024-01-15T10:20:31.000Z"}"#
         );
+    }
+
+    #[test]
+    fn result_urls_stay_on_the_org() {
+        let path = "/services/data/v62.0/jobs/query/750x/results?locator=MTAwMDA";
+        assert_eq!(api_path(path).unwrap(), path);
+        assert_eq!(
+            api_path(&format!("https://example.my.salesforce.com{path}")).unwrap(),
+            path
+        );
+        for elsewhere in ["https://evil.example/x", "/other/path", "results?locator=x"] {
+            let e = api_path(elsewhere).unwrap_err().to_string();
+            assert!(e.contains("outside /services/data/"), "{e}");
+        }
+    }
+
+    #[test]
+    fn result_pages_answers_are_read_in_both_spellings() {
+        let answer: ResultPagesAnswer = serde_json::from_str(
+            r#"{"resultPages":[{"resultUrl":"/a"},{"resultLink":"/b"}],"nextRecordsUrl":"/n","done":false}"#,
+        )
+        .unwrap();
+        let urls: Vec<String> = answer
+            .result_pages
+            .into_iter()
+            .map(|p| p.result_url)
+            .collect();
+        assert_eq!(urls, ["/a", "/b"]);
+        assert_eq!(answer.next_records_url.as_deref(), Some("/n"));
     }
 
     #[test]

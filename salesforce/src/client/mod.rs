@@ -33,7 +33,7 @@ pub struct SalesforceClient<M = NoMetrics> {
     http: reqwest::Client,
     credentials: Credentials,
     session: RwLock<Session>,
-    api_version: String,
+    pub(crate) api_version: String,
     retry: RetryPolicy,
     quota: Quota,
     /// The caller's metrics: this client keeps the API usage and the Salesforce retries
