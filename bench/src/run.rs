@@ -268,10 +268,11 @@ async fn measure(
     Ok(figures)
 }
 
-/// The calls the producer has in flight at once while it reads: `--parallel` slices (8 by
-/// default), no more than one per page for REST or one per 50,000 records for a Bulk job (the
-/// producer's own rules). The reading is most of a sync's calls; describe, the count and the
-/// plan before it go one at a time, so the floor is a little under what is possible.
+/// The calls the producer has in flight at once while it reads (the producer's own rules):
+/// for REST, `--parallel` slices (8 by default), no more than one per page; for a Bulk job,
+/// result chunks of 10,000 records (the fake's) downloaded `--parallel` at a time, at most
+/// four. The reading is most of a sync's calls; describe, the count, the plan and a Bulk
+/// job's creation and polls go one at a time, so the floor is a little under what is possible.
 fn parallelism(args: &BenchArgs) -> u64 {
     let parallel = u64::from(args.parallel.unwrap_or(8));
     let records = u64::from(args.records);
@@ -280,12 +281,12 @@ fn parallelism(args: &BenchArgs) -> u64 {
         Some("rest") => false,
         _ => records > 100_000,
     };
-    let per_slice = if bulk {
-        50_000
-    } else {
-        u64::from(args.page_size.unwrap_or(2000))
-    };
-    parallel.min(records / per_slice).max(1)
+    if bulk {
+        return parallel.min(4).min(records / 10_000).max(1);
+    }
+    parallel
+        .min(records / u64::from(args.page_size.unwrap_or(2000)))
+        .max(1)
 }
 
 /// The producer's command line for the timed sync.

@@ -248,20 +248,22 @@ pub struct SyncArgs {
     /// With --api auto, use Bulk when a sync reads more records than this.
     #[arg(long, env = "SFSYNC_BULK_THRESHOLD", default_value_t = 100_000)]
     pub bulk_threshold: u64,
-    /// Slices of a big read fetched at once: REST cursors (or Bulk jobs) over consecutive
-    /// stretches of SystemModstamp holding about as many records each, so that a real org's
-    /// hundreds of milliseconds per call are waited out side by side. Salesforce runs at most
-    /// 25 long requests per org at once, for every integration together; 1 reads one page
+    /// Slices of a big REST read fetched at once: cursors over consecutive stretches of
+    /// SystemModstamp holding about as many records each, so that a real org's hundreds of
+    /// milliseconds per call are waited out side by side. A big Bulk job downloads its result
+    /// chunks at once instead, at most four (`resultPages`). Salesforce runs at most 25 long
+    /// requests per org at once, for every integration together; 1 reads one page (or chunk)
     /// after the other.
     #[arg(long, env = "SFSYNC_PARALLEL", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=12))]
     pub parallel: u16,
-    /// A read of more records than this is cut into --parallel slices (a full import, or a
-    /// long incremental window); smaller reads go one page after the other.
+    /// A read of more records than this is cut into --parallel slices, or through Bulk
+    /// downloads its chunks at once (a full import, or a long incremental window); smaller
+    /// reads go one page after the other.
     #[arg(long, env = "SFSYNC_PARALLEL_ABOVE", default_value_t = 10_000)]
     pub parallel_above: u64,
-    /// Cut reads into slices only when a call to the org takes at least this long (measured on
-    /// one `GET /services/data/`, which counts against no limit): against a nearby org the reading is not what waits, and slices
-    /// only add calls and memory. 0 always cuts.
+    /// Read at once only when a call to the org takes at least this long (measured on one
+    /// `GET /services/data/`, which counts against no limit): against a nearby org the reading
+    /// is not what waits, and slices only add calls and memory. 0 always reads at once.
     #[arg(long, env = "SFSYNC_PARALLEL_MIN_LATENCY", default_value = "100ms", value_parser = common::config::parse_duration)]
     pub parallel_min_latency: std::time::Duration,
     /// Records per page asked of Salesforce (200–2000), the batch size: one page becomes one

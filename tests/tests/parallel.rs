@@ -171,9 +171,10 @@ async fn a_stopped_sliced_run_resumes_reading_only_what_no_slice_confirmed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bulk_read_in_slices_runs_one_job_per_slice_and_lands_every_record() {
+async fn a_big_bulk_read_is_one_job_whose_result_pages_download_at_once() {
     let env = TestEnv::new().await.unwrap();
-    // A Bulk slice is a job of at least 50,000 records: 110,000 make two.
+    // The fake's result pages hold 10,000 records: 110,000 make eleven, over three answers of
+    // `resultPages`.
     let org = org(110_000, 43).await;
     let workers: Vec<_> = (0..2).map(|_| env.spawn_worker(4, 2)).collect();
     let mut args = args(&env, &org, 4);
@@ -184,19 +185,33 @@ async fn a_bulk_read_in_slices_runs_one_job_per_slice_and_lands_every_record() {
     assert_eq!(report.api, producer::sync::Api::Bulk);
     assert_eq!(
         report.records, 110_000,
-        "slices are disjoint: no record twice"
+        "the result pages are disjoint: no record twice"
     );
     let rows = compare::table_rows(&env.pool, "contact").await.unwrap();
     compare::assert_no_differences(org.org().records("Contact"), &rows);
-    let jobs = org.org().bulk_jobs_created();
-    assert_eq!(jobs, 2, "one Bulk job per slice");
-    // The last slice is open above: its job's creation is where the watermark goes.
+    assert_eq!(org.org().bulk_jobs_created(), 1, "one Bulk job");
+    let at_once = org.org().bulk_downloads_at_once();
+    assert!(
+        (2..=4).contains(&at_once),
+        "result pages download at once, at most --parallel of them: {at_once}"
+    );
+    // The job's creation is where the watermark goes.
     let mark = watermark(&env).await;
     assert!(
         mark >= started - chrono::TimeDelta::seconds(1) && mark <= Utc::now(),
-        "watermark {mark} is the last job's creation"
+        "watermark {mark} is the job's creation"
     );
     assert!(ahead(&env).await.is_empty());
+
+    // With --parallel 1 the same job is read chunk after chunk.
+    let env1 = TestEnv::new().await.unwrap();
+    let org1 = self::org(30_000, 43).await;
+    let worker = env1.spawn_worker(4, 2);
+    let mut args1 = self::args(&env1, &org1, 1);
+    args1.api = producer::sync::ApiChoice::Bulk;
+    assert_eq!(sync(&env1, &args1).await.records, 30_000);
+    assert_eq!(org1.org().bulk_downloads_at_once(), 1);
+    worker.stop().await;
     for w in workers {
         w.stop().await;
     }

@@ -126,9 +126,9 @@ async fn publish_pages(
 
 /// The stamp windows the run reads, each by its own fetcher, all at once, with what
 /// `sfsync.confirmed_ahead` holds for the object: what an earlier run of the object that
-/// stopped half-way left unread, or else the run's window cut into `--parallel` slices when it
-/// is big (see `slices`; `counted` is the records to read, when the API choice counted them),
-/// or else the whole window.
+/// stopped half-way left unread, or else, for REST, the run's window cut into `--parallel`
+/// slices when it is big (see `slices`; `counted` is the records to read, when the API choice
+/// counted them), or else the whole window.
 async fn slices_to_read(
     run: &Run<'_>,
     target: &Target,
@@ -162,17 +162,19 @@ async fn slices_to_read(
     if options.cadence.is_some() && run.since.is_some() {
         return Ok(Coverage::new(&[window], recorded));
     }
+    // One Bulk job reads the whole window: its result pages are downloaded at once instead
+    // (see `bulk`), which costs fewer calls than a job per slice.
+    if api == Api::Bulk {
+        return Ok(Coverage::new(&[window], recorded));
+    }
     let slices = slices::plan(
         run,
         window,
         (
             options.parallel,
             options.parallel_above,
-            match api {
-                // A slice of a page or more.
-                Api::Rest => u64::from(options.page_size),
-                Api::Bulk => slices::BULK_RECORDS_PER_SLICE,
-            },
+            // A slice of a page or more.
+            u64::from(options.page_size),
         ),
         counted,
     )
