@@ -3,36 +3,37 @@
 //!
 //! Records are not spread evenly over time (a data load stamps a million records within an
 //! hour, then a few change a day), so equal stretches of time would make one slice hold most
-//! of them. The plan counts instead, cheaply: the oldest stamp (one query, for a full read),
-//! then one Composite call (one API call for five queries) counting the whole window and four
-//! equal stretches of it, then up to three rounds in which every stretch holding more than
-//! half a slice's share is counted again in five parts, one Composite call each, all at once.
-//! The cuts fall on the stretch boundaries nearest to each `1/parallel` of the total. A stretch
-//! one second wide cannot be cut (SOQL compares whole seconds): a mass update stamping most
-//! records in one second leaves one slice heavier than the others.
+//! of them. The plan counts instead, cheaply:
+//! 1. the oldest and the newest stamp (one Composite call, sent with the distance check);
+//! 2. four Composite calls at once (one API call for five queries) counting the whole window
+//!    and nineteen equal stretches of the span;
+//! 3. up to two rounds in which every stretch that a cut falls in and that holds more than
+//!    half a slice is counted again in five parts, one Composite call each, all at once.
 //!
-//! A full read of 300,000 records into eight slices costs about ten calls and four round trips
-//! this way, against the 150 calls the read itself costs.
+//! Each cut falls inside the stretch holding its `1/parallel` of the total, where it would be
+//! were the stretch's records spread evenly. A stretch one second wide cannot be cut (SOQL
+//! compares whole seconds): a mass update stamping most records in one second leaves one
+//! slice heavier than the others.
+//!
+//! A full read of 300,000 records into eight slices costs five calls and two round trips
+//! this way (more where records crowd together), against the 150 calls the read itself costs.
 
+use anyhow::Context as _;
 use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
 use salesforce::composite::MAX_QUERIES;
 
 use super::{
-    record,
     run::Run,
     windows::{self, Window},
 };
-use crate::{
-    salesforce::{SfError, page::QueryPage},
-    soql,
-};
+use crate::{salesforce::SfError, soql};
 
-/// Rounds of recounting heavy stretches in parts, at most.
-const ROUNDS: usize = 3;
-/// Records a Bulk slice holds at least: each slice is a job of its own, whose creation, state
-/// polls and deletion cost calls beside its result chunks of 5,000 records, so a job is worth
-/// it only when it downloads ten chunks or more.
-pub(super) const BULK_RECORDS_PER_SLICE: u64 = 50_000;
+/// Stretches the first round counts (with the whole window: four Composite calls at once).
+/// Twenty stretches of records spread about evenly over time hold under half a slice each for
+/// eight slices, so no second round is needed unless the records crowd together.
+const FIRST_STRETCHES: usize = 4 * MAX_QUERIES - 1;
+/// Rounds of recounting the stretches cuts fall in, at most.
+const ROUNDS: usize = 2;
 
 /// One stretch of time and the records it holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,37 +83,28 @@ async fn plan_counted(
     let Some(stamp) = run.query().stamp else {
         return Ok(vec![window]);
     };
-    // How far the org is, by a call that costs nothing (and not by a query, whose time is
-    // mostly the org's own work).
-    let min_latency = run.options.parallel_min_latency;
-    if !min_latency.is_zero() {
-        let took = run.sf.round_trip().await;
-        if took.is_some_and(|t| t < min_latency) {
-            tracing::debug!(
-                object = run.object(),
-                ?took,
-                "The org answers fast: reading one page after the other."
-            );
-            return Ok(vec![window]);
-        }
+    // The distance and the stamps' span at once: one round trip, not two (the query is
+    // wasted when the org turns out near). Cutting the span the records hold, not up to now,
+    // keeps the first stretches fine where records stopped changing long ago.
+    let (far, span) = tokio::join!(org_is_far(run), span(run, stamp));
+    if !far {
+        return Ok(vec![window]);
     }
-    let low = match window.since {
-        Some(since) => Some(since),
-        None => oldest(run, stamp).await?,
-    };
-    let Some(low) = low else {
+    let Some((oldest, newest)) = span? else {
         return Ok(vec![window]);
     };
-    let high = whole_second(Utc::now()) + TimeDelta::seconds(1);
+    let low = window.since.unwrap_or(oldest).max(oldest);
+    let high = whole_second(newest) + TimeDelta::seconds(1);
     if high <= low + TimeDelta::seconds(1) {
         return Ok(vec![window]);
     }
-    // First call: the whole window (unless counted already) and a first few stretches.
+    // First round, two Composite calls at once: the whole window (unless counted already)
+    // and the first stretches.
     let head = match counted {
-        Some(_) => split(window, low, high, MAX_QUERIES),
+        Some(_) => split(window, low, high, FIRST_STRETCHES + 1),
         None => {
             let mut head = vec![window];
-            head.extend(split(window, low, high, MAX_QUERIES - 1));
+            head.extend(split(window, low, high, FIRST_STRETCHES));
             head
         }
     };
@@ -125,22 +117,21 @@ async fn plan_counted(
     if total <= parallel_above || parallel <= 1 {
         return Ok(vec![window]);
     }
-    // Then rounds of recounting: every stretch holding more than half a slice's share is
-    // counted again in five parts, one Composite call each, all at once, so that a round
-    // costs one round trip however many stretches it recounts.
-    let half_share = total / parallel as u64 / 2;
+    // Then rounds of recounting: every stretch a cut falls in, holding more than half a
+    // slice's share, is counted again in five parts, one Composite call each, all at once, so
+    // that a round costs one round trip and no more calls than there are cuts. Within a
+    // smaller stretch the cut is placed by interpolation (see `cut`).
+    let precision = (total / parallel as u64 / 2).max(1);
     for _ in 0..ROUNDS {
-        let mut heavy: Vec<usize> = (0..stretches.len())
+        let heavy: Vec<usize> = holding_cuts(&stretches, parallel)
+            .into_iter()
             .filter(|&i| {
-                stretches[i].records > half_share && stretches[i].window.halves(high).is_some()
+                stretches[i].records > precision && stretches[i].window.halves(high).is_some()
             })
             .collect();
         if heavy.is_empty() {
             break;
         }
-        heavy.sort_by_key(|&i| std::cmp::Reverse(stretches[i].records));
-        heavy.truncate(parallel);
-        heavy.sort_unstable();
         let recounts = heavy.iter().map(|&i| {
             let (from, to) = ends(stretches[i].window, low, high);
             count(run, split(stretches[i].window, from, to, MAX_QUERIES))
@@ -150,7 +141,7 @@ async fn plan_counted(
             stretches.splice(i..=i, parts);
         }
     }
-    let slices = cut(&stretches, parallel);
+    let slices = cut(window, &stretches, parallel, (low, high));
     tracing::info!(
         object = run.object(),
         records = total,
@@ -160,34 +151,68 @@ async fn plan_counted(
     Ok(slices)
 }
 
-/// The oldest stamp of the run's records, `None` when it has none.
-async fn oldest(run: &Run<'_>, stamp: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
-    let soql = format!(
-        "{} LIMIT 1",
-        run.query().select(&[stamp], soql::Order::ByStamp)?
-    );
-    let body = run.sf.query(&soql, true, 200).await?;
-    let page = QueryPage::parse(&body, "query")?;
-    Ok(page
-        .records
-        .first()
-        .and_then(|r| record::stamp(r, stamp))
-        .map(whole_second))
+/// Whether reading at once pays: the org is at least `--parallel-min-latency` away, as one
+/// call that costs nothing measures it (not a query, whose time is mostly the org's own work).
+/// Near, one page after the other is as fast and holds less memory.
+pub(super) async fn org_is_far(run: &Run<'_>) -> bool {
+    let min_latency = run.options.parallel_min_latency;
+    if min_latency.is_zero() {
+        return true;
+    }
+    let took = run.sf.round_trip().await;
+    let far = took.is_none_or(|t| t >= min_latency);
+    if !far {
+        tracing::debug!(
+            object = run.object(),
+            ?took,
+            "The org answers fast: reading one page after the other."
+        );
+    }
+    far
 }
 
-/// Each stretch's `COUNT()`, five to a Composite call. A count Salesforce timed out counts as
+/// The oldest and the newest stamp of the run's live records (whole seconds), in one
+/// Composite call; `None` when it has none.
+async fn span(
+    run: &Run<'_>,
+    stamp: &str,
+) -> anyhow::Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    let select = run.query().select(&[stamp], soql::Order::None)?;
+    let soqls = [
+        format!("{select} ORDER BY {stamp} ASC LIMIT 1"),
+        format!("{select} ORDER BY {stamp} DESC LIMIT 1"),
+    ];
+    let mut ends = Vec::with_capacity(2);
+    for answer in run.sf.queries(&soqls).await? {
+        let first = answer?.into_iter().next();
+        let end = first
+            .and_then(|r| r.get(stamp)?.as_str().map(common::sftime::parse_datetime))
+            .transpose()
+            .with_context(|| format!("the {stamp} of the oldest or newest record"))?;
+        ends.push(end.map(whole_second));
+    }
+    Ok(match ends[..] {
+        [Some(oldest), Some(newest)] => Some((oldest, newest)),
+        _ => None,
+    })
+}
+
+/// Each stretch's `COUNT()`, five to a Composite call, the calls at once. A count Salesforce timed out counts as
 /// the most any other stretch holds, so that it is more likely cut again than left whole.
 ///
 /// # Errors
 /// A call failed whole, or a count failed otherwise than by timing out.
 async fn count(run: &Run<'_>, windows: Vec<Window>) -> anyhow::Result<Vec<Stretch>> {
     let mut counted = Vec::with_capacity(windows.len());
-    for group in windows.chunks(MAX_QUERIES) {
+    let calls = windows.chunks(MAX_QUERIES).map(|group| async move {
         let soqls = group
             .iter()
             .map(|w| w.apply(run.query()).count())
             .collect::<Result<Vec<_>, _>>()?;
-        let answers = run.sf.counts(&soqls).await?;
+        Ok::<_, anyhow::Error>(run.sf.counts(&soqls).await?)
+    });
+    let answers = futures::future::try_join_all(calls).await?;
+    for (group, answers) in windows.chunks(MAX_QUERIES).zip(answers) {
         for (window, answer) in group.iter().zip(answers) {
             let records = match answer {
                 Ok(records) => Some(records),
@@ -208,6 +233,28 @@ async fn count(run: &Run<'_>, windows: Vec<Window>) -> anyhow::Result<Vec<Stretc
             records: records.unwrap_or(most),
         })
         .collect())
+}
+
+/// The stretches a cut between slices falls inside of (not on a boundary): those whose records
+/// straddle a multiple of `total / parallel`, in order.
+fn holding_cuts(stretches: &[Stretch], parallel: usize) -> Vec<usize> {
+    let total: u64 = stretches.iter().map(|s| s.records).sum();
+    let parallel = parallel.max(1) as u64;
+    let mut before = 0u64;
+    let mut holding = Vec::new();
+    for (i, s) in stretches.iter().enumerate() {
+        let after = before + s.records;
+        // The first cut past `before`; held when it falls strictly inside.
+        let mut k = before * parallel / total.max(1);
+        while k < parallel && total * k / parallel <= before {
+            k += 1;
+        }
+        if k < parallel && total * k / parallel < after {
+            holding.push(i);
+        }
+        before = after;
+    }
+    holding
 }
 
 /// `window` cut into `parts` equal stretches of time between `low` and `high` (whole seconds);
@@ -240,43 +287,51 @@ fn ends(window: Window, low: DateTime<Utc>, high: DateTime<Utc>) -> (DateTime<Ut
     (window.since.unwrap_or(low), window.until.unwrap_or(high))
 }
 
-/// Consecutive stretches grouped into at most `parallel` slices of about equal records: each
-/// slice ends on the stretch boundary nearest to its share of the running count.
-fn cut(stretches: &[Stretch], parallel: usize) -> Vec<Window> {
+/// `window`, made of the consecutive `stretches`, cut into at most `parallel` slices of about
+/// equal records: each cut falls inside the stretch that holds its share of the running
+/// count, where that share would end were the stretch's records spread evenly over its time
+/// (`low` and `high` stand for the open ends). Within a stretch of a fifth of a slice, that
+/// guess is off by a tenth of a slice at worst.
+fn cut(
+    window: Window,
+    stretches: &[Stretch],
+    parallel: usize,
+    (low, high): (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<Window> {
     let total: u64 = stretches.iter().map(|s| s.records).sum();
     let parallel = parallel.max(1) as u64;
-    let mut slices: Vec<Window> = Vec::with_capacity(parallel as usize);
-    let mut open: Option<Window> = None;
-    let mut so_far = 0u64;
+    let mut cuts: Vec<DateTime<Utc>> = Vec::with_capacity(parallel as usize);
+    let mut before = 0u64;
+    let mut k = 1u64;
     for s in stretches {
-        let due = total * (slices.len() as u64 + 1) / parallel;
-        let more_slices = (slices.len() as u64 + 1) < parallel;
-        // Close before this stretch when stopping short of the share is nearer than passing it.
-        if more_slices && open.is_some() && so_far + s.records > due {
-            let over = so_far + s.records - due;
-            if due.saturating_sub(so_far) < over {
-                slices.extend(open.take());
+        let after = before + s.records;
+        let (from, to) = ends(s.window, low, high);
+        while k < parallel && total * k / parallel < after {
+            let due = total * k / parallel;
+            let share = (due.saturating_sub(before)) as f64 / s.records.max(1) as f64;
+            let into = ((to - from).num_milliseconds() as f64 * share) as i64;
+            let at = whole_second(from + TimeDelta::milliseconds(into));
+            let after_last = cuts.last().is_none_or(|last| at > *last);
+            if at > low && at < high && after_last {
+                cuts.push(at);
             }
+            k += 1;
         }
-        open = Some(match open {
-            None => s.window,
-            Some(w) => Window {
-                since: w.since,
-                until: s.window.until,
-            },
+        before = after;
+    }
+    let mut slices = Vec::with_capacity(cuts.len() + 1);
+    let mut since = window.since;
+    for c in cuts {
+        slices.push(Window {
+            since,
+            until: Some(c),
         });
-        so_far += s.records;
-        let due = total * (slices.len() as u64 + 1) / parallel;
-        if so_far >= due && (slices.len() as u64 + 1) < parallel {
-            slices.extend(open.take());
-        }
+        since = Some(c);
     }
-    if let Some(w) = open {
-        slices.push(w);
-    } else if let Some(last) = slices.last_mut() {
-        // The last stretch closed a slice: that slice keeps the window's upper end.
-        last.until = stretches.last().and_then(|s| s.window.until);
-    }
+    slices.push(Window {
+        since,
+        until: window.until,
+    });
     slices
 }
 
@@ -315,8 +370,23 @@ mod tests {
     }
 
     #[test]
+    fn only_stretches_a_cut_falls_in_are_recounted() {
+        // 400 records, 4 slices: cuts due at 100, 200 and 300.
+        let stretches = [
+            stretch(None, Some(10), 100),     // ends exactly on the first cut
+            stretch(Some(10), Some(20), 150), // holds the cut at 200
+            stretch(Some(20), Some(30), 10),  // none
+            stretch(Some(30), None, 140),     // holds the cut at 300
+        ];
+        assert_eq!(holding_cuts(&stretches, 4), vec![1, 3]);
+        // One stretch holding everything holds every cut, once.
+        assert_eq!(holding_cuts(&[stretch(None, None, 1000)], 8), vec![0]);
+        assert!(holding_cuts(&[], 4).is_empty());
+    }
+
+    #[test]
     fn cut_balances_records_not_time() {
-        // Most records in one stretch: it gets a slice of its own.
+        // Most records in one stretch: the cuts fall inside it, where its share ends.
         let stretches = [
             stretch(None, Some(10), 10),
             stretch(Some(10), Some(20), 10),
@@ -324,19 +394,16 @@ mod tests {
             stretch(Some(30), Some(40), 40),
             stretch(Some(40), None, 40),
         ];
-        let slices = cut(&stretches, 4);
-        assert!(slices.len() <= 4 && slices.len() >= 2, "{slices:?}");
+        let slices = cut(Window::from(None), &stretches, 4, (at(0), at(50)));
+        assert_eq!(slices.len(), 4, "{slices:?}");
         assert_eq!(slices[0].since, None);
-        assert_eq!(slices.last().unwrap().until, None);
+        assert_eq!(slices[3].until, None);
         assert!(slices.windows(2).all(|p| p[0].until == p[1].since));
-        assert!(
-            slices.contains(&Window {
-                since: Some(at(20)),
-                until: Some(at(30))
-            }) || slices.iter().any(|s| s.until == Some(at(30))),
-            "the heavy stretch ends a slice: {slices:?}"
-        );
-        // Even records: one slice per share.
+        // Shares of 250: 230 into the heavy stretch (second 22.55), then 480 and 730.
+        let cuts: Vec<_> = slices[..3].iter().map(|s| s.until.unwrap()).collect();
+        assert_eq!(cuts, [at(22), at(25), at(28)]);
+
+        // Even records: one slice per share, cut on the boundaries.
         let even: Vec<Stretch> = (0..8)
             .map(|i| {
                 stretch(
@@ -346,9 +413,15 @@ mod tests {
                 )
             })
             .collect();
-        let slices = cut(&even, 4);
+        let since = Window::from(Some(at(0)));
+        let slices = cut(since, &even, 4, (at(0), at(80)));
         assert_eq!(slices.len(), 4);
+        assert_eq!(slices[0].since, Some(at(0)));
         assert_eq!(slices[1].since, Some(at(20)));
         assert_eq!(slices[3].until, None);
+        // A second cannot be cut twice: fewer slices, never an empty window.
+        let one = [stretch(None, Some(1), 1000)];
+        let slices = cut(Window::from(None), &one, 8, (at(0), at(1)));
+        assert_eq!(slices, vec![Window::from(None)]);
     }
 }
