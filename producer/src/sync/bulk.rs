@@ -126,25 +126,35 @@ pub(super) async fn read_job(
     Ok(created)
 }
 
-/// Downloads the job's chunks one at a time, following `Sforce-Locator`: downloading the next
-/// one while this one is published would hold two chunks in memory, and near the org the
-/// conversion takes as long as the download.
+/// Downloads the job's chunks in turn, following `Sforce-Locator`, the next one while this one
+/// is converted and handed over: the org renders (and compresses) the next chunk, and the
+/// producer inflates it, while this one is published. Two chunks are in memory at most.
 async fn download_in_turn(chunk: &Chunk<'_, '_>) -> anyhow::Result<()> {
     let sf = chunk.run.sf;
-    let mut locator: Option<String> = None;
-    while !chunk.run.cancel.is_cancelled() {
-        let (csv, next) = sf
-            .job_results(chunk.job_id, locator.as_deref(), bulk::RECORDS_PER_CHUNK)
-            .await?;
-        let more = chunk.send(&csv).await;
-        sf.recycle_body(csv);
-        if !more? {
+    let fetch = |locator: Option<String>| async move {
+        sf.job_results(chunk.job_id, locator.as_deref(), bulk::RECORDS_PER_CHUNK)
+            .await
+    };
+    let mut fetched = Some(fetch(None).await?);
+    while let Some((csv, next)) = fetched.take() {
+        if chunk.run.cancel.is_cancelled() {
+            sf.recycle_body(csv);
             break;
         }
-        match next {
-            Some(next) => locator = Some(next),
-            None => break,
+        let (more, after) = tokio::join!(chunk.send(&csv), async {
+            match next {
+                Some(locator) => fetch(Some(locator)).await.map(Some),
+                None => Ok(None),
+            }
+        });
+        sf.recycle_body(csv);
+        if !more? {
+            if let Ok(Some((unused, _))) = after {
+                sf.recycle_body(unused);
+            }
+            break;
         }
+        fetched = after?;
     }
     Ok(())
 }
