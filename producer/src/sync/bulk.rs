@@ -31,8 +31,8 @@ use crate::{
 /// Result pages downloaded at once, at most (fewer with a lower `--parallel`). Each holds its
 /// chunk in memory until its records are handed over (10,000 plain Contacts are about 7 MB of
 /// CSV; Salesforce chooses its own page size). Measured with 300,000 Contacts 300 ms away,
-/// four at once took 6.5 s and eight 6.3 s, against 5.9 s with no latency at all: the
-/// database is then the limit, and eight held 86 MiB against 58.
+/// four at once took 6.5 s and eight 6.3 s: the database is then the limit, and eight held
+/// 86 MiB against 58.
 const DOWNLOADS_AT_ONCE: usize = 4;
 
 /// Each queried field with its CSV type, from describe.
