@@ -104,6 +104,32 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
         self.query_subrequests(soqls, query_records).await
     }
 
+    /// Up to [`MAX_QUERIES`] SOQL queries in one Composite call (one API call): each one's
+    /// `totalSize` and records (without `attributes`), or its own error; `COUNT()` queries
+    /// and record queries may be mixed. Each must fit one page of results.
+    ///
+    /// # Errors
+    /// As [`queries`](Self::queries).
+    pub async fn sized_queries(
+        &self,
+        soqls: &[String],
+    ) -> Result<Vec<Result<(u64, Vec<Map<String, Value>>), SfError>>, SfError> {
+        self.query_subrequests(soqls, |url, sub| {
+            let result = query_result(url, sub)?;
+            if !result.done {
+                return Err(SfError::Protocol {
+                    url: url.to_owned(),
+                    detail: format!(
+                        "the query matched {} records, more than one page",
+                        result.total_size
+                    ),
+                });
+            }
+            Ok((result.total_size, result.records))
+        })
+        .await
+    }
+
     /// Up to [`MAX_QUERIES`] `SELECT COUNT() …` queries in one Composite call (one API call):
     /// each one's count, or its own error (a count Salesforce timed out is its
     /// `QUERY_TIMEOUT`, the others still counted).

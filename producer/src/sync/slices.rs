@@ -4,9 +4,11 @@
 //! Records are not spread evenly over time (a data load stamps a million records within an
 //! hour, then a few change a day), so equal stretches of time would make one slice hold most
 //! of them. The plan counts instead, cheaply:
-//! 1. the oldest and the newest stamp (one Composite call, sent with the distance check);
-//! 2. four Composite calls at once (one API call for five queries) counting the whole window
-//!    and nineteen equal stretches of the span;
+//! 1. the oldest and the newest stamp, and the records to read unless `--api auto` counted
+//!    them already (one Composite call, sent with the distance check): a read of
+//!    `--parallel-above` records or fewer stops here;
+//! 2. four Composite calls at once (one API call for five queries) counting twenty equal
+//!    stretches of the span;
 //! 3. up to two rounds in which every stretch that a cut falls in and that holds more than
 //!    half a slice is counted again in five parts, one Composite call each, all at once.
 //!
@@ -28,10 +30,10 @@ use super::{
 };
 use crate::{salesforce::SfError, soql};
 
-/// Stretches the first round counts (with the whole window: four Composite calls at once).
+/// Stretches the first round counts (four Composite calls at once).
 /// Twenty stretches of records spread about evenly over time hold under half a slice each for
 /// eight slices, so no second round is needed unless the records crowd together.
-const FIRST_STRETCHES: usize = 4 * MAX_QUERIES - 1;
+const FIRST_STRETCHES: usize = 4 * MAX_QUERIES;
 /// Rounds of recounting the stretches cuts fall in, at most.
 const ROUNDS: usize = 2;
 
@@ -83,40 +85,29 @@ async fn plan_counted(
     let Some(stamp) = run.query().stamp else {
         return Ok(vec![window]);
     };
-    // The distance and the stamps' span at once: one round trip, not two (the query is
-    // wasted when the org turns out near). Cutting the span the records hold, not up to now,
-    // keeps the first stretches fine where records stopped changing long ago.
-    let (far, span) = tokio::join!(org_is_far(run), span(run, stamp));
+    // The distance, the stamps' span and (unless counted already) the records to read, at
+    // once: one round trip and one API call (wasted when the org turns out near). Cutting the
+    // span the records hold, not up to now, keeps the first stretches fine where records
+    // stopped changing long ago.
+    let (far, span) = tokio::join!(org_is_far(run), span(run, stamp, window, counted));
     if !far {
         return Ok(vec![window]);
     }
-    let Some((oldest, newest)) = span? else {
+    let (bounds, total) = span?;
+    let Some((oldest, newest)) = bounds else {
         return Ok(vec![window]);
-    };
-    let low = window.since.unwrap_or(oldest).max(oldest);
-    let high = whole_second(newest) + TimeDelta::seconds(1);
-    if high <= low + TimeDelta::seconds(1) {
-        return Ok(vec![window]);
-    }
-    // First round, two Composite calls at once: the whole window (unless counted already)
-    // and the first stretches.
-    let head = match counted {
-        Some(_) => split(window, low, high, FIRST_STRETCHES + 1),
-        None => {
-            let mut head = vec![window];
-            head.extend(split(window, low, high, FIRST_STRETCHES));
-            head
-        }
-    };
-    let mut stretches = count(run, head).await?;
-    let total = match counted {
-        Some(total) => total,
-        None => stretches.remove(0).records,
     };
     let parallel = parallel.min(usize::try_from(total / per_slice.max(1)).unwrap_or(usize::MAX));
     if total <= parallel_above || parallel <= 1 {
         return Ok(vec![window]);
     }
+    let low = window.since.unwrap_or(oldest).max(oldest);
+    let high = whole_second(newest) + TimeDelta::seconds(1);
+    if high <= low + TimeDelta::seconds(1) {
+        return Ok(vec![window]);
+    }
+    // First round, four Composite calls at once: twenty equal stretches of the span.
+    let mut stretches = count(run, split(window, low, high, FIRST_STRETCHES)).await?;
     // Then rounds of recounting: every stretch a cut falls in, holding more than half a
     // slice's share, is counted again in five parts, one Composite call each, all at once, so
     // that a round costs one round trip and no more calls than there are cuts. Within a
@@ -171,30 +162,42 @@ pub(super) async fn org_is_far(run: &Run<'_>) -> bool {
     far
 }
 
-/// The oldest and the newest stamp of the run's live records (whole seconds), in one
-/// Composite call; `None` when it has none.
+/// The oldest and the newest stamp of the run's live records (whole seconds; `None` when it
+/// has none), and the records `window` holds (`counted`, or counted here): one Composite call.
 async fn span(
     run: &Run<'_>,
     stamp: &str,
-) -> anyhow::Result<Option<(DateTime<Utc>, DateTime<Utc>)>> {
+    window: Window,
+    counted: Option<u64>,
+) -> anyhow::Result<(Option<(DateTime<Utc>, DateTime<Utc>)>, u64)> {
     let select = run.query().select(&[stamp], soql::Order::None)?;
-    let soqls = [
+    let mut soqls = vec![
         format!("{select} ORDER BY {stamp} ASC LIMIT 1"),
         format!("{select} ORDER BY {stamp} DESC LIMIT 1"),
     ];
+    if counted.is_none() {
+        soqls.push(window.apply(run.query()).count()?);
+    }
+    let mut answers = run.sf.sized_queries(&soqls).await?.into_iter();
     let mut ends = Vec::with_capacity(2);
-    for answer in run.sf.queries(&soqls).await? {
-        let first = answer?.into_iter().next();
+    for answer in answers.by_ref().take(2) {
+        let first = answer?.1.into_iter().next();
         let end = first
             .and_then(|r| r.get(stamp)?.as_str().map(common::sftime::parse_datetime))
             .transpose()
             .with_context(|| format!("the {stamp} of the oldest or newest record"))?;
         ends.push(end.map(whole_second));
     }
-    Ok(match ends[..] {
+    let total = match (counted, answers.next()) {
+        (Some(total), _) => total,
+        (None, Some(answer)) => answer?.0,
+        (None, None) => anyhow::bail!("the Composite call answered fewer queries than asked"),
+    };
+    let ends = match ends[..] {
         [Some(oldest), Some(newest)] => Some((oldest, newest)),
         _ => None,
-    })
+    };
+    Ok((ends, total))
 }
 
 /// Each stretch's `COUNT()`, five to a Composite call, the calls at once. A count Salesforce timed out counts as
