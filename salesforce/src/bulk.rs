@@ -32,8 +32,8 @@ pub const MAX_SOQL_LENGTH: usize = 100_000;
 /// Rows asked for per results request when downloading whole records; Salesforce may send
 /// fewer. A chunk is held in memory (a reused buffer) while it is turned into pages, and the
 /// next one while it downloads: 5,000 Contacts are about 3.5 MB of CSV, which keeps the
-/// producer's peak near REST's (chunks of 50,000 take it past 150 MiB). It costs one API call per 5,000 records, under half of REST's
-/// one per 2,000.
+/// producer's peak near REST's (chunks of 50,000 take it past 150 MiB). It costs one API call
+/// per 5,000 records, under half of REST's one per 2,000.
 pub const RECORDS_PER_CHUNK: u32 = 5_000;
 
 /// Rows per results request for a reconcile snapshot (Id and SystemModstamp only, ~50 bytes a

@@ -114,20 +114,7 @@ impl<M: crate::ApiMetrics> SalesforceClient<M> {
         &self,
         soqls: &[String],
     ) -> Result<Vec<Result<(u64, Vec<Map<String, Value>>), SfError>>, SfError> {
-        self.query_subrequests(soqls, |url, sub| {
-            let result = query_result(url, sub)?;
-            if !result.done {
-                return Err(SfError::Protocol {
-                    url: url.to_owned(),
-                    detail: format!(
-                        "the query matched {} records, more than one page",
-                        result.total_size
-                    ),
-                });
-            }
-            Ok((result.total_size, result.records))
-        })
-        .await
+        self.query_subrequests(soqls, one_page).await
     }
 
     /// Up to [`MAX_QUERIES`] `SELECT COUNT() …` queries in one Composite call (one API call):
@@ -316,6 +303,15 @@ fn read_answer(
 
 /// The records of a one-page query subresponse, each without `attributes`, or its error.
 fn query_records(url: &str, answer: &SubResponse<'_>) -> Result<Vec<Map<String, Value>>, SfError> {
+    one_page(url, answer).map(|(_, records)| records)
+}
+
+/// A one-page query subresponse's `totalSize` and records, each without `attributes`, or its
+/// error.
+fn one_page(
+    url: &str,
+    answer: &SubResponse<'_>,
+) -> Result<(u64, Vec<Map<String, Value>>), SfError> {
     let result = query_result(url, answer)?;
     if !result.done {
         return Err(SfError::Protocol {
@@ -326,14 +322,15 @@ fn query_records(url: &str, answer: &SubResponse<'_>) -> Result<Vec<Map<String, 
             ),
         });
     }
-    Ok(result
+    let records = result
         .records
         .into_iter()
         .map(|mut record| {
             record.remove("attributes");
             record
         })
-        .collect())
+        .collect();
+    Ok((result.total_size, records))
 }
 
 /// A query subresponse's result, or its error.

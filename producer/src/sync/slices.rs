@@ -200,8 +200,9 @@ async fn span(
     Ok((ends, total))
 }
 
-/// Each stretch's `COUNT()`, five to a Composite call, the calls at once. A count Salesforce timed out counts as
-/// the most any other stretch holds, so that it is more likely cut again than left whole.
+/// Each stretch's `COUNT()`, five to a Composite call, the calls at once. A count Salesforce
+/// timed out counts as the most any other stretch holds, so that it is more likely cut again
+/// than left whole.
 ///
 /// # Errors
 /// A call failed whole, or a count failed otherwise than by timing out.
@@ -269,6 +270,12 @@ fn split(window: Window, low: DateTime<Utc>, high: DateTime<Utc>, parts: usize) 
         .filter(|c| *c > low && *c < high)
         .collect();
     cuts.dedup();
+    between(window, cuts)
+}
+
+/// `window` cut at `cuts` (increasing, inside it): the first part keeps the window's lower
+/// end and the last its upper end, open or not.
+fn between(window: Window, cuts: Vec<DateTime<Utc>>) -> Vec<Window> {
     let mut windows = Vec::with_capacity(cuts.len() + 1);
     let mut since = window.since;
     for c in cuts {
@@ -293,8 +300,8 @@ fn ends(window: Window, low: DateTime<Utc>, high: DateTime<Utc>) -> (DateTime<Ut
 /// `window`, made of the consecutive `stretches`, cut into at most `parallel` slices of about
 /// equal records: each cut falls inside the stretch that holds its share of the running
 /// count, where that share would end were the stretch's records spread evenly over its time
-/// (`low` and `high` stand for the open ends). Within a stretch of a fifth of a slice, that
-/// guess is off by a tenth of a slice at worst.
+/// (`low` and `high` stand for the open ends). The guess is off by less than the stretch
+/// holds, which the plan's recounting keeps under half a slice.
 fn cut(
     window: Window,
     stretches: &[Stretch],
@@ -322,20 +329,7 @@ fn cut(
         }
         before = after;
     }
-    let mut slices = Vec::with_capacity(cuts.len() + 1);
-    let mut since = window.since;
-    for c in cuts {
-        slices.push(Window {
-            since,
-            until: Some(c),
-        });
-        since = Some(c);
-    }
-    slices.push(Window {
-        since,
-        until: window.until,
-    });
-    slices
+    between(window, cuts)
 }
 
 fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
