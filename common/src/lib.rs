@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`sfid`], [`sftime`] — Salesforce Ids and datetimes, parsed at the edge.
 //! - [`message`]: the page message both sides agree on.
-//! - [`topology`], [`amqp`] — exchanges and queues, and connecting to the broker.
+//! - [`topology`], [`amqp`] — exchanges and queues, and connecting to the broker's nodes.
+//! - [`blocked`] — following the broker's blocking of publishers under a resource alarm.
 //! - [`dead_letter`] — what a message on the dead-letter queue says about its failure, and the
 //!   error classes.
 //! - [`schema`]: names and types where Salesforce meets PostgreSQL.
@@ -20,6 +21,7 @@
 
 pub mod allocator;
 pub mod amqp;
+pub mod blocked;
 pub mod config;
 pub mod config_file;
 pub mod confirm;

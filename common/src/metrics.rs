@@ -200,6 +200,18 @@ pub fn retries(registry: &mut Registry, causes: &[RetryCause]) -> Family<CauseLa
     family
 }
 
+/// `sfsync_broker_blocked`: 1 while the broker blocks the process's publishing connection (a
+/// memory or disk alarm, see [`crate::blocked`]), else 0.
+pub fn broker_blocked(registry: &mut Registry) -> Gauge {
+    let gauge = Gauge::default();
+    registry.register(
+        "sfsync_broker_blocked",
+        "1 while RabbitMQ blocks this process's publishing connection (a memory or disk alarm on a node); publishing waits, nothing is lost; 0 otherwise",
+        gauge.clone(),
+    );
+    gauge
+}
+
 /// Counts one retry of `cause` in a family made by [`retries`].
 pub fn count_retry(family: &Family<CauseLabels, Counter>, cause: RetryCause) {
     family

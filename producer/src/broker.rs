@@ -1,11 +1,15 @@
-//! The producer's broker connection: connecting and declaring the topology, and running a sync
-//! again on a new connection when the broker was lost under it.
+//! The producer's broker connection: connecting and declaring the topology, following the
+//! broker's blocks of it, and running a sync again on a new connection (to the next node of a
+//! cluster) when the broker was lost under it.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use backon::{BackoffBuilder, ExponentialBuilder};
-use common::metrics::RetryCause;
+use common::{
+    amqp::{BlockWatch, BrokerNodes},
+    metrics::{Gauge, RetryCause},
+};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -27,9 +31,22 @@ pub async fn connect(
     connection_name: &str,
 ) -> anyhow::Result<lapin::Connection> {
     let connection = common::amqp::connect(amqp_url, connection_name).await?;
+    declared(connection).await
+}
+
+/// Declares the topology on a new connection.
+async fn declared(connection: lapin::Connection) -> anyhow::Result<lapin::Connection> {
     let channel = common::topology::declare_on(&connection).await?;
     common::amqp::close_channel(&channel, "declared").await;
     Ok(connection)
+}
+
+/// A channel on the producer's connection, with that connection's [`BlockWatch`], so that
+/// confirm waits pause while the broker blocks publishing.
+#[derive(Debug, Clone)]
+pub struct BrokerChannel {
+    pub channel: lapin::Channel,
+    pub blocked: BlockWatch,
 }
 
 /// Whether an error came from the broker connection (worth reconnecting for).
@@ -41,24 +58,54 @@ fn is_broker_error(e: &anyhow::Error) -> bool {
 /// The producer's connection to the broker, replaced when it is lost.
 pub struct Broker {
     connection: lapin::Connection,
-    /// For reconnecting after the connection is lost.
-    amqp_url: SecretString,
+    /// Whether the broker blocks `connection` (a resource alarm).
+    blocked: BlockWatch,
+    /// `sfsync_broker_blocked`, which each connection's watch keeps.
+    gauge: Gauge,
+    /// For reconnecting after the connection is lost, to the next node first.
+    nodes: Arc<BrokerNodes>,
 }
 
 impl Broker {
-    /// Connects and declares the topology.
+    /// Connects and declares the topology; `blocked` is the gauge kept at 1 while the broker
+    /// blocks the connection.
     ///
     /// # Errors
     /// As for [`connect`].
-    pub async fn open(amqp_url: &SecretString) -> anyhow::Result<Self> {
+    pub async fn open(amqp_url: &SecretString, blocked: Gauge) -> anyhow::Result<Self> {
+        let nodes = Arc::new(BrokerNodes::parse(amqp_url)?);
+        let connection = declared(nodes.connect(CONNECTION_NAME).await?).await?;
         Ok(Self {
-            connection: connect(amqp_url, CONNECTION_NAME).await?,
-            amqp_url: amqp_url.clone(),
+            blocked: BlockWatch::follow(&connection, CONNECTION_NAME, Some(blocked.clone())),
+            connection,
+            gauge: blocked,
+            nodes,
         })
     }
 
     pub fn connection(&self) -> &lapin::Connection {
         &self.connection
+    }
+
+    /// Whether the broker blocks the connection now.
+    pub fn blocked(&self) -> &BlockWatch {
+        &self.blocked
+    }
+
+    /// Opens a channel for publishing.
+    ///
+    /// # Errors
+    /// The connection is gone.
+    pub async fn channel(&self) -> anyhow::Result<BrokerChannel> {
+        let channel = self
+            .connection
+            .create_channel()
+            .await
+            .context("opening an AMQP channel")?;
+        Ok(BrokerChannel {
+            channel,
+            blocked: self.blocked.clone(),
+        })
     }
 
     /// Runs `work` on a new channel. When it fails because of the broker (the connection
@@ -84,7 +131,7 @@ impl Broker {
         work: F,
     ) -> anyhow::Result<T>
     where
-        F: Fn(lapin::Channel) -> Fut,
+        F: Fn(BrokerChannel) -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
     {
         let mut pauses = ExponentialBuilder::default()
@@ -113,24 +160,28 @@ impl Broker {
     /// Runs `work` on a channel of its own, closed after it.
     async fn on_new_channel<T, F, Fut>(&self, work: &F) -> anyhow::Result<T>
     where
-        F: Fn(lapin::Channel) -> Fut,
+        F: Fn(BrokerChannel) -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
     {
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .context("opening an AMQP channel")?;
+        let channel = self.channel().await?;
         let result = work(channel.clone()).await;
-        common::amqp::close_channel(&channel, "sync done").await;
+        common::amqp::close_channel(&channel.channel, "sync done").await;
         result
     }
 
-    /// Replaces the connection. When that fails the old one stays, so the next attempt fails
-    /// on it and counts as one more retry.
+    /// Replaces the connection, starting with the next node of a cluster. When that fails the
+    /// old one stays, so the next attempt fails on it and counts as one more retry.
     async fn reconnect(&mut self) {
-        match connect(&self.amqp_url, CONNECTION_NAME).await {
-            Ok(connection) => self.connection = connection,
+        let fresh = match self.nodes.reconnect(CONNECTION_NAME).await {
+            Ok(connection) => declared(connection).await,
+            Err(e) => Err(e),
+        };
+        match fresh {
+            Ok(connection) => {
+                self.blocked =
+                    BlockWatch::follow(&connection, CONNECTION_NAME, Some(self.gauge.clone()));
+                self.connection = connection;
+            }
             Err(e) => tracing::warn!(error = format!("{e:#}"), "Reconnecting to RabbitMQ failed."),
         }
     }

@@ -274,6 +274,11 @@ pub struct SyncArgs {
     /// round trips; memory is about this many pages.
     #[arg(long, env = "SFSYNC_CONFIRM_WINDOW", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub confirm_window: u32,
+    /// How long the broker may take to confirm a page before it counts as not published (the
+    /// sync then reconnects and reads on from the watermark). Time during which RabbitMQ blocks
+    /// publishing, because a node is low on memory or disk, does not count: the sync waits.
+    #[arg(long, env = "SFSYNC_CONFIRM_TIMEOUT", default_value = "120s", value_parser = common::config::parse_duration)]
+    pub confirm_timeout: std::time::Duration,
     /// Never draw a progress bar (it is drawn only on a terminal anyway).
     #[arg(long, env = "SFSYNC_NO_PROGRESS")]
     pub no_progress: bool,

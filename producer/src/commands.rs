@@ -135,6 +135,7 @@ pub(crate) fn sync_options(args: &SyncArgs, object: &str, cadence: Option<Cadenc
         object: object.to_owned(),
         page_size: args.page_size,
         confirm_window: args.confirm_window as usize,
+        confirm_timeout: args.confirm_timeout,
         progress: !args.no_progress,
         full: args.full,
         overlap: args.overlap,
@@ -183,13 +184,8 @@ pub async fn run_reconcile(args: &ReconcileArgs) -> anyhow::Result<Vec<Reconcile
             bulk: args.api != ApiChoice::Rest,
             settings,
         };
-        match reconcile::reconcile_object(
-            &session.sf,
-            &session.pool,
-            session.broker.connection(),
-            &options,
-        )
-        .await
+        match reconcile::reconcile_object(&session.sf, &session.pool, &session.broker, &options)
+            .await
         {
             Ok(report) => reports.push(report),
             Err(e) => {
@@ -210,7 +206,7 @@ pub async fn run_reconcile(args: &ReconcileArgs) -> anyhow::Result<Vec<Reconcile
 pub async fn run_formula_refresh(args: &ReconcileArgs) -> anyhow::Result<Vec<FormulaReport>> {
     let listener = args.metrics.bind().await?;
     let session = Session::open(args.into(), listener).await?;
-    let (sf, pool, connection) = (&session.sf, &session.pool, session.broker.connection());
+    let (sf, pool, broker) = (&session.sf, &session.pool, &session.broker);
     let refreshed = async {
         let mut reports = Vec::with_capacity(args.objects.len());
         for object in &args.objects {
@@ -220,7 +216,7 @@ pub async fn run_formula_refresh(args: &ReconcileArgs) -> anyhow::Result<Vec<For
                 wait: Some(args.wait),
                 settings: args.object_config.settings(object),
             };
-            reports.push(reconcile::refresh_formulas(sf, pool, connection, &options).await?);
+            reports.push(reconcile::refresh_formulas(sf, pool, broker, &options).await?);
         }
         anyhow::Ok(reports)
     }

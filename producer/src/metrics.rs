@@ -30,6 +30,7 @@ pub struct ProducerMetrics {
     pages_published: Family<ObjectLabels, Counter>,
     retries: Family<CauseLabels, Counter>,
     pages_in_flight: Gauge,
+    broker_blocked: Gauge,
     api_calls_used: Gauge,
     api_calls_remaining: Gauge,
     watermark_lag: Family<ObjectLabels, Gauge<f64, AtomicU64>>,
@@ -81,6 +82,7 @@ impl ProducerMetrics {
             "Pages published but not yet confirmed by the broker (at most --confirm-window)",
             pages_in_flight.clone(),
         );
+        let broker_blocked = common::metrics::broker_blocked(&mut registry);
         let api_calls_used = Gauge::default();
         registry.register(
             "sfsync_api_calls_used",
@@ -138,6 +140,7 @@ impl ProducerMetrics {
             pages_published,
             retries,
             pages_in_flight,
+            broker_blocked,
             api_calls_used,
             api_calls_remaining,
             watermark_lag,
@@ -196,6 +199,11 @@ impl ProducerMetrics {
     }
 
     /// The gauge of pages awaiting confirms, for the publisher to keep current.
+    /// `sfsync_broker_blocked`, for the broker connection to keep.
+    pub fn broker_blocked(&self) -> Gauge {
+        self.broker_blocked.clone()
+    }
+
     pub fn pages_in_flight(&self) -> Gauge {
         self.pages_in_flight.clone()
     }

@@ -7,7 +7,7 @@ use std::{future::Future, pin::Pin, time::Duration};
 
 use chrono::{DateTime, Utc};
 use common::{
-    confirm::ConfirmError,
+    confirm::{ConfirmError, Patience},
     message::{CONTENT_TYPE, PAGE_MESSAGE_TYPE, header, page_message_id},
     metrics::Gauge,
     topology,
@@ -19,6 +19,8 @@ use lapin::{
     types::{AMQPValue, FieldTable, LongString, ShortString},
 };
 use uuid::Uuid;
+
+use crate::broker::BrokerChannel;
 
 /// A page the broker has confirmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +43,7 @@ pub struct PublishError {
 }
 
 /// How long a confirm may take before the page counts as not published. Confirms normally
-/// take milliseconds; a broker under a resource alarm can stall publishers for longer.
+/// take milliseconds; time the broker blocks publishing (a resource alarm) does not count.
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(120);
 
 type ConfirmFuture = Pin<Box<dyn Future<Output = Result<Confirmed, PublishError>> + Send>>;
@@ -49,6 +51,9 @@ type ConfirmFuture = Pin<Box<dyn Future<Output = Result<Confirmed, PublishError>
 /// Publishes pages of one run and reports them back as they are confirmed, in page order.
 pub struct PagePublisher {
     channel: Channel,
+    /// How long a publish or a confirm may take, paused while the broker blocks the
+    /// connection.
+    patience: Patience,
     in_flight: FuturesOrdered<ConfirmFuture>,
     window: usize,
     /// `sfsync_pages_in_flight`, kept equal to `in_flight.len()` when set.
@@ -73,16 +78,25 @@ impl PagePublisher {
     ///
     /// # Errors
     /// The broker refused `confirm.select`.
-    pub async fn new(channel: Channel, window: usize) -> lapin::Result<Self> {
+    pub async fn new(channel: BrokerChannel, window: usize) -> lapin::Result<Self> {
+        let BrokerChannel { channel, blocked } = channel;
+        let patience = Patience::new(CONFIRM_TIMEOUT, blocked);
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await?;
         Ok(Self {
             channel,
+            patience,
             in_flight: FuturesOrdered::new(),
             window: window.max(1),
             gauge: None,
         })
+    }
+
+    /// Gives each publish and confirm `timeout` instead of [`CONFIRM_TIMEOUT`].
+    pub fn with_confirm_timeout(mut self, timeout: Duration) -> Self {
+        self.patience = self.patience.clone().with_limit(timeout);
+        self
     }
 
     /// Keeps `gauge` at the number of pages awaiting their confirm.
@@ -152,12 +166,13 @@ impl PagePublisher {
             topology::ROUTING_KEY,
             &page.body,
             properties,
-            CONFIRM_TIMEOUT,
+            self.patience.clone(),
         )
         .await
         .map_err(failed)?;
+        let patience = self.patience.clone();
         self.in_flight.push_back(Box::pin(async move {
-            pending.wait(CONFIRM_TIMEOUT).await.map_err(failed)?;
+            pending.wait(patience).await.map_err(failed)?;
             Ok(Confirmed {
                 page: number,
                 slice,

@@ -1,6 +1,7 @@
 //! The `sfsync.runs` rows the producer keeps, and the `status` report that joins them with the
 //! workers' `sfsync.page_results`.
 
+use common::amqp::{Block, BlockWatch};
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -34,6 +35,40 @@ pub async fn progress(pool: &PgPool, run_id: Uuid, pages: u64, records: u64) -> 
     Ok(())
 }
 
+/// Records on the run that the broker blocks its publishing since `block.since`, or (`None`)
+/// that it no longer does.
+///
+/// # Errors
+/// The database refused the update.
+pub async fn blocked(pool: &PgPool, run_id: Uuid, block: Option<&Block>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sfsync.runs SET blocked_since = $2, blocked_reason = $3 WHERE run_id = $1")
+        .bind(run_id)
+        .bind(block.map(|b| b.since))
+        .bind(block.map(|b| b.reason.as_str()))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Keeps the run's `blocked_since` and `blocked_reason` up to date with `watch` until the
+/// task is aborted (at the end of the run) or the connection is gone. A failed update is
+/// logged, never fatal: it only feeds `producer status`.
+pub async fn follow_blocked(pool: PgPool, run_id: Uuid, mut watch: BlockWatch) {
+    let mut shown = None;
+    loop {
+        let now = watch.current();
+        if now != shown {
+            if let Err(e) = blocked(&pool, run_id, now.as_ref()).await {
+                tracing::warn!(%run_id, error = %e, "Could not record in sfsync.runs that the broker blocks publishing.");
+            }
+            shown = now;
+        }
+        if !watch.changed().await {
+            return;
+        }
+    }
+}
+
 /// Marks the run finished: `published` when every page was confirmed, else `failed` with the reason.
 ///
 /// # Errors
@@ -47,6 +82,7 @@ pub async fn finish(
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE sfsync.runs SET pages_published = $2, records_published = $3, finished_at = now(),
+                blocked_since = NULL, blocked_reason = NULL,
                 status = CASE WHEN $4::text IS NULL THEN 'published' ELSE 'failed' END, error = $4
           WHERE run_id = $1",
     )
@@ -86,6 +122,9 @@ pub struct RunStatus {
     pub records_stored: i64,
     pub records_dead: i64,
     pub error: Option<String>,
+    /// Since when the broker blocks the run's publishing (a memory or disk alarm), if it does.
+    pub blocked_since: Option<chrono::DateTime<chrono::Utc>>,
+    pub blocked_reason: Option<String>,
 }
 
 /// The newest runs with what the workers have done of them.
@@ -99,7 +138,7 @@ pub async fn status(pool: &PgPool, limit: i64) -> sqlx::Result<Vec<RunStatus>> {
                 coalesce(p.pages, 0)::bigint AS pages_processed,
                 (coalesce(p.stored, 0) + coalesce(d.resolved, 0))::bigint AS records_stored,
                 coalesce(d.dead, 0)::bigint AS records_dead,
-                r.error
+                r.error, r.blocked_since, r.blocked_reason
            FROM sfsync.runs r
            LEFT JOIN (SELECT run_id, count(*) AS pages, sum(records_stored) AS stored
                         FROM sfsync.page_results GROUP BY run_id) p USING (run_id)

@@ -90,7 +90,7 @@ impl Session {
         let metrics_server = common::metrics::serve(listener, metrics.clone());
         let pool = common::db::connect_control(&services.database_url).await?;
         common::db::migrate(&pool).await?;
-        let broker = Broker::open(&services.amqp_url).await?;
+        let broker = Broker::open(&services.amqp_url, metrics.broker_blocked()).await?;
         let max_usage = (max_api_usage < 100.0).then_some(max_api_usage);
         let sf = SalesforceClient::connect(credentials, &salesforce.sf_api_version, retry)
             .await?

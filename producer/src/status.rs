@@ -255,6 +255,13 @@ fn print_table(rows: &[runs::RunStatus], rates: &HashMap<Uuid, f64>) {
             eta,
             r.started_at.format("%Y-%m-%d %H:%M:%S")
         );
+        if let Some(since) = r.blocked_since {
+            println!(
+                "    publishing blocked by RabbitMQ since {} ({}): a node is low on memory or disk; the run waits and goes on when the alarm clears",
+                since.format("%Y-%m-%d %H:%M:%S"),
+                r.blocked_reason.as_deref().unwrap_or("no reason given")
+            );
+        }
         if let Some(error) = &r.error {
             println!("    error: {error}");
         }

@@ -63,9 +63,7 @@ impl TestEnv {
 
     /// Messages waiting in a queue of this test's vhost.
     pub async fn queue_depth(&self, queue: &str) -> anyhow::Result<u32> {
-        let conn =
-            lapin::Connection::connect(&self.amqp_url, lapin::ConnectionProperties::default())
-                .await?;
+        let conn = self.amqp().await?;
         let channel = conn.create_channel().await?;
         let q = channel
             .queue_declare(
@@ -98,7 +96,14 @@ impl TestEnv {
         producer::runs::start(&self.pool, run_id, object).await?;
         let conn = self.amqp().await?;
         let channel = common::topology::declare_on(&conn).await?;
-        let mut publisher = producer::publisher::PagePublisher::new(channel.clone(), 8).await?;
+        let mut publisher = producer::publisher::PagePublisher::new(
+            producer::broker::BrokerChannel {
+                channel: channel.clone(),
+                blocked: common::amqp::BlockWatch::never(),
+            },
+            8,
+        )
+        .await?;
         for (n, records) in pages.iter().enumerate() {
             let page = n as u64 + 1;
             let body = serde_json::to_vec(

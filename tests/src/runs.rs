@@ -44,6 +44,7 @@ impl TestEnv {
             parallel_min_latency: Duration::ZERO,
             page_size: 2000,
             confirm_window: 16,
+            confirm_timeout: Duration::from_secs(120),
             no_progress: true,
             limit_retry: producer::cli::LimitRetryArgs::default(),
             metrics: common::metrics::MetricsArgs::default(),

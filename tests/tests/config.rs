@@ -97,6 +97,20 @@ async fn the_worker_names_a_bad_or_unreachable_setting_in_one_line() {
             &["pw-9f3c"],
         ),
         (
+            "AMQP_URL listing two nodes, both down",
+            "AMQP_URL",
+            "amqp://guest:pw-9f41@127.0.0.1:1/%2f,amqp://guest:pw-9f42@127.0.0.1:2/%2f".into(),
+            &["AMQP_URL: cannot connect to RabbitMQ at any of its 2 nodes"],
+            &["pw-9f41", "pw-9f42"],
+        ),
+        (
+            "AMQP_URL with an empty entry",
+            "AMQP_URL",
+            format!("{},", vhost_url("guest:pw-9f43")),
+            &["AMQP_URL: node 2 of 2: empty entry"],
+            &["pw-9f43"],
+        ),
+        (
             "wrong AMQP password",
             "AMQP_URL",
             vhost_url("guest:pw-9f3d"),

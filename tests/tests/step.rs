@@ -31,7 +31,11 @@ async fn context(env: &TestEnv, connection: Connection, confirm_timeout: Duratio
     let pool = worker::pool::build(&SecretString::from(env.database_url.clone()), 2).unwrap();
     Context::new(
         pool,
-        DeadLetterPublisher::new(Arc::new(connection), confirm_timeout),
+        DeadLetterPublisher::new(
+            Arc::new(connection),
+            common::amqp::BlockWatch::never(),
+            confirm_timeout,
+        ),
         Arc::new(WorkerMetrics::new()),
     )
 }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use common::metrics::MetricsListener;
+use common::{amqp::BrokerNodes, metrics::MetricsListener};
 use futures::StreamExt;
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -53,16 +53,16 @@ pub async fn run_with_metrics(
     // retried like a reconnect: RabbitMQ 3.10 can refuse the first consumers of a quorum queue
     // declared a moment earlier (INTERNAL_ERROR, `{badmatch,{error,noproc}}` in its log) when
     // several workers start together.
-    let connection =
-        Arc::new(common::amqp::connect(&args.services.amqp_url, "sfsync-worker").await?);
-    let mut session = match Session::set_up(connection, &args).await {
+    let nodes = Arc::new(BrokerNodes::parse(&args.services.amqp_url)?);
+    let connection = Arc::new(nodes.connect(crate::session::CONNECTION_NAME).await?);
+    let mut session = match Session::set_up(connection, &args, &metrics).await {
         Ok(session) => session,
         Err(e) => {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "Setting up the consumer failed; retrying."
             );
-            match reconnect(&args, &metrics, &cancel).await {
+            match reconnect(&args, &nodes, &metrics, &cancel).await {
                 Some(session) => session,
                 None => return Ok(()),
             }
@@ -74,8 +74,12 @@ pub async fn run_with_metrics(
         "Worker consuming."
     );
 
-    let push = start_push(&args, &pool, &metrics, &cancel).await?;
-    let dead_letters = DeadLetterPublisher::new(session.connection.clone(), args.confirm_timeout);
+    let push = start_push(&args, &nodes, &pool, &metrics, &cancel).await?;
+    let dead_letters = DeadLetterPublisher::new(
+        session.connection.clone(),
+        session.blocked.clone(),
+        args.confirm_timeout,
+    );
     let ctx = Arc::new(Context::new(pool, dead_letters, metrics));
     let permits = Arc::new(Semaphore::new(usize::from(args.concurrency)));
     let mut tasks = JoinSet::new();
@@ -112,11 +116,11 @@ pub async fn run_with_metrics(
             "Reconnecting to RabbitMQ; pages in work will not be acked and come again."
         );
         session.close("worker reconnecting").await;
-        match reconnect(&args, &ctx.metrics, &cancel).await {
+        match reconnect(&args, &nodes, &ctx.metrics, &cancel).await {
             Some(fresh) => {
                 session = fresh;
                 ctx.dead_letters
-                    .use_connection(session.connection.clone())
+                    .use_connection(session.connection.clone(), session.blocked.clone())
                     .await;
                 tracing::info!("Reconnected to RabbitMQ; consuming again.");
             }
@@ -142,6 +146,7 @@ pub async fn run_with_metrics(
 /// The Salesforce settings are incomplete or wrong, or the login failed.
 async fn start_push(
     args: &WorkerArgs,
+    nodes: &Arc<BrokerNodes>,
     pool: &deadpool_postgres::Pool,
     metrics: &Arc<WorkerMetrics>,
     cancel: &CancellationToken,
@@ -163,7 +168,7 @@ async fn start_push(
     .with_max_api_usage(max_usage)
     .with_metrics(metrics.clone());
     Ok(Some(tokio::spawn(crate::push::consume::run(
-        args.services.amqp_url.clone(),
+        nodes.clone(),
         pool.clone(),
         Arc::new(sf),
         cancel.clone(),

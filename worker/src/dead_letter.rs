@@ -5,7 +5,8 @@
 use std::{sync::Arc, time::Duration};
 
 use common::{
-    confirm::ConfirmError,
+    amqp::BlockWatch,
+    confirm::{ConfirmError, Patience},
     dead_letter::{Attempts, DeadLetterInfo, RecordIndex},
     message::{CONTENT_TYPE, PAGE_FORMAT_VERSION, PAGE_MESSAGE_TYPE, PageMessage},
     topology,
@@ -226,14 +227,21 @@ pub struct DeadLetterPublisher {
 
 struct PublisherState {
     connection: Arc<Connection>,
+    /// Whether the broker blocks `connection`: the confirm timeout does not run meanwhile.
+    blocked: BlockWatch,
     channel: Option<Channel>,
 }
 
 impl DeadLetterPublisher {
-    pub fn new(connection: Arc<Connection>, confirm_timeout: Duration) -> Self {
+    pub fn new(
+        connection: Arc<Connection>,
+        blocked: BlockWatch,
+        confirm_timeout: Duration,
+    ) -> Self {
         Self {
             state: Mutex::new(PublisherState {
                 connection,
+                blocked,
                 channel: None,
             }),
             confirm_timeout,
@@ -242,16 +250,19 @@ impl DeadLetterPublisher {
 
     /// Moves to a new connection after the consumer reconnected. Letters being sent on the old
     /// one fail, so their pages are not acked and come again.
-    pub async fn use_connection(&self, connection: Arc<Connection>) {
+    pub async fn use_connection(&self, connection: Arc<Connection>, blocked: BlockWatch) {
         let mut state = self.state.lock().await;
         state.connection = connection;
+        state.blocked = blocked;
         state.channel = None;
     }
 
-    async fn channel(&self) -> Result<Channel, DeadLetterError> {
+    /// The channel to publish on, and how long a publish or confirm may take on it.
+    async fn channel(&self) -> Result<(Channel, Patience), DeadLetterError> {
         let mut state = self.state.lock().await;
+        let patience = Patience::new(self.confirm_timeout, state.blocked.clone());
         if let Some(ch) = state.channel.as_ref().filter(|c| c.status().connected()) {
-            return Ok(ch.clone());
+            return Ok((ch.clone(), patience));
         }
         // Bounded like the confirms: a stalled connection never answers channel.open either.
         let open = async {
@@ -269,7 +280,7 @@ impl DeadLetterPublisher {
             .await
             .map_err(|_| DeadLetterError::ChannelTimedOut(self.confirm_timeout))??;
         state.channel = Some(ch.clone());
-        Ok(ch)
+        Ok((ch, patience))
     }
 
     /// Publishes every letter and waits until the broker confirmed all of them, each within
@@ -282,7 +293,7 @@ impl DeadLetterPublisher {
         if letters.is_empty() {
             return Ok(());
         }
-        let channel = self.channel().await?;
+        let (channel, patience) = self.channel().await?;
         let mut pending = Vec::with_capacity(letters.len());
         for letter in letters {
             let unconfirmed = |source| DeadLetterError::Unconfirmed {
@@ -304,14 +315,14 @@ impl DeadLetterPublisher {
                 "",
                 &letter.body,
                 properties,
-                self.confirm_timeout,
+                patience.clone(),
             )
             .await
             .map_err(unconfirmed)?;
             pending.push((letter, confirm));
         }
         for (letter, confirm) in pending {
-            confirm.wait(self.confirm_timeout).await.map_err(|source| {
+            confirm.wait(patience.clone()).await.map_err(|source| {
                 DeadLetterError::Unconfirmed {
                     message_id: letter.message_id.clone(),
                     source,

@@ -58,6 +58,7 @@ pub struct WorkerMetrics {
     records_dead_lettered: Family<ObjectLabels, Counter>,
     upsert_duration: Family<ObjectLabels, Histogram, fn() -> Histogram>,
     retries: Family<CauseLabels, Counter>,
+    broker_blocked: Gauge,
     pages_in_flight: Gauge,
     push_records: Family<PushLabels, Counter>,
     api_calls_used: Gauge,
@@ -143,6 +144,7 @@ impl WorkerMetrics {
             "Pages this worker is storing right now (at most --concurrency)",
             pages_in_flight.clone(),
         );
+        let broker_blocked = common::metrics::broker_blocked(&mut registry);
         let push_records = Family::default();
         registry.register(
             "sfsync_push_records",
@@ -173,8 +175,14 @@ impl WorkerMetrics {
             upsert_duration,
             retries,
             pages_in_flight,
+            broker_blocked,
             objects: RwLock::default(),
         }
+    }
+
+    /// `sfsync_broker_blocked`, for the broker connections to keep.
+    pub fn broker_blocked(&self) -> Gauge {
+        self.broker_blocked.clone()
     }
 
     /// The handles of one object's series, created on first use.

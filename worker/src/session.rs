@@ -12,7 +12,10 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable};
-use common::metrics::RetryCause;
+use common::{
+    amqp::{BlockWatch, BrokerNodes},
+    metrics::RetryCause,
+};
 use lapin::{
     Channel, Connection, Consumer,
     options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions},
@@ -25,26 +28,46 @@ use crate::{cli::WorkerArgs, metrics::WorkerMetrics};
 /// One broker connection with this worker's consumer on it.
 pub struct Session {
     pub connection: Arc<Connection>,
+    /// Whether the broker blocks the connection (dead letters are published on it).
+    pub blocked: BlockWatch,
     pub channel: Channel,
     pub consumer: Consumer,
 }
 
+/// How the worker names its connection in the broker's management UI.
+pub const CONNECTION_NAME: &str = "sfsync-worker";
+
 impl Session {
-    /// Connects, declares the topology, sets the prefetch and starts consuming.
+    /// Connects (to the node after the one the lost connection was on, when `after_loss`),
+    /// declares the topology, sets the prefetch and starts consuming.
     ///
     /// # Errors
-    /// The broker cannot be reached, refuses the login, or refuses a setup step.
-    pub async fn open(args: &WorkerArgs) -> anyhow::Result<Self> {
-        let connection =
-            Arc::new(common::amqp::connect(&args.services.amqp_url, "sfsync-worker").await?);
-        Self::set_up(connection, args).await
+    /// No node can be reached, or the broker refuses the login or a setup step.
+    pub async fn open(
+        args: &WorkerArgs,
+        nodes: &BrokerNodes,
+        metrics: &WorkerMetrics,
+        after_loss: bool,
+    ) -> anyhow::Result<Self> {
+        let connection = if after_loss {
+            nodes.reconnect(CONNECTION_NAME).await?
+        } else {
+            nodes.connect(CONNECTION_NAME).await?
+        };
+        Self::set_up(Arc::new(connection), args, metrics).await
     }
 
-    /// Everything after the connection: topology, prefetch, consumer.
+    /// Everything after the connection: following its blocks, topology, prefetch, consumer.
     ///
     /// # Errors
     /// The broker refused a declaration, the QoS or the consumer.
-    pub async fn set_up(connection: Arc<Connection>, args: &WorkerArgs) -> anyhow::Result<Self> {
+    pub async fn set_up(
+        connection: Arc<Connection>,
+        args: &WorkerArgs,
+        metrics: &WorkerMetrics,
+    ) -> anyhow::Result<Self> {
+        let blocked =
+            BlockWatch::follow(&connection, CONNECTION_NAME, Some(metrics.broker_blocked()));
         let channel = common::topology::declare_on(&connection).await?;
         // Per consumer (global=false): global QoS on a quorum queue closes the connection.
         channel
@@ -65,6 +88,7 @@ impl Session {
             .context("starting to consume sfsync.records")?;
         Ok(Self {
             connection,
+            blocked,
             channel,
             consumer,
         })
@@ -89,12 +113,14 @@ impl Session {
     }
 }
 
-/// Opens a new session, retrying for as long as it takes (or until `cancel`): jittered
-/// exponential backoff from 200 ms, capped at 5 s (at most 10 s with the jitter), each attempt
-/// counted in `sfsync_retries_total{cause="broker_reconnect"}` and each failed one logged at
-/// WARN. `None` when cancelled first.
+/// Opens a new session, starting with the node after the one the lost connection was on and
+/// retrying for as long as it takes (or until `cancel`): jittered exponential backoff from
+/// 200 ms, capped at 5 s (at most 10 s with the jitter), each attempt counted in
+/// `sfsync_retries_total{cause="broker_reconnect"}` and each failed one logged at WARN. `None`
+/// when cancelled first.
 pub async fn reconnect(
     args: &WorkerArgs,
+    nodes: &BrokerNodes,
     metrics: &WorkerMetrics,
     cancel: &CancellationToken,
 ) -> Option<Session> {
@@ -105,7 +131,7 @@ pub async fn reconnect(
         .without_max_times();
     let open = || {
         metrics.retry(RetryCause::BrokerReconnect);
-        Session::open(args)
+        Session::open(args, nodes, metrics, true)
     };
     let attempts = open
         .retry(backoff)

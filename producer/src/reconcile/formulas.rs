@@ -10,13 +10,13 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use serde::Serialize;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::refresh::{self, RefreshRun};
+use crate::broker::Broker;
 use crate::{
     columns,
     objects::ObjectSettings,
@@ -78,7 +78,7 @@ pub(crate) fn formula_fields<'a>(
 pub async fn refresh_formulas(
     sf: &SalesforceClient,
     pool: &PgPool,
-    connection: &lapin::Connection,
+    broker: &Broker,
     options: &FormulaOptions,
 ) -> anyhow::Result<FormulaReport> {
     let calls_before = sf.usage().calls();
@@ -112,10 +112,7 @@ pub async fn refresh_formulas(
     };
     let fields = refresh::fields_to_read(describe, stamp, &formulas);
     let api = refresh::choose_api(pool, options.api, table, &query, &fields).await?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening an AMQP channel")?;
+    let channel = broker.channel().await?;
     let run = RefreshRun {
         sf,
         pool,
@@ -126,7 +123,7 @@ pub async fn refresh_formulas(
         cancel: &CancellationToken::new(),
     };
     let published = refresh::publish(&run, channel.clone()).await;
-    common::amqp::close_channel(&channel, "formula refresh published").await;
+    common::amqp::close_channel(&channel.channel, "formula refresh published").await;
     let published = published?;
     record_refresh(pool, object, published.run_id).await?;
     tracing::info!(object, run_id = %published.run_id, fields = formulas.len(), records = published.records, pages = published.pages, ?api, "Formula fields re-read and published.");
@@ -173,7 +170,7 @@ fn is_due(age_secs: Option<f64>, every: Duration) -> bool {
 pub async fn refresh_due(
     sf: &SalesforceClient,
     pool: &PgPool,
-    connection: &lapin::Connection,
+    broker: &Broker,
     objects: &[(String, ObjectSettings)],
     api: ApiChoice,
     every: Duration,
@@ -200,7 +197,7 @@ pub async fn refresh_due(
             wait: None,
             settings: settings.clone(),
         };
-        reports.push(refresh_formulas(sf, pool, connection, &options).await?);
+        reports.push(refresh_formulas(sf, pool, broker, &options).await?);
     }
     Ok(reports)
 }

@@ -40,6 +40,7 @@ use uuid::Uuid;
 pub use self::census::Census;
 pub(crate) use self::formulas::record_refresh;
 pub use self::formulas::{FormulaOptions, FormulaReport, refresh_due, refresh_formulas};
+use crate::broker::Broker;
 use crate::{
     objects::{self, ObjectSettings},
     publisher::PagePublisher,
@@ -120,7 +121,7 @@ async fn prepare(
 pub async fn reconcile_object(
     sf: &SalesforceClient,
     pool: &PgPool,
-    connection: &lapin::Connection,
+    broker: &Broker,
     options: &ReconcileOptions,
 ) -> anyhow::Result<ReconcileReport> {
     let calls_before = sf.usage().calls();
@@ -169,10 +170,7 @@ pub async fn reconcile_object(
     runs::start(pool, run_id, &object)
         .await
         .context("recording the run in sfsync.runs")?;
-    let channel = connection
-        .create_channel()
-        .await
-        .context("opening an AMQP channel")?;
+    let channel = broker.channel().await?;
     let mut publisher = PagePublisher::new(channel.clone(), 16)
         .await
         .context("putting the AMQP channel in confirm mode")?
@@ -190,7 +188,7 @@ pub async fn reconcile_object(
         &table,
     )
     .await;
-    common::amqp::close_channel(&channel, "reconcile published").await;
+    common::amqp::close_channel(&channel.channel, "reconcile published").await;
     let repaired = match published {
         Ok(repaired) => repaired,
         Err(e) => {

@@ -14,6 +14,7 @@ use sqlx::{AssertSqlSafe, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::broker::BrokerChannel;
 use crate::{
     objects::ObjectSettings,
     publisher::PagePublisher,
@@ -81,7 +82,7 @@ struct Tally {
 /// recorded as failed.
 pub(crate) async fn publish(
     run: &RefreshRun<'_>,
-    channel: lapin::Channel,
+    channel: BrokerChannel,
 ) -> anyhow::Result<Refreshed> {
     let (sf, object) = (run.sf, run.query.object);
     let run_id = Uuid::now_v7();

@@ -8,6 +8,7 @@
 use anyhow::Context as _;
 
 use super::{SyncMode, Target, run::Run};
+use crate::broker::BrokerChannel;
 use crate::{
     columns::{self, Current},
     reconcile::{
@@ -25,7 +26,7 @@ use crate::{
 /// which the next sync does.
 pub(super) async fn after_sync(
     run: &Run<'_>,
-    channel: lapin::Channel,
+    channel: BrokerChannel,
     target: &Target,
 ) -> anyhow::Result<()> {
     let (pool, object, table) = (run.pool, run.object(), target.table.as_str());

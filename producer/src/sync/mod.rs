@@ -64,6 +64,7 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 
 use self::{envelope::Envelope, run::Run, windows::Count};
+use crate::broker::BrokerChannel;
 use crate::{
     buffers::{BoundedPool, MESSAGES_AT_ONCE},
     objects::{self, ObjectSettings},
@@ -81,6 +82,8 @@ pub struct SyncOptions {
     pub page_size: u32,
     /// Pages published but not yet confirmed, at most.
     pub confirm_window: usize,
+    /// How long a page's confirm may take, not counting time the broker blocks publishing.
+    pub confirm_timeout: Duration,
     /// Draw a progress bar (only on a terminal).
     pub progress: bool,
     /// Read every record even when a watermark exists.
@@ -187,7 +190,7 @@ pub struct SyncReport {
 pub async fn sync_object(
     sf: &SalesforceClient,
     pool: &PgPool,
-    channel: lapin::Channel,
+    channel: BrokerChannel,
     options: &SyncOptions,
     refusals: &BulkRefusals,
     describes: &DescribeCache,

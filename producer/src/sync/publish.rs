@@ -15,14 +15,14 @@ use super::{
     slices,
     windows::Window,
 };
-use crate::{publisher::PagePublisher, runs, sync_state};
+use crate::{broker::BrokerChannel, publisher::PagePublisher, runs, sync_state};
 
 /// The run itself: records it in `sfsync.runs`, publishes the records and then the deletions,
 /// and records how it ended, whatever stopped it. `calls_before` is the client's count of API
 /// calls before the sync began, so that the report counts describe too.
 pub(super) async fn publish_run(
     run: &Run<'_>,
-    channel: lapin::Channel,
+    channel: BrokerChannel,
     target: &Target,
     refusals: &BulkRefusals,
     calls_before: u64,
@@ -33,15 +33,20 @@ pub(super) async fn publish_run(
         .context("recording the run in sfsync.runs")?;
     tracing::info!(%run_id, object, table = target.table, mode = ?target.mode, fields = target.selection.columns.len(), "Sync started.");
     let mut progress = Progress::default();
-    let outcome = publish_pages(run, channel, target, refusals, &mut progress)
-        .await
-        .map_err(|e| {
-            let filter = run.options.settings.filter.as_deref();
-            match refusals::needs_filter(object, filter, &e) {
-                Some(needs_filter) => anyhow::Error::new(needs_filter),
-                None => e,
-            }
-        });
+    let blocked = tokio::spawn(runs::follow_blocked(
+        pool.clone(),
+        run_id,
+        channel.blocked.clone(),
+    ));
+    let outcome = publish_pages(run, channel, target, refusals, &mut progress).await;
+    blocked.abort();
+    let outcome = outcome.map_err(|e| {
+        let filter = run.options.settings.filter.as_deref();
+        match refusals::needs_filter(object, filter, &e) {
+            Some(needs_filter) => anyhow::Error::new(needs_filter),
+            None => e,
+        }
+    });
     let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
     runs::finish(
         pool,
@@ -81,7 +86,7 @@ pub(super) async fn publish_run(
 /// not support the object), then the deletions. Returns the API used and the deletions.
 async fn publish_pages(
     run: &Run<'_>,
-    channel: lapin::Channel,
+    channel: BrokerChannel,
     target: &Target,
     refusals: &BulkRefusals,
     progress: &mut Progress,
@@ -90,6 +95,7 @@ async fn publish_pages(
     let mut publisher = PagePublisher::new(channel, run.options.confirm_window)
         .await
         .context("putting the AMQP channel in confirm mode")?
+        .with_confirm_timeout(run.options.confirm_timeout)
         .with_in_flight_gauge(run.sf.metrics().pages_in_flight());
     let typed = bulk::csv_types(&target.describe, run.fields);
     let (api, counted) = choose_api(run).await?;

@@ -241,7 +241,7 @@ async fn refresh_formulas_due(
         .iter()
         .map(|object| (object.clone(), args.object_config.settings(object)))
         .collect();
-    let (sf, pool, connection) = (&session.sf, &session.pool, session.broker.connection());
-    reconcile::refresh_due(sf, pool, connection, &objects, args.api, every).await?;
+    let (sf, pool, broker) = (&session.sf, &session.pool, &session.broker);
+    reconcile::refresh_due(sf, pool, broker, &objects, args.api, every).await?;
     Ok(())
 }

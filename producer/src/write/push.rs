@@ -17,6 +17,9 @@ use super::{
     dispatch, external_id_field,
     links::{self, ParentLink},
 };
+use common::confirm::Patience;
+
+use crate::broker::BrokerChannel;
 use crate::{
     cli::PushArgs,
     objects::{ObjectSettings, ObjectsConfig},
@@ -133,7 +136,8 @@ struct Target<'a> {
 }
 
 /// Rounds of claim → publish → wait on `channel` until nothing is pending.
-async fn push_rounds(target: &Target<'_>, channel: lapin::Channel) -> anyhow::Result<PushReport> {
+async fn push_rounds(target: &Target<'_>, channel: BrokerChannel) -> anyhow::Result<PushReport> {
+    let BrokerChannel { channel, blocked } = channel;
     let Target { pool, table, .. } = *target;
     let unsent = requeue_unsent(pool, table).await?;
     if unsent > 0 {
@@ -184,7 +188,7 @@ async fn push_rounds(target: &Target<'_>, channel: lapin::Channel) -> anyhow::Re
                 topology::PUSH_ROUTING_KEY,
                 &body,
                 properties,
-                CONFIRM_TIMEOUT,
+                Patience::new(CONFIRM_TIMEOUT, blocked.clone()),
             )
             .await
             .with_context(|| format!("publishing push batch {}", batch.id))?;

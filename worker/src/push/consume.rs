@@ -9,7 +9,11 @@
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
-use common::{push::PushBatch, topology};
+use common::{
+    amqp::{BlockWatch, BrokerNodes},
+    push::PushBatch,
+    topology,
+};
 use futures::StreamExt;
 use lapin::{
     Connection,
@@ -17,7 +21,6 @@ use lapin::{
     types::FieldTable,
 };
 use salesforce::SalesforceClient;
-use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, apply};
@@ -42,19 +45,23 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(60);
 /// call finds out whether it still is.
 const QUOTA_PAUSE: Duration = Duration::from_secs(300);
 
+/// How the push consumer names its connection in the broker's management UI.
+const CONNECTION_NAME: &str = "sfsync-worker-push";
+
 /// Longest pause between two tries of a batch, or two reconnects.
 const MAX_PAUSE: Duration = Duration::from_secs(30);
 
 /// Applies push batches until `cancel` fires (the batch in hand is finished first).
 pub async fn run(
-    amqp_url: SecretString,
+    nodes: Arc<BrokerNodes>,
     pool: deadpool_postgres::Pool,
     sf: Arc<SalesforceClient<WorkerMetrics>>,
     cancel: CancellationToken,
 ) {
     let mut pause = Duration::from_millis(500);
+    let mut after_loss = false;
     while !cancel.is_cancelled() {
-        match consume(&amqp_url, &pool, &sf, &cancel).await {
+        match consume(&nodes, after_loss, &pool, &sf, &cancel).await {
             Ok(()) => return,
             Err(e) => {
                 tracing::warn!(error = format!("{e:#}"), retry_in = ?pause, "The push consumer lost RabbitMQ; reconnecting.");
@@ -63,6 +70,7 @@ pub async fn run(
                     () = tokio::time::sleep(pause) => {}
                 }
                 pause = (pause * 2).min(MAX_PAUSE);
+                after_loss = true;
             }
         }
     }
@@ -70,14 +78,23 @@ pub async fn run(
 
 /// One connection's life: consume until cancelled (`Ok`) or the connection is lost (`Err`).
 async fn consume(
-    amqp_url: &SecretString,
+    nodes: &BrokerNodes,
+    after_loss: bool,
     pool: &deadpool_postgres::Pool,
     sf: &SalesforceClient<WorkerMetrics>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<()> {
-    let connection: Arc<Connection> =
-        Arc::new(common::amqp::connect(amqp_url, "sfsync-worker-push").await?);
-    let dead_letters = DeadLetterPublisher::new(connection.clone(), CONFIRM_TIMEOUT);
+    let connection: Arc<Connection> = Arc::new(if after_loss {
+        nodes.reconnect(CONNECTION_NAME).await?
+    } else {
+        nodes.connect(CONNECTION_NAME).await?
+    });
+    let blocked = BlockWatch::follow(
+        &connection,
+        CONNECTION_NAME,
+        Some(sf.metrics().broker_blocked()),
+    );
+    let dead_letters = DeadLetterPublisher::new(connection.clone(), blocked, CONFIRM_TIMEOUT);
     let channel = topology::declare_on(&connection).await?;
     channel.basic_qos(1, BasicQosOptions::default()).await?;
     let mut consumer = channel
