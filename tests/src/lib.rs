@@ -9,6 +9,7 @@
 mod addresses;
 pub mod binary;
 mod broker;
+pub mod cluster;
 pub mod compare;
 pub mod config_dir;
 pub mod org;
