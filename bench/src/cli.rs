@@ -116,6 +116,13 @@ pub struct BenchArgs {
         hide_default_value = true
     )]
     pub amqp: String,
+    /// RabbitMQ is the three-node cluster of `scripts/rabbitmq-cluster` (started if it is not
+    /// running; `SFSYNC_CLUSTER_NAME` and `SFSYNC_CLUSTER_PORT` choose which) instead of
+    /// `--amqp`: the run's vhost is made on it, and the workers and the producer get its three
+    /// nodes in `AMQP_URL` (each process picks its own node). Run once with and once without
+    /// it to compare one node with three.
+    #[arg(long)]
+    pub rabbitmq_cluster: bool,
     /// Where producer, worker and fake-salesforce are (default: next to this binary).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,

@@ -43,7 +43,12 @@ pub async fn run_once(
     script: Option<&Script>,
     index: u32,
 ) -> anyhow::Result<RunFigures> {
-    let env = Env::create(&args.pg, &args.amqp, args.keep, args.pg_tls).await?;
+    let amqp = if args.rabbitmq_cluster {
+        crate::services::Broker::cluster().await?
+    } else {
+        crate::services::Broker::Local(args.amqp.clone())
+    };
+    let env = Env::create(&args.pg, amqp, args.keep, args.pg_tls).await?;
     let log_dir = std::env::temp_dir().join(&env.name);
     std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
     eprintln!(

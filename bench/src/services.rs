@@ -9,11 +9,59 @@ use tokio::process::Command;
 use tokio_postgres::{Client, NoTls};
 use worker::tls::{MakeRustlsConnect, client_config};
 
+/// Where RabbitMQ is.
+#[derive(Debug, Clone)]
+pub enum Broker {
+    /// One node, at this URL without a vhost; `rabbitmqctl` reaches it.
+    Local(String),
+    /// The nodes of `scripts/rabbitmq-cluster`, at these URLs without a vhost.
+    Cluster(Vec<String>),
+}
+
+/// The script that runs a local three-node cluster.
+const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/rabbitmq-cluster");
+
+impl Broker {
+    /// Starts the local cluster unless it runs, and takes its nodes' URLs.
+    ///
+    /// # Errors
+    /// The script failed.
+    pub async fn cluster() -> anyhow::Result<Self> {
+        let out = Command::new("bash")
+            .args([CLUSTER_SCRIPT, "start"])
+            .output()
+            .await
+            .context("running scripts/rabbitmq-cluster start")?;
+        anyhow::ensure!(
+            out.status.success(),
+            "scripts/rabbitmq-cluster start failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        let urls = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split(',')
+            .map(|url| url.trim_end_matches("/%2f").to_owned())
+            .collect();
+        Ok(Self::Cluster(urls))
+    }
+
+    /// `rabbitmqctl`, for the single node or the cluster's first.
+    fn ctl(&self) -> (String, Vec<String>) {
+        match self {
+            Broker::Local(_) => ("rabbitmqctl".into(), Vec::new()),
+            Broker::Cluster(_) => (
+                "bash".into(),
+                vec![CLUSTER_SCRIPT.into(), "ctl".into(), "1".into()],
+            ),
+        }
+    }
+}
+
 /// A database and a vhost of the same name (`sfsync_bench_<uuid>`).
 pub struct Env {
     pub name: String,
     pg_base: String,
-    amqp_base: String,
+    broker: Broker,
     keep: bool,
     /// `--pg-tls`: sfsync and the baselines reach the run's database over TLS.
     tls: bool,
@@ -28,14 +76,14 @@ impl Env {
     /// PostgreSQL is unreachable or `rabbitmqctl` failed; whatever was made is removed again.
     pub async fn create(
         pg_base: &str,
-        amqp_base: &str,
+        broker: Broker,
         keep: bool,
         tls: bool,
     ) -> anyhow::Result<Self> {
         let mut env = Self {
             name: format!("sfsync_bench_{}", uuid::Uuid::new_v4().simple()),
             pg_base: pg_base.trim_end_matches('/').to_owned(),
-            amqp_base: amqp_base.trim_end_matches('/').to_owned(),
+            broker,
             keep,
             tls,
             db_created: false,
@@ -49,17 +97,20 @@ impl Env {
             .await
             .with_context(|| format!("creating database {}", env.name))?;
         env.db_created = true;
-        rabbitmqctl(&["add_vhost", &env.name]).await?;
+        rabbitmqctl(&env.broker, &["add_vhost", &env.name]).await?;
         env.vhost_created = true;
-        rabbitmqctl(&[
-            "set_permissions",
-            "-p",
-            &env.name,
-            "guest",
-            ".*",
-            ".*",
-            ".*",
-        ])
+        rabbitmqctl(
+            &env.broker,
+            &[
+                "set_permissions",
+                "-p",
+                &env.name,
+                "guest",
+                ".*",
+                ".*",
+                ".*",
+            ],
+        )
         .await?;
         Ok(env)
     }
@@ -78,9 +129,17 @@ impl Env {
         format!("{}/{}?sslmode={mode}", self.pg_base, self.name)
     }
 
-    /// `AMQP_URL` for the sfsync processes.
+    /// `AMQP_URL` for the sfsync processes: the vhost on each node.
     pub fn amqp_url(&self) -> String {
-        format!("{}/{}", self.amqp_base, self.name)
+        let nodes = match &self.broker {
+            Broker::Local(url) => std::slice::from_ref(url),
+            Broker::Cluster(urls) => urls.as_slice(),
+        };
+        nodes
+            .iter()
+            .map(|base| format!("{}/{}", base.trim_end_matches('/'), self.name))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// A connection to the run's database.
@@ -120,7 +179,7 @@ impl Env {
         }
         if self.vhost_created {
             self.vhost_created = false;
-            let deleted = rabbitmqctl(&["delete_vhost", &self.name]).await;
+            let deleted = rabbitmqctl(&self.broker, &["delete_vhost", &self.name]).await;
             result = result.and(deleted);
         }
         result
@@ -154,7 +213,9 @@ impl Drop for Env {
                 .output();
         }
         if self.vhost_created {
-            let _ = StdCommand::new("rabbitmqctl")
+            let (program, first) = self.broker.ctl();
+            let _ = StdCommand::new(program)
+                .args(first)
                 .args(["delete_vhost", &self.name])
                 .output();
         }
@@ -196,8 +257,10 @@ async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>
     }
 }
 
-async fn rabbitmqctl(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("rabbitmqctl")
+async fn rabbitmqctl(broker: &Broker, args: &[&str]) -> anyhow::Result<()> {
+    let (program, first) = broker.ctl();
+    let out = Command::new(program)
+        .args(first)
         .args(args)
         .output()
         .await
@@ -218,7 +281,7 @@ mod tests {
         Env {
             name: "sfsync_bench_x".to_owned(),
             pg_base: "postgres://postgres@127.0.0.1:5432".to_owned(),
-            amqp_base: "amqp://guest:guest@127.0.0.1:5672".to_owned(),
+            broker: Broker::Local("amqp://guest:guest@127.0.0.1:5672".to_owned()),
             keep: false,
             tls,
             db_created: false,

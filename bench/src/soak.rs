@@ -80,7 +80,8 @@ struct Sample {
 /// A binary is missing or failed, or a service is unreachable.
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
     let bins = Binaries::locate(args.bin_dir.as_deref())?;
-    let env = Env::create(&args.pg, &args.amqp, false, false).await?;
+    let amqp = crate::services::Broker::Local(args.amqp.clone());
+    let env = Env::create(&args.pg, amqp, false, false).await?;
     let result = soak(&args, &bins, &env).await;
     env.teardown().await?;
     result
