@@ -228,11 +228,14 @@ impl BrokerNodes {
                     )
                 }
                 Err(e) => {
-                    tracing::warn!(
-                        node = node.shown,
-                        error = e,
-                        "RabbitMQ node does not answer; trying the next one."
-                    );
+                    // The last node's failure is in the error that follows.
+                    if failures.len() + 1 < count {
+                        tracing::warn!(
+                            node = node.shown,
+                            error = e,
+                            "RabbitMQ node does not answer; retrying with the next node."
+                        );
+                    }
                     failures.push(format!("{}: {e}", node.shown));
                 }
             }
