@@ -177,6 +177,14 @@ fn grant(org: &Org, headers: &HeaderMap, body: &[u8]) -> Result<(), OAuthError> 
                 Err(OAuthError::AUTHENTICATION_FAILURE)
             }
         }
+        Some(crate::jwt::GRANT_TYPE) => {
+            let assertion = param("assertion").ok_or(OAuthError::missing("assertion required"))?;
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            crate::jwt::check(config, assertion, &format!("http://{host}"))
+        }
         Some("refresh_token") => {
             check_client(false)?;
             let token =

@@ -196,6 +196,7 @@ pub mod data;
 pub mod describe;
 pub mod error;
 pub mod faults;
+pub mod jwt;
 pub mod network;
 mod org;
 pub mod render;
@@ -248,6 +249,19 @@ pub struct OrgConfig {
     pub password: String,
     /// The one refresh token the `refresh_token` grant accepts.
     pub refresh_token: String,
+    /// The public key (PKCS#1) of the certificate uploaded to the connected app, which JWT
+    /// bearer assertions must be signed for (see [`jwt`]); set from a PEM certificate with
+    /// [`OrgConfig::with_jwt_cert`] (`--jwt-cert`). `None` refuses every assertion.
+    pub jwt_public_key: Option<Vec<u8>>,
+    /// Whether `username` is pre-authorized for the connected app (JWT bearer); when not,
+    /// assertions get "user hasn't approved this consumer" (`--jwt-not-preauthorized`).
+    pub jwt_preauthorized: bool,
+    /// The `aud` JWT bearer assertions must carry; `None`: this server's own URL. A sandbox
+    /// expects `https://test.salesforce.com` (`--jwt-audience`).
+    pub jwt_audience: Option<String>,
+    /// How far the org's clock runs ahead of its clients' when it checks an assertion's `exp`,
+    /// as when the client's clock is behind (`--jwt-clock-ahead`).
+    pub jwt_clock_ahead: Duration,
     /// Daily API request limit; calls past it get 403 `REQUEST_LIMIT_EXCEEDED`.
     pub api_limit: u64,
     /// How long a query locator stays valid after the query ran.
@@ -332,6 +346,17 @@ impl OrgConfig {
     }
 }
 
+impl OrgConfig {
+    /// Accepts JWT bearer assertions signed by the key of `pem`, a PEM certificate.
+    ///
+    /// # Errors
+    /// No PEM certificate, or not an RSA one.
+    pub fn with_jwt_cert(mut self, pem: &str) -> Result<Self, String> {
+        self.jwt_public_key = Some(jwt::public_key(pem)?);
+        Ok(self)
+    }
+}
+
 impl Default for OrgConfig {
     fn default() -> Self {
         OrgConfig {
@@ -346,6 +371,10 @@ impl Default for OrgConfig {
             username: "demo@example.com".to_owned(),
             password: "demo".to_owned(),
             refresh_token: "demo-refresh".to_owned(),
+            jwt_public_key: None,
+            jwt_preauthorized: true,
+            jwt_audience: None,
+            jwt_clock_ahead: Duration::ZERO,
             api_limit: 1_000_000,
             locator_ttl: Duration::from_secs(2 * 24 * 3600),
             instance_url: None,

@@ -50,7 +50,7 @@ struct Args {
     /// OAuth client secret (consumer secret) the token endpoint accepts.
     #[arg(long, env = "FAKE_SF_CLIENT_SECRET", default_value = "demo")]
     client_secret: String,
-    /// Username for the password grant.
+    /// Username for the password grant and the JWT bearer grant's subject.
     #[arg(long, env = "FAKE_SF_USERNAME", default_value = "demo@example.com")]
     username: String,
     /// Password for the password grant.
@@ -59,6 +59,24 @@ struct Args {
     /// Refresh token the refresh_token grant accepts.
     #[arg(long, env = "FAKE_SF_REFRESH_TOKEN", default_value = "demo-refresh")]
     refresh_token: String,
+    /// PEM certificate of the connected app: JWT bearer assertions
+    /// (grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer) must be signed by its key,
+    /// with iss = --client-id, sub = --username, aud = this server's URL and exp ahead.
+    /// Without it every assertion is refused (invalid assertion).
+    #[arg(long, env = "FAKE_SF_JWT_CERT", value_name = "PEM FILE")]
+    jwt_cert: Option<std::path::PathBuf>,
+    /// The user is not pre-authorized for the connected app: JWT bearer assertions get
+    /// "user hasn't approved this consumer".
+    #[arg(long, env = "FAKE_SF_JWT_NOT_PREAUTHORIZED")]
+    jwt_not_preauthorized: bool,
+    /// The aud JWT bearer assertions must carry (default: this server's URL), e.g.
+    /// https://test.salesforce.com as a sandbox expects.
+    #[arg(long, env = "FAKE_SF_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Seconds the org's clock runs ahead of its clients' when it checks a JWT's exp (a client
+    /// whose clock is behind): 200 makes every sfsync assertion expired.
+    #[arg(long, env = "FAKE_SF_JWT_CLOCK_AHEAD", default_value_t = 0)]
+    jwt_clock_ahead: u64,
     /// Daily API request limit; calls past it get 403 REQUEST_LIMIT_EXCEEDED.
     #[arg(long, env = "FAKE_SF_API_LIMIT", default_value_t = 1_000_000)]
     api_limit: u64,
@@ -210,7 +228,8 @@ Endpoints (under /services/data/vXX.X/ unless noted; bearer token required):
                                           composite/sobjects, run in order, one API call;
                                           no allOrNone true, no @{ref} notation (400)
   limits                                  API usage
-  /services/oauth2/token                  OAuth (client_credentials, password, refresh_token)
+  /services/oauth2/token                  OAuth (client_credentials, password, refresh_token,
+                                          JWT bearer with --jwt-cert)
 A request line over --max-request-line bytes (16384) gets 414 URI Too Long first.
 
 Network (every call under /services; not /__admin/):
@@ -286,6 +305,10 @@ async fn main() -> anyhow::Result<()> {
         username: args.username,
         password: args.password,
         refresh_token: args.refresh_token,
+        jwt_public_key: None,
+        jwt_preauthorized: !args.jwt_not_preauthorized,
+        jwt_audience: args.jwt_audience,
+        jwt_clock_ahead: Duration::from_secs(args.jwt_clock_ahead),
         api_limit: args.api_limit,
         locator_ttl: Duration::from_secs(args.locator_ttl_secs),
         instance_url: args.instance_url,
@@ -312,6 +335,16 @@ async fn main() -> anyhow::Result<()> {
         external_id_field: args.external_id_field,
         bandwidth_mbps: args.bandwidth_mbps,
         gzip: !args.no_gzip,
+    };
+    let config = match &args.jwt_cert {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("--jwt-cert {}: cannot be read", path.display()))?;
+            config
+                .with_jwt_cert(&pem)
+                .map_err(|e| anyhow::anyhow!("--jwt-cert {}: {e}", path.display()))?
+        }
+        None => config,
     };
     let unknown = config.unknown_objects();
     if !unknown.is_empty() {

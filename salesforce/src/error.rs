@@ -22,13 +22,13 @@ pub enum SfError {
         message: String,
     },
     /// The token endpoint refused the credentials (never retried: a config problem).
-    #[error(
-        "Salesforce login at {url} failed: {error}: {description}. Check SF_CLIENT_ID, SF_CLIENT_SECRET (and SF_USERNAME/SF_PASSWORD for the password grant)"
-    )]
+    #[error("Salesforce login at {url} failed: {error}: {description}. {hint}")]
     Login {
         url: String,
         error: String,
         description: String,
+        /// What to check or do, for the flow in use.
+        hint: String,
     },
     /// No usable answer: network failure, timeout, a 5xx, HTML from a proxy, a truncated body.
     #[error("Salesforce request to {url} failed: {detail}")]

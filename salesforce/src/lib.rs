@@ -12,6 +12,7 @@ pub mod composite;
 pub mod deleted;
 mod describe;
 pub mod error;
+pub mod jwt;
 pub mod page;
 pub mod query;
 

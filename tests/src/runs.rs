@@ -53,6 +53,8 @@ impl TestEnv {
                 sf_client_id: Some("demo".into()),
                 sf_client_secret: Some("demo".into()),
                 sf_username: None,
+                sf_jwt_key_file: None,
+                sf_refresh_token: None,
                 sf_password: None,
                 sf_instance_url: None,
                 sf_access_token: None,

@@ -85,7 +85,9 @@ impl<M: ApiMetrics + Default> SalesforceClient<M> {
                 }
                 other => other,
             })?;
-        tracing::info!(instance_url = %session.instance_url, "Logged in to Salesforce.");
+        // Once per client: how it signs in, never with what secret.
+        let (signed_in_at, user) = credentials.sign_in();
+        tracing::info!(flow = credentials.flow(), login = %signed_in_at, user, instance_url = %session.instance_url, "Logged in to Salesforce.");
         Ok(Self {
             http,
             credentials,
