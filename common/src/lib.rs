@@ -15,7 +15,8 @@
 //!   environment in [`config_file`]).
 //! - [`process`], [`telemetry`], [`shutdown`] — what every binary's `main` sets up: logging,
 //!   the runtime, the shutdown signal.
-//! - [`metrics`] — the `/metrics` endpoint and the metric names both binaries share.
+//! - [`metrics`], [`health`] — the `/metrics`, `/livez` and `/readyz` endpoints and the metric
+//!   names both binaries share.
 //! - [`allocator`] — glibc's thresholds, set once at start.
 //! - [`scan`] — skipping the part of a text that needs no escape.
 
@@ -27,6 +28,7 @@ pub mod config_file;
 pub mod confirm;
 pub mod db;
 pub mod dead_letter;
+pub mod health;
 pub mod message;
 pub mod metrics;
 pub mod process;

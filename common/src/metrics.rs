@@ -1,5 +1,6 @@
 //! Prometheus metrics, the part both binaries share: the `--metrics-addr` setting, the
-//! `GET /metrics` endpoint, and the names and labels both use (`sfsync_retries_total` and its
+//! `GET /metrics` endpoint (with the probes `GET /livez` and `GET /readyz`, see
+//! [`crate::health`]), and the names and labels both use (`sfsync_retries_total` and its
 //! causes, the `object` label). The worker's and the producer's own metrics live in their
 //! crates (`worker::metrics`, `producer::metrics`).
 //!
@@ -16,7 +17,7 @@ use prometheus_client::{
 };
 use tokio::task::JoinHandle;
 
-use crate::config::SettingError;
+use crate::{config::SettingError, health::Health};
 
 /// The gauge type of the handles given out (a plain integer gauge).
 pub use prometheus_client::metrics::gauge::Gauge;
@@ -30,9 +31,9 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 /// Where to serve metrics; flattened into the worker's and the producer's flags.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct MetricsArgs {
-    /// Serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 0.0.0.0:9898 (all
-    /// interfaces) or 127.0.0.1:9898. Off when unset. Port 0 takes a free port; the address
-    /// bound is logged at startup.
+    /// Serve Prometheus metrics at http://HOST:PORT/metrics, and the probes /livez and
+    /// /readyz, e.g. 0.0.0.0:9898 (all interfaces) or 127.0.0.1:9898. Off when unset. Port 0
+    /// takes a free port; the address bound is logged at startup.
     #[arg(long, env = "SFSYNC_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
 }
@@ -102,22 +103,37 @@ impl MetricsListener {
         self.addr
     }
 
-    /// Serves `GET /metrics` until the returned server is dropped. Logs the address at INFO.
-    pub fn serve(self, metrics: Arc<dyn Exposition>) -> MetricsServer {
+    /// Serves `GET /metrics`, and `GET /livez` and `GET /readyz` from `health` (see
+    /// [`crate::health`]), until the returned server is dropped. Logs the address at INFO.
+    pub fn serve(self, metrics: Arc<dyn Exposition>, health: Arc<Health>) -> MetricsServer {
         let addr = self.addr;
-        tracing::info!(metrics_addr = %addr, "Serving Prometheus metrics at /metrics.");
-        let app = axum::Router::new().route(
-            "/metrics",
+        tracing::info!(metrics_addr = %addr, "Serving Prometheus metrics at /metrics, probes at /livez and /readyz.");
+        let probe = |answer: fn(&Health) -> (bool, String), health: Arc<Health>| {
             axum::routing::get(move || {
-                let metrics = metrics.clone();
-                async move {
-                    (
-                        [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
-                        metrics.render(),
-                    )
-                }
-            }),
-        );
+                let (ok, body) = answer(&health);
+                let status = if ok {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                };
+                async move { (status, body) }
+            })
+        };
+        let app = axum::Router::new()
+            .route("/livez", probe(Health::liveness, health.clone()))
+            .route("/readyz", probe(Health::readiness, health))
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let metrics = metrics.clone();
+                    async move {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)],
+                            metrics.render(),
+                        )
+                    }
+                }),
+            );
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(self.listener, app).await {
                 tracing::warn!(error = %e, metrics_addr = %addr, "The metrics endpoint stopped.");
@@ -127,12 +143,13 @@ impl MetricsListener {
     }
 }
 
-/// Serves `metrics` on `listener` when there is one.
+/// Serves `metrics` and `health`'s probes on `listener` when there is one.
 pub fn serve(
     listener: Option<MetricsListener>,
     metrics: Arc<dyn Exposition>,
+    health: Arc<Health>,
 ) -> Option<MetricsServer> {
-    listener.map(|l| l.serve(metrics))
+    listener.map(|l| l.serve(metrics, health))
 }
 
 /// The `object` label: a Salesforce API name such as `Contact`.

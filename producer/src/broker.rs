@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use common::{
     amqp::{BlockWatch, BrokerNodes},
+    health::Health,
     metrics::{Gauge, RetryCause},
 };
 use secrecy::SecretString;
@@ -64,6 +65,8 @@ pub struct Broker {
     gauge: Gauge,
     /// For reconnecting after the connection is lost, to the next node first.
     nodes: Arc<BrokerNodes>,
+    /// `/readyz`: the broker check fails while a lost connection is being replaced.
+    health: Arc<Health>,
 }
 
 impl Broker {
@@ -72,14 +75,20 @@ impl Broker {
     ///
     /// # Errors
     /// As for [`connect`].
-    pub async fn open(amqp_url: &SecretString, blocked: Gauge) -> anyhow::Result<Self> {
+    pub async fn open(
+        amqp_url: &SecretString,
+        blocked: Gauge,
+        health: Arc<Health>,
+    ) -> anyhow::Result<Self> {
         let nodes = Arc::new(BrokerNodes::parse(amqp_url)?);
         let connection = declared(nodes.connect(CONNECTION_NAME).await?).await?;
+        health.pass(crate::session::BROKER);
         Ok(Self {
             blocked: BlockWatch::follow(&connection, CONNECTION_NAME, Some(blocked.clone())),
             connection,
             gauge: blocked,
             nodes,
+            health,
         })
     }
 
@@ -146,6 +155,10 @@ impl Broker {
                 Err(e) if is_broker_error(&e) && !cancel.is_cancelled() => e,
                 done => return done,
             };
+            self.health.fail(
+                crate::session::BROKER,
+                format!("lost the broker ({error:#}); reconnecting"),
+            );
             let Some(pause) = pauses.next() else {
                 return Err(error);
             };
@@ -181,6 +194,7 @@ impl Broker {
                 self.blocked =
                     BlockWatch::follow(&connection, CONNECTION_NAME, Some(self.gauge.clone()));
                 self.connection = connection;
+                self.health.pass(crate::session::BROKER);
             }
             Err(e) => tracing::warn!(error = format!("{e:#}"), "Reconnecting to RabbitMQ failed."),
         }

@@ -9,6 +9,8 @@ use common::{
 };
 use tokio_util::sync::CancellationToken;
 
+use common::health::Health;
+
 use crate::{
     broker::Broker,
     cli::{PushArgs, ReconcileArgs, SyncArgs},
@@ -17,6 +19,11 @@ use crate::{
     salesforce::{CredentialArgs, Credentials, RetryPolicy, SalesforceClient},
     sync::{self, BulkRefusals, DescribeCache, SyncOptions, SyncReport},
 };
+
+/// `/readyz`'s check of the database: connected and migrated.
+const DATABASE: &str = "database";
+/// `/readyz`'s check of the broker: connected (failing while a lost connection is replaced).
+pub const BROKER: &str = "broker";
 
 /// What opening a session reads from a command's flags; `sync` and `reconcile` share them.
 pub struct SessionSettings<'a> {
@@ -87,10 +94,12 @@ impl Session {
         }
         let credentials = Credentials::from_args(salesforce)?;
         let metrics = Arc::new(ProducerMetrics::new());
-        let metrics_server = common::metrics::serve(listener, metrics.clone());
+        let health = Arc::new(Health::new(&[DATABASE, BROKER]));
+        let metrics_server = common::metrics::serve(listener, metrics.clone(), health.clone());
         let pool = common::db::connect_control(&services.database_url).await?;
         common::db::migrate(&pool).await?;
-        let broker = Broker::open(&services.amqp_url, metrics.broker_blocked()).await?;
+        health.pass(DATABASE);
+        let broker = Broker::open(&services.amqp_url, metrics.broker_blocked(), health).await?;
         let max_usage = (max_api_usage < 100.0).then_some(max_api_usage);
         let sf = SalesforceClient::connect(credentials, &salesforce.sf_api_version, retry)
             .await?

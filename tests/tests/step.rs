@@ -37,6 +37,7 @@ async fn context(env: &TestEnv, connection: Connection, confirm_timeout: Duratio
             confirm_timeout,
         ),
         Arc::new(WorkerMetrics::new()),
+        Arc::new(common::health::Health::new(&[])),
     )
 }
 

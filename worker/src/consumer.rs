@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use common::{amqp::BrokerNodes, metrics::MetricsListener};
+use common::{amqp::BrokerNodes, health::Health, metrics::MetricsListener};
 use futures::StreamExt;
 use tokio::{sync::Semaphore, task::JoinSet};
 use tokio_util::sync::CancellationToken;
@@ -23,6 +23,11 @@ use crate::{
     session::{Session, reconnect},
     step::{self, Context, Incoming},
 };
+
+/// `/readyz`'s check of the database: the pool connects, and pages are stored.
+pub const DATABASE: &str = "database";
+/// `/readyz`'s check of the broker: connected and consuming `sfsync.records`.
+pub const BROKER: &str = "broker";
 
 /// Runs a worker until `cancel` fires, then drains and returns `Ok`. A lost broker connection
 /// (or a consumer the broker cancelled) is not an error: the worker reconnects with backoff
@@ -46,8 +51,10 @@ pub async fn run_with_metrics(
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(WorkerMetrics::new());
-    let _server = common::metrics::serve(listener, metrics.clone());
+    let health = Arc::new(Health::new(&[DATABASE, BROKER]));
+    let _server = common::metrics::serve(listener, metrics.clone(), health.clone());
     let pool = connect_database(&args).await?;
+    health.pass(DATABASE);
 
     // A wrong URL, password or host fails fast. Once connected, a refused setup step is
     // retried like a reconnect: RabbitMQ 3.10 can refuse the first consumers of a quorum queue
@@ -68,6 +75,7 @@ pub async fn run_with_metrics(
             }
         }
     };
+    health.pass(BROKER);
     tracing::info!(
         prefetch = args.prefetch,
         concurrency = args.concurrency,
@@ -80,7 +88,7 @@ pub async fn run_with_metrics(
         session.blocked.clone(),
         args.confirm_timeout,
     );
-    let ctx = Arc::new(Context::new(pool, dead_letters, metrics));
+    let ctx = Arc::new(Context::new(pool, dead_letters, metrics, health.clone()));
     let permits = Arc::new(Semaphore::new(usize::from(args.concurrency)));
     let mut tasks = JoinSet::new();
     loop {
@@ -110,6 +118,7 @@ pub async fn run_with_metrics(
             ),
         };
         drop(permit);
+        health.fail(BROKER, format!("{lost}; reconnecting"));
         tracing::warn!(
             error = lost,
             in_flight = tasks.len(),
@@ -122,12 +131,14 @@ pub async fn run_with_metrics(
                 ctx.dead_letters
                     .use_connection(session.connection.clone(), session.blocked.clone())
                     .await;
+                health.pass(BROKER);
                 tracing::info!("Reconnected to RabbitMQ; consuming again.");
             }
             None => break,
         }
     }
 
+    health.stopping();
     session.stop_consuming().await;
     drain(&mut tasks, &args, &ctx).await;
     if let Some(push) = push {

@@ -33,6 +33,7 @@ use crate::{
     metrics::{ObjectMetrics, WorkerMetrics},
     store::{Booking, PageOutcome, Sanitized, Tables, store_page},
 };
+use common::health::Health;
 
 /// What every delivery's step shares.
 pub struct Context {
@@ -40,6 +41,8 @@ pub struct Context {
     pub tables: Tables,
     pub dead_letters: DeadLetterPublisher,
     pub metrics: Arc<WorkerMetrics>,
+    /// `/readyz`'s checks: storing pages fails the database check until a page is stored.
+    pub health: Arc<Health>,
     /// Cancelled when the shutdown grace period is over: retries stop, and pages still in work
     /// are left unacked for redelivery.
     pub hard_stop: CancellationToken,
@@ -58,12 +61,14 @@ impl Context {
         pool: deadpool_postgres::Pool,
         dead_letters: DeadLetterPublisher,
         metrics: Arc<WorkerMetrics>,
+        health: Arc<Health>,
     ) -> Self {
         Self {
             pool,
             tables: Tables::default(),
             dead_letters,
             metrics,
+            health,
             hard_stop: CancellationToken::new(),
             sanitized_logged: Mutex::default(),
         }
@@ -306,6 +311,7 @@ async fn store_with_retries(
         let stored = store_page(&ctx.pool, &ctx.tables, page, booking, attempts).await;
         if stored.is_ok() {
             object.upsert_took(started.elapsed());
+            ctx.health.pass(crate::consumer::DATABASE);
         }
         stored
     };
@@ -314,6 +320,10 @@ async fn store_with_retries(
         .when(|e| matches!(e, PageError::Transient(_)) && !ctx.hard_stop.is_cancelled())
         .notify(|e, after| {
             ctx.metrics.retry(RetryCause::Database);
+            ctx.health.fail(
+                crate::consumer::DATABASE,
+                format!("storing a page failed ({e}); retrying"),
+            );
             tracing::warn!(error = %e, retry_in = ?after, "Storing a page failed; retrying.");
         })
         .await
