@@ -31,7 +31,10 @@ pub struct CredentialArgs {
     pub sf_username: Option<String>,
     /// PEM file with the RSA private key of the certificate uploaded to the connected app:
     /// selects the JWT bearer flow (with SF_CLIENT_ID and SF_USERNAME).
-    #[arg(long, env = "SF_JWT_KEY_FILE", value_name = "PEM FILE")]
+    // Not clap's PathBuf parser, which refuses an empty value: empty means unset (see
+    // without_empty_values), as docker-compose.yml passes a variable left empty in .env.
+    #[arg(long, env = "SF_JWT_KEY_FILE", value_name = "PEM FILE",
+          value_parser = clap::builder::TypedValueParser::map(clap::builder::OsStringValueParser::new(), PathBuf::from))]
     pub sf_jwt_key_file: Option<PathBuf>,
     /// A refresh token from a one-time consent: selects the refresh-token flow (with
     /// SF_CLIENT_ID, and SF_CLIENT_SECRET if the connected app requires it).
@@ -47,8 +50,18 @@ pub struct CredentialArgs {
     #[arg(long, env = "SF_ACCESS_TOKEN", value_parser = common::config::parse_secret, hide_env_values = true)]
     pub sf_access_token: Option<SecretString>,
     /// REST API version, e.g. 62.0.
-    #[arg(long, env = "SF_API_VERSION", default_value = "62.0")]
+    #[arg(long, env = "SF_API_VERSION", default_value = DEFAULT_API_VERSION, value_parser = parse_api_version)]
     pub sf_api_version: String,
+}
+
+/// The REST API version used unless SF_API_VERSION names another.
+const DEFAULT_API_VERSION: &str = "62.0";
+
+/// An empty SF_API_VERSION (as docker-compose.yml passes one left empty in .env) means the
+/// default.
+fn parse_api_version(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    Ok(if s.is_empty() { DEFAULT_API_VERSION } else { s }.to_owned())
 }
 
 impl CredentialArgs {
@@ -74,7 +87,7 @@ impl CredentialArgs {
             sf_password: None,
             sf_instance_url: None,
             sf_access_token: None,
-            sf_api_version: "62.0".into(),
+            sf_api_version: DEFAULT_API_VERSION.into(),
         }
     }
 
@@ -520,6 +533,35 @@ mod tests {
     fn empty_settings_count_as_unset() {
         assert!(matches!(
             Credentials::from_args(&args()),
+            Ok(Credentials::ClientCredentials { .. })
+        ));
+    }
+
+    #[test]
+    fn an_empty_key_file_or_api_version_counts_as_unset() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            sf: CredentialArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "sfsync",
+            "--sf-login-url",
+            "https://login.example.com",
+            "--sf-client-id",
+            "id",
+            "--sf-client-secret",
+            "secret",
+            "--sf-jwt-key-file",
+            "",
+            "--sf-api-version",
+            "",
+        ])
+        .unwrap();
+        assert_eq!(cli.sf.sf_api_version, "62.0");
+        assert!(matches!(
+            Credentials::from_args(&cli.sf),
             Ok(Credentials::ClientCredentials { .. })
         ));
     }
