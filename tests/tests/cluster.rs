@@ -1,7 +1,7 @@
 //! sfsync on a three-node RabbitMQ cluster (`scripts/rabbitmq-cluster`): an import with four
 //! worker processes spread over the nodes, while the node leading `sfsync.records` is killed,
 //! the node the producer is connected to is killed, a node is stopped and started twice, or a
-//! disk alarm blocks the producer. Each ends with the table equal to the org, both queues
+//! disk alarm blocks the producer; and a worker's dead letter under a disk alarm. Each ends with the table equal to the org, both queues
 //! empty and nothing dead-lettered; the producer exits 0 or, when its run failed, a second run
 //! completes the import from the watermark.
 //!
@@ -339,4 +339,98 @@ async fn a_disk_alarm_blocks_the_producer_which_waits_and_finishes() {
         !log.contains("Lost the broker"),
         "waiting while blocked is not a lost broker:\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_alarm_blocks_a_workers_dead_letters_which_wait_and_land() {
+    let _serial = SERIAL.lock().await;
+    let test = "worker-alarm";
+    let cluster = tokio::task::spawn_blocking(|| Cluster::start("worker-alarm", 5741))
+        .await
+        .unwrap();
+    let mut env = TestEnv::new().await.unwrap();
+    env.amqp_url = cluster.amqp_url.clone();
+    common::db::migrate(&env.pool).await.unwrap();
+    e2e::create_small_table(&env.pool, "Contact", "contact")
+        .await
+        .unwrap();
+    // A page with one record the worker must set aside, queued before any worker runs.
+    let good = serde_json::json!({"attributes": {"type": "Contact"}, "Id": "003000000000001AAA",
+        "LastName": "Stored", "SystemModstamp": "2024-01-01T00:00:00.000+0000", "IsDeleted": false});
+    let refused = serde_json::json!({"attributes": {"type": "Contact"}, "Id": "003000000000002AAA",
+        "LastName": "Refused", "SystemModstamp": "not a datetime", "IsDeleted": false});
+    env.publish_pages("Contact", uuid::Uuid::now_v7(), &[vec![good, refused]])
+        .await
+        .unwrap();
+    // Every publisher of the cluster is blocked from now on; consuming goes on.
+    cluster.disk_alarm(1, true).await;
+    let metrics = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let mut worker = env
+        .worker_process(
+            WORKER,
+            &["--prefetch", "1", "--concurrency", "1"],
+            &[
+                ("SFSYNC_CONFIRM_TIMEOUT", "2s".into()),
+                ("SFSYNC_METRICS_ADDR", metrics.to_string()),
+            ],
+            Stdio::piped(),
+        )
+        .unwrap();
+    let mut log = worker.stderr.take().unwrap();
+    let log = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = log.read_to_string(&mut text).await;
+        text
+    });
+    // The good record is stored; its page's dead letter waits for the broker.
+    env.wait_until("the good record stored", wait(), || async {
+        Ok(env.count_rows("contact").await? == 1)
+    })
+    .await
+    .unwrap();
+    env.wait_until(
+        "sfsync_broker_blocked 1",
+        Duration::from_secs(30),
+        || async {
+            let text = e2e::scrape::scrape(metrics).await.unwrap_or_default();
+            Ok(e2e::scrape::sample(&text, "sfsync_broker_blocked", &[]) == Some(1.0))
+        },
+    )
+    .await
+    .unwrap();
+    // Blocked for several confirm timeouts: the letter waits, it is not given up on.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    cluster.disk_alarm(1, false).await;
+    let letters = env.dead_letters_when(1).await.unwrap();
+    assert_eq!(letters.len(), 1, "one dead letter");
+    assert_eq!(
+        letters[0].info.sfid.as_deref(),
+        Some("003000000000002AAA"),
+        "the refused record's letter"
+    );
+    env.wait_until("the page acked", wait(), || async {
+        Ok(env.queue_depth(common::topology::WORK_QUEUE).await? == 0)
+    })
+    .await
+    .unwrap();
+    e2e::sigterm(&worker);
+    let status = tokio::time::timeout(wait(), worker.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "the worker stops cleanly: {status}");
+    let log = log.await.unwrap();
+    assert_eq!(
+        log.matches("RabbitMQ blocked publishing").count(),
+        1,
+        "the block is logged once:\n{log}"
+    );
+    assert!(
+        !log.contains("Sending dead letters failed"),
+        "waiting while blocked is not a failed letter:\n{log}"
+    );
+    println!("{test}: the dead letter waited out an 8 s disk alarm and landed; the page was acked");
 }
