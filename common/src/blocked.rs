@@ -97,12 +97,10 @@ impl BlockWatch {
         Self(rx)
     }
 
-    /// A watch that is never blocked (for a connection nobody publishes on, and tests).
+    /// A watch that is never blocked (for a connection nobody publishes on, and tests). Its
+    /// sender is gone, so [`changed`](Self::changed) returns `false` at once: nothing to follow.
     pub fn never() -> Self {
-        let (tx, rx) = watch::channel(State::default());
-        // Kept open: a closed sender would make `changed` return at once.
-        std::mem::forget(tx);
-        Self(rx)
+        Self(watch::channel(State::default()).1)
     }
 
     /// Whether publishing is blocked now.

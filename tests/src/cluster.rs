@@ -51,33 +51,16 @@ impl Cluster {
 
     /// Runs the script; panics with its output if it fails.
     fn script(&self, args: &[&str]) -> Output {
-        let out = self
-            .command(args)
-            .output()
-            .expect("scripts/rabbitmq-cluster runs");
-        assert!(
-            out.status.success(),
-            "scripts/rabbitmq-cluster {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+        let out = self.command(args).output();
+        succeeded(args, out)
     }
 
     /// Runs the script off the async runtime (a node start takes seconds).
     async fn script_async(&self, args: &[&str]) -> Output {
-        let mut command = tokio::process::Command::from(self.command(args));
-        let out = command
+        let out = tokio::process::Command::from(self.command(args))
             .output()
-            .await
-            .expect("scripts/rabbitmq-cluster runs");
-        assert!(
-            out.status.success(),
-            "scripts/rabbitmq-cluster {args:?} failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out
+            .await;
+        succeeded(args, out)
     }
 
     /// `kill -9` of node `node`'s Erlang VM.
@@ -159,6 +142,18 @@ impl Cluster {
         }
         panic!("no node of the cluster answers list_connections");
     }
+}
+
+/// The script's output; panics with it unless the script ran and succeeded.
+fn succeeded(args: &[&str], out: std::io::Result<Output>) -> Output {
+    let out = out.expect("scripts/rabbitmq-cluster runs");
+    assert!(
+        out.status.success(),
+        "scripts/rabbitmq-cluster {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
 }
 
 impl Drop for Cluster {

@@ -210,6 +210,26 @@ impl Drill {
     }
 }
 
+/// A free address of 127.0.0.1, for a process's metrics.
+fn free_addr() -> std::net::SocketAddr {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap()
+}
+
+/// Waits until the process serving metrics on `metrics` says the broker blocks it.
+async fn wait_blocked(env: &TestEnv, metrics: std::net::SocketAddr) {
+    env.wait_until(
+        "sfsync_broker_blocked 1",
+        Duration::from_secs(30),
+        || async {
+            let text = e2e::scrape::scrape(metrics).await.unwrap_or_default();
+            Ok(e2e::scrape::sample(&text, "sfsync_broker_blocked", &[]) == Some(1.0))
+        },
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_node_that_leads_the_work_queue_loses_nothing() {
     let _serial = SERIAL.lock().await;
@@ -281,10 +301,7 @@ async fn a_disk_alarm_blocks_the_producer_which_waits_and_finishes() {
     let _serial = SERIAL.lock().await;
     let test = "disk-alarm";
     let drill = Drill::start(test, 5731).await;
-    let metrics = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let metrics = free_addr();
     // A confirm timeout far shorter than the alarm: waiting while blocked must not count.
     let producer = drill.producer(
         true,
@@ -297,16 +314,7 @@ async fn a_disk_alarm_blocks_the_producer_which_waits_and_finishes() {
     let node = drill.cluster.nodes_of("sfsync-producer").await[0];
     drill.cluster.disk_alarm(node, true).await;
     let env = &drill.env;
-    env.wait_until(
-        "sfsync_broker_blocked 1",
-        Duration::from_secs(30),
-        || async {
-            let text = e2e::scrape::scrape(metrics).await.unwrap_or_default();
-            Ok(e2e::scrape::sample(&text, "sfsync_broker_blocked", &[]) == Some(1.0))
-        },
-    )
-    .await
-    .unwrap();
+    wait_blocked(env, metrics).await;
     // `producer status` says why the run does not move.
     let status = e2e::binary::run(PRODUCER, &["status"], env, &[], Duration::from_secs(60)).await;
     assert!(status.success, "{}", status.stderr);
@@ -364,10 +372,7 @@ async fn a_disk_alarm_blocks_a_workers_dead_letters_which_wait_and_land() {
         .unwrap();
     // Every publisher of the cluster is blocked from now on; consuming goes on.
     cluster.disk_alarm(1, true).await;
-    let metrics = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap()
-    };
+    let metrics = free_addr();
     let mut worker = env
         .worker_process(
             WORKER,
@@ -391,16 +396,7 @@ async fn a_disk_alarm_blocks_a_workers_dead_letters_which_wait_and_land() {
     })
     .await
     .unwrap();
-    env.wait_until(
-        "sfsync_broker_blocked 1",
-        Duration::from_secs(30),
-        || async {
-            let text = e2e::scrape::scrape(metrics).await.unwrap_or_default();
-            Ok(e2e::scrape::sample(&text, "sfsync_broker_blocked", &[]) == Some(1.0))
-        },
-    )
-    .await
-    .unwrap();
+    wait_blocked(&env, metrics).await;
     // Blocked for several confirm timeouts: the letter waits, it is not given up on.
     tokio::time::sleep(Duration::from_secs(8)).await;
     cluster.disk_alarm(1, false).await;
